@@ -1,0 +1,142 @@
+//! Command-line arguments (clap derive). Parsing only: conversion to engine options is in
+//! `convert.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "vault", version, about = "Content-addressed, deduplicating backups", long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems."
+)]
+pub struct Cli {
+    /// Repository location [default: ~/.local/share/vault/repo, created on first snapshot]
+    #[arg(long, global = true, env = "VAULT_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// Where the local index cache lives [default: ~/.cache/vault]
+    #[arg(long, global = true, env = "VAULT_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but errors (and the ids a command creates)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository
+    Init(InitArgs),
+    /// Back up paths, standard input or command output into a new snapshot
+    Snapshot(SnapshotArgs),
+    /// List snapshots
+    List(ListArgs),
+    /// Restore a snapshot (or one path of it) into a directory
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Minimum chunk size for all sources (e.g. 16KiB) [default: per source kind, see --help]
+    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    pub chunk_min: Option<u32>,
+    /// Average chunk size for all sources [default: 16KiB for streams, 1MiB for files]
+    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    pub chunk_avg: Option<u32>,
+    /// Maximum chunk size for all sources
+    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    pub chunk_max: Option<u32>,
+    /// Compression of stored blobs: zstd:LEVEL (-7..22) or none
+    #[arg(long, value_name = "zstd:LEVEL|none", default_value = "zstd:1", value_parser = crate::convert::parse_compression)]
+    pub compression: vault_engine::Compression,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotFilterArgs {
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots with this label (repeatable: all must match)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::convert::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Only snapshots of this host
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Files and directories to back up (recorded by their absolute paths)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Back up standard input as one file (see --stdin-name)
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the --stdin file inside the snapshot, e.g. db/website.sql (stored at /db/website.sql)
+    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
+    pub stdin_name: String,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Label the snapshot (repeatable), e.g. --label app=website
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::convert::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Host name to record [default: this machine's]
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Skip paths matching GLOB (with a '/': the whole absolute path; without: the name)
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Read every file, even those unchanged since the parent snapshot
+    #[arg(long)]
+    pub force_read: bool,
+    /// Record this time instead of now (RFC 3339, e.g. 2026-01-31T23:00:00Z)
+    #[arg(long, value_name = "RFC3339", value_parser = crate::convert::parse_time)]
+    pub time: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH (e.g. latest:/srv/blobs)
+    #[arg(value_name = "SNAPSHOT[:SUBPATH]")]
+    pub snapshot: String,
+    /// Directory to restore into (created if missing; must be empty unless --overwrite)
+    #[arg(long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Restore only paths matching GLOB, e.g. '/srv/cms/**/*.jpg' (repeatable)
+    #[arg(long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+    /// Restore into a non-empty target, replacing what is in the way
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot id, unique id prefix or `latest`
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Path of a file inside the snapshot, e.g. /db/website.sql
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}

@@ -1,0 +1,66 @@
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::args::{Cli, ListArgs};
+use crate::convert;
+use crate::exit;
+use crate::output;
+
+pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
+    let repo = super::open(cli, false)?;
+    let filter = convert::filter(&args.filter);
+    let (snapshots, unreadable) = repo.snapshots()?;
+    for (name, error) in &unreadable {
+        eprintln!("vault: snapshot {name} cannot be read: {error}");
+    }
+    let shown: Vec<_> = snapshots
+        .iter()
+        .filter(|s| filter.matches(&s.manifest))
+        .collect();
+    if cli.json {
+        output::print_json(&Value::Array(
+            shown
+                .iter()
+                .map(|s| output::snapshot_json(&s.id, &s.manifest))
+                .collect(),
+        ));
+    } else {
+        let rows: Vec<Vec<String>> = shown
+            .iter()
+            .map(|s| {
+                let m = &s.manifest;
+                let labels: Vec<String> =
+                    m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vec![
+                    s.id.short(),
+                    m.time.clone(),
+                    m.host.clone(),
+                    m.tags.join(","),
+                    labels.join(","),
+                    output::bytes(m.summary.bytes_total),
+                    if m.complete {
+                        String::new()
+                    } else {
+                        "incomplete".into()
+                    },
+                    m.paths.join(" "),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            output::table(
+                &["ID", "Time", "Host", "Tags", "Labels", "Size", "State", "Paths"],
+                &rows
+            )
+        );
+        if !cli.quiet {
+            println!("{} snapshots", rows.len());
+        }
+    }
+    Ok(if unreadable.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}

@@ -1,0 +1,84 @@
+//! One module per subcommand, plus opening the repository the global options name.
+
+mod dump;
+mod init;
+mod list;
+mod restore;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use vault_engine::storage::LocalBackend;
+use vault_engine::{Error, Repository};
+
+use crate::args::{Cli, Command};
+
+pub fn run(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Init(args) => init::run(cli, args),
+        Command::Snapshot(args) => snapshot::run(cli, args),
+        Command::List(args) => list::run(cli, args),
+        Command::Restore(args) => restore::run(cli, args),
+        Command::Dump(args) => dump::run(cli, args),
+    }
+}
+
+/// The repository path: --repo / VAULT_REPO, or the default under the user's data directory.
+pub fn repo_path(cli: &Cli) -> Result<(PathBuf, bool)> {
+    match &cli.repo {
+        Some(path) => Ok((path.clone(), false)),
+        None => {
+            let data = dirs::data_dir()
+                .context("cannot find the user's data directory; pass --repo PATH")?;
+            Ok((data.join("vault").join("repo"), true))
+        }
+    }
+}
+
+pub fn cache_root(cli: &Cli) -> Result<PathBuf> {
+    match &cli.cache_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(dirs::cache_dir()
+            .context("cannot find the user's cache directory; pass --cache-dir DIR")?
+            .join("vault")),
+    }
+}
+
+/// Opens the repository; with `create_default`, the default repository is created on first use.
+pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
+    let (path, is_default) = repo_path(cli)?;
+    let cache = cache_root(cli)?;
+    let backend = Arc::new(LocalBackend::new(&path));
+    let repo = match Repository::open(backend.clone(), &cache) {
+        Err(Error::NotARepository { .. }) if create_default && is_default => {
+            if !cli.quiet {
+                eprintln!(
+                    "vault: creating the default repository at {}",
+                    path.display()
+                );
+            }
+            match Repository::init(backend.clone(), &cache, &Default::default()) {
+                // Another vault created it at the same moment.
+                Err(Error::AlreadyExists { .. }) => Repository::open(backend, &cache)?,
+                other => other?,
+            }
+        }
+        other => other?,
+    };
+    if !cli.quiet {
+        for notice in repo.notices() {
+            eprintln!("vault: {notice}");
+        }
+    }
+    Ok(repo)
+}
+
+/// Splits `SNAPSHOT[:SUBPATH]`.
+pub fn split_snapshot_arg(text: &str) -> (&str, Option<&str>) {
+    match text.split_once(':') {
+        Some((snapshot, path)) => (snapshot, Some(path)),
+        None => (text, None),
+    }
+}

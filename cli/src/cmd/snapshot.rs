@@ -1,0 +1,70 @@
+use anyhow::Result;
+use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
+
+use crate::args::{Cli, SnapshotArgs};
+use crate::exit;
+use crate::output;
+use crate::progress::Display;
+
+pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
+    let repo = super::open(cli, true)?;
+    let mut streams = Vec::new();
+    if args.stdin {
+        streams.push(StreamSource {
+            name: args.stdin_name.clone(),
+            kind: "stdin",
+            command: None,
+            reader: Box::new(std::io::stdin()),
+            finish: None,
+        });
+    }
+    let options = SnapshotOptions {
+        streams,
+        paths: args.paths.clone(),
+        tags: args.tags.clone(),
+        labels: args.labels.clone(),
+        host: args.host.clone(),
+        excludes: args.excludes.clone(),
+        force_read: args.force_read,
+        time: args.time,
+    };
+    let display = Display::new(cli.quiet, "snapshot");
+    let result = snapshot::run(&repo, options, &display);
+    display.finish();
+    let report = result?;
+    let m = &report.manifest;
+    let s = &m.summary;
+    if cli.json {
+        output::print_json(&output::snapshot_json(&report.id, m));
+    } else {
+        println!("{}", report.id);
+        if !cli.quiet {
+            eprintln!(
+                "snapshot {} saved{}: {} files ({} unchanged), {} dirs; read {}, added {} ({} of {} chunks new) in {:.1}s",
+                report.id.short(),
+                if m.complete { "" } else { " INCOMPLETE" },
+                s.files,
+                s.files_unchanged,
+                s.dirs,
+                output::bytes(s.bytes_read),
+                output::bytes(s.bytes_added),
+                s.chunks_new,
+                s.chunks_total,
+                s.duration_secs
+            );
+        }
+    }
+    if m.complete {
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "vault: snapshot {} is incomplete: {} source problem(s):",
+            report.id.short(),
+            s.errors.len()
+        );
+        for problem in &s.errors {
+            eprintln!("  {}: {}", problem.path, problem.reason);
+        }
+        Ok(exit::PROBLEMS)
+    }
+}

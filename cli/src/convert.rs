@@ -1,0 +1,87 @@
+//! Argument values -> engine types.
+
+use vault_engine::{Compression, SnapshotFilter};
+
+use crate::args::SnapshotFilterArgs;
+
+/// Parses `4096`, `64KiB`, `1MiB`, `64K`, `1M`, `1G` (binary units).
+pub fn parse_size(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 64KiB or 1MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    u32::try_from(number * factor).map_err(|_| format!("{text:?} is too large"))
+}
+
+pub fn parse_compression(text: &str) -> Result<Compression, String> {
+    let compression = match text {
+        "none" => Compression::None,
+        _ => {
+            let level = text
+                .strip_prefix("zstd:")
+                .or_else(|| (text == "zstd").then_some("3"))
+                .ok_or_else(|| format!("{text:?}: use zstd:LEVEL or none"))?;
+            Compression::Zstd {
+                level: level
+                    .parse()
+                    .map_err(|_| format!("{level:?} is not a zstd level"))?,
+            }
+        }
+    };
+    compression.validate()?;
+    Ok(compression)
+}
+
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?}: labels are KEY=VALUE")),
+    }
+}
+
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+    text.parse()
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+pub fn filter(args: &SnapshotFilterArgs) -> SnapshotFilter {
+    SnapshotFilter {
+        host: args.host.clone(),
+        tags: args.tags.clone(),
+        labels: args.labels.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("8GiB").is_err());
+    }
+
+    #[test]
+    fn compression() {
+        assert_eq!(
+            parse_compression("zstd:3"),
+            Ok(Compression::Zstd { level: 3 })
+        );
+        assert_eq!(parse_compression("none"), Ok(Compression::None));
+        assert!(parse_compression("zstd:99").is_err());
+        assert!(parse_compression("gzip").is_err());
+    }
+}

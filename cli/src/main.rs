@@ -1,0 +1,19 @@
+//! The `vault` command. Thin: parses arguments, calls the engine, renders its reports.
+
+mod args;
+mod cmd;
+mod convert;
+mod exit;
+mod output;
+mod progress;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    let code = match cmd::run(&cli) {
+        Ok(code) => code,
+        Err(error) => exit::report(&error),
+    };
+    std::process::exit(code);
+}

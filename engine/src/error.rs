@@ -1,0 +1,135 @@
+//! Engine errors.
+//!
+//! Policy: every variant carries what an operator needs to act (the path, the object kind and id,
+//! the offset). The engine never prints; the CLI renders an error as one line and maps
+//! [`Error::kind`] to an exit code. Problems with individual *source* files during a snapshot are
+//! not errors: they are data in the snapshot summary (the snapshot is marked incomplete).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::format::DecodeError;
+
+/// What went wrong, coarsely, for exit codes and for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user asked for something that cannot be done as asked (bad argument, unknown snapshot).
+    Usage,
+    /// The repository is damaged or not a repository.
+    Repository,
+    /// An operating-system or storage failure (I/O, permissions, full disk).
+    Io,
+    /// A source (stdin, a command) failed in a way that must not produce a snapshot.
+    Source,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a vault repository (no config file); create one with `vault init`")]
+    NotARepository { path: PathBuf },
+    #[error("{path}: a repository already exists here")]
+    AlreadyExists { path: PathBuf },
+    #[error("{path}: repository format version {found} is not supported (this vault reads version {supported}); use a newer vault")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{object}: damaged: {source}")]
+    Damaged {
+        object: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{object}: damaged: {reason}")]
+    Corrupt { object: String, reason: String },
+    #[error(
+        "{kind} {id} is not in the index; the repository is missing data (run `vault verify`)"
+    )]
+    MissingBlob { kind: &'static str, id: String },
+    #[error("index {path}: {reason}")]
+    Index { path: PathBuf, reason: String },
+    #[error("no snapshot matches {wanted:?}; see `vault list`")]
+    NoSuchSnapshot { wanted: String },
+    #[error("snapshot prefix {wanted:?} is ambiguous; give more characters of the id")]
+    AmbiguousSnapshot { wanted: String },
+    #[error("{path:?} does not exist in snapshot {snapshot}")]
+    NoSuchPath { snapshot: String, path: String },
+    #[error("{path:?} in snapshot {snapshot} is not a regular file")]
+    NotAFile { snapshot: String, path: String },
+    #[error("{path}: target directory is not empty; pass --overwrite to restore into it")]
+    TargetNotEmpty { path: PathBuf },
+    #[error("{what}: {reason}")]
+    InvalidArgument { what: String, reason: String },
+    #[error("{name}: {reason}; nothing was committed")]
+    SourceFailed { name: String, reason: String },
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::NotARepository { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::Damaged { .. }
+            | Error::Corrupt { .. }
+            | Error::MissingBlob { .. }
+            | Error::Index { .. } => ErrorKind::Repository,
+            Error::AlreadyExists { .. }
+            | Error::NoSuchSnapshot { .. }
+            | Error::AmbiguousSnapshot { .. }
+            | Error::NoSuchPath { .. }
+            | Error::NotAFile { .. }
+            | Error::TargetNotEmpty { .. }
+            | Error::InvalidArgument { .. } => ErrorKind::Usage,
+            Error::SourceFailed { .. } => ErrorKind::Source,
+        }
+    }
+
+    /// True when the underlying cause is a full disk or exhausted quota.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn damaged(object: impl Into<String>, source: DecodeError) -> Self {
+        Error::Damaged {
+            object: object.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::io(path, source))
+    }
+}

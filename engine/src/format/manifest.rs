@@ -1,0 +1,99 @@
+//! Snapshot manifests: one small sealed file per snapshot, named by its own BLAKE3 digest.
+//!
+//! The manifest is written last, after every pack it reaches is durable (invariant I3 in
+//! `format-spec/02-repository.md`), so a manifest's presence means the snapshot is whole.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{sealed, DecodeError, FORMAT_VERSION};
+use crate::id::{SnapshotId, TreeId};
+
+/// A problem with one source path, recorded in an incomplete snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceProblem {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What a snapshot run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSummary {
+    pub files: u64,
+    pub dirs: u64,
+    /// Files taken from the parent snapshot without reading them (size, mtime, ctime, inode equal).
+    pub files_unchanged: u64,
+    /// Total size of all regular files and streams in the snapshot.
+    pub bytes_total: u64,
+    /// Bytes actually read from sources.
+    pub bytes_read: u64,
+    /// Bytes of new blobs written to packs (after dedup and compression).
+    pub bytes_added: u64,
+    pub chunks_total: u64,
+    pub chunks_new: u64,
+    pub trees_new: u64,
+    pub duration_secs: f64,
+    pub errors: Vec<SourceProblem>,
+}
+
+/// One source of a snapshot, in the order they were taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// `path`, `stdin` or `command`.
+    pub kind: String,
+    /// Where the source lives inside the snapshot (absolute, `/`-separated).
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub host: String,
+    /// Snapshot paths of all sources, as shown by `vault list`.
+    pub paths: Vec<String>,
+    pub sources: Vec<SourceRecord>,
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Hex id of the root tree.
+    pub tree: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// False when any source problem was recorded (`summary.errors` is then non-empty).
+    pub complete: bool,
+    pub summary: SnapshotSummary,
+    pub program_version: String,
+}
+
+impl Manifest {
+    pub fn root(&self) -> Option<TreeId> {
+        TreeId::from_hex(&self.tree)
+    }
+}
+
+/// Returns the manifest file and its id.
+pub fn encode(manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
+    let payload = serde_json::to_vec(manifest).expect("manifest serializes");
+    let file = sealed::encode(sealed::SNAPSHOT_MAGIC, manifest.version, &payload);
+    (SnapshotId::digest(&file), file)
+}
+
+pub fn decode(data: &[u8]) -> Result<Manifest, DecodeError> {
+    let (version, payload) = sealed::decode(sealed::SNAPSHOT_MAGIC, data)?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let manifest: Manifest = serde_json::from_slice(payload)
+        .map_err(|e| DecodeError::invalid("manifest", e.to_string()))?;
+    if manifest.root().is_none() {
+        return Err(DecodeError::invalid(
+            "manifest",
+            "root tree id is not 64 hex characters",
+        ));
+    }
+    Ok(manifest)
+}

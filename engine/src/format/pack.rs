@@ -1,0 +1,373 @@
+//! Pack files: immutable containers of blobs with a self-describing trailer.
+//!
+//! ```text
+//! header:  "VAULTPAK" | version u32                                  (12 bytes)
+//! blobs:   stored bytes of each blob, back to back
+//! trailer: count u32 | count x entry (52 bytes) | blake3(count..entries)[32]
+//! footer:  trailer_len u32 | "VAULTEND"                              (12 bytes)
+//! entry:   id[32] | kind u8 | encoding u8 | reserved u16 = 0 | offset u64 | stored_len u32 | raw_len u32
+//! ```
+//! The pack's name is the BLAKE3 of the whole file. A blob is verified on read by decompressing
+//! it and comparing the BLAKE3 of the result with its id, so every byte of a pack is covered by a
+//! checksum: blob bytes by their id, the trailer by its own checksum, the whole by the name.
+
+use super::{check_limit, DecodeError, Put, Reader, FORMAT_VERSION};
+use crate::id::{BlobId, PackId};
+use crate::limits::{MAX_BLOBS_PER_PACK, MAX_BLOB_SIZE, MAX_PACK_SIZE};
+
+pub const HEADER_MAGIC: [u8; 8] = *b"VAULTPAK";
+pub const FOOTER_MAGIC: [u8; 8] = *b"VAULTEND";
+pub const HEADER_LEN: usize = 12;
+pub const FOOTER_LEN: usize = 12;
+pub const ENTRY_LEN: usize = 52;
+const CHECKSUM_LEN: usize = 32;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    /// A piece of file content.
+    Chunk = 0,
+    /// A tree object (one directory).
+    Tree = 1,
+    /// A chunk list (part of a large file's content list).
+    List = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Chunk),
+            1 => Some(Self::Tree),
+            2 => Some(Self::List),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chunk => "chunk",
+            Self::Tree => "tree",
+            Self::List => "chunk list",
+        }
+    }
+}
+
+/// How a blob's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Raw = 0,
+    Zstd = 1,
+}
+
+impl Encoding {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Raw),
+            1 => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// One trailer entry: where a blob sits in its pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub encoding: Encoding,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// Accumulates blobs into one pack in memory. Pure: the caller writes the bytes.
+pub struct PackBuilder {
+    data: Vec<u8>,
+    entries: Vec<BlobEntry>,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackBuilder {
+    pub fn new() -> Self {
+        let mut data = Vec::new();
+        data.extend_from_slice(&HEADER_MAGIC);
+        data.put_u32(FORMAT_VERSION);
+        PackBuilder {
+            data,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes the pack will have without its trailer.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn entries(&self) -> &[BlobEntry] {
+        &self.entries
+    }
+
+    pub fn add(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        encoding: Encoding,
+        raw_len: u32,
+        stored: &[u8],
+    ) {
+        let offset = self.data.len() as u64;
+        self.data.extend_from_slice(stored);
+        self.entries.push(BlobEntry {
+            id,
+            kind,
+            encoding,
+            offset,
+            stored_len: stored.len() as u32,
+            raw_len,
+        });
+    }
+
+    /// Appends trailer and footer; returns the pack's id, its bytes and its entries.
+    pub fn finish(mut self) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
+        let trailer = encode_trailer(&self.entries);
+        self.data.extend_from_slice(&trailer);
+        self.data.put_u32(trailer.len() as u32);
+        self.data.extend_from_slice(&FOOTER_MAGIC);
+        (PackId::digest(&self.data), self.data, self.entries)
+    }
+}
+
+pub fn encode_trailer(entries: &[BlobEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.len() * ENTRY_LEN + CHECKSUM_LEN);
+    out.put_u32(entries.len() as u32);
+    for e in entries {
+        out.extend_from_slice(&e.id.0);
+        out.put_u8(e.kind as u8);
+        out.put_u8(e.encoding as u8);
+        out.put_u16(0);
+        out.put_u64(e.offset);
+        out.put_u32(e.stored_len);
+        out.put_u32(e.raw_len);
+    }
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+/// Reads the footer (the last [`FOOTER_LEN`] bytes of a pack of `pack_size` bytes) and returns
+/// the trailer's length, checked to fit in the pack.
+pub fn decode_footer(footer: &[u8], pack_size: u64) -> Result<u32, DecodeError> {
+    check_limit("pack size", pack_size, MAX_PACK_SIZE)?;
+    let mut r = Reader::new(footer);
+    let trailer_len = r.u32()?;
+    if r.array::<8>()? != FOOTER_MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    r.finish()?;
+    let room = pack_size.saturating_sub((HEADER_LEN + FOOTER_LEN) as u64);
+    if trailer_len as u64 > room || (trailer_len as usize) < 4 + CHECKSUM_LEN {
+        return Err(DecodeError::invalid(
+            "trailer length",
+            format!("{trailer_len} does not fit a pack of {pack_size} bytes"),
+        ));
+    }
+    Ok(trailer_len)
+}
+
+/// Decodes a trailer of a pack of `pack_size` bytes and checks that every entry lies inside the
+/// blob area, in order, without overlap.
+pub fn decode_trailer(trailer: &[u8], pack_size: u64) -> Result<Vec<BlobEntry>, DecodeError> {
+    if trailer.len() < 4 + CHECKSUM_LEN {
+        return Err(DecodeError::Truncated {
+            offset: 0,
+            needed: 4 + CHECKSUM_LEN - trailer.len(),
+        });
+    }
+    let body = &trailer[..trailer.len() - CHECKSUM_LEN];
+    if blake3::hash(body).as_bytes()[..] != trailer[body.len()..] {
+        return Err(DecodeError::Checksum);
+    }
+    let mut r = Reader::new(body);
+    let count = r.u32()?;
+    check_limit("blob count", count as u64, MAX_BLOBS_PER_PACK as u64)?;
+    if r.remaining() != count as usize * ENTRY_LEN {
+        return Err(DecodeError::invalid(
+            "trailer",
+            format!(
+                "{count} entries need {} bytes, found {}",
+                count as usize * ENTRY_LEN,
+                r.remaining()
+            ),
+        ));
+    }
+    let blob_end = pack_size
+        .checked_sub((trailer.len() + FOOTER_LEN) as u64)
+        .ok_or_else(|| DecodeError::invalid("trailer", "larger than its pack"))?;
+    let mut next_free = HEADER_LEN as u64;
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let id = BlobId(r.array()?);
+        let kind = BlobKind::from_u8(r.u8()?)
+            .ok_or_else(|| DecodeError::invalid("blob kind", "unknown"))?;
+        let encoding = Encoding::from_u8(r.u8()?)
+            .ok_or_else(|| DecodeError::invalid("blob encoding", "unknown"))?;
+        if r.u16()? != 0 {
+            return Err(DecodeError::invalid(
+                "trailer entry",
+                "reserved bytes are not zero",
+            ));
+        }
+        let offset = r.u64()?;
+        let stored_len = r.u32()?;
+        let raw_len = r.u32()?;
+        check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
+        let end = offset
+            .checked_add(stored_len as u64)
+            .ok_or_else(|| DecodeError::invalid("blob offset", "overflows"))?;
+        if offset < next_free || end > blob_end {
+            return Err(DecodeError::invalid(
+                "blob location",
+                format!("{offset}+{stored_len} overlaps or lies outside the blob area"),
+            ));
+        }
+        if encoding == Encoding::Raw && stored_len != raw_len {
+            return Err(DecodeError::invalid(
+                "raw blob",
+                "stored length differs from raw length",
+            ));
+        }
+        next_free = end;
+        entries.push(BlobEntry {
+            id,
+            kind,
+            encoding,
+            offset,
+            stored_len,
+            raw_len,
+        });
+    }
+    r.finish()?;
+    Ok(entries)
+}
+
+/// Checks a pack header (the first [`HEADER_LEN`] bytes).
+pub fn decode_header(header: &[u8]) -> Result<(), DecodeError> {
+    let mut r = Reader::new(header);
+    if r.array::<8>()? != HEADER_MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = r.u32()?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    r.finish()
+}
+
+/// Decodes a whole pack file: header, footer and trailer.
+pub fn decode_pack(data: &[u8]) -> Result<Vec<BlobEntry>, DecodeError> {
+    if data.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(DecodeError::Truncated {
+            offset: data.len(),
+            needed: HEADER_LEN + FOOTER_LEN - data.len(),
+        });
+    }
+    decode_header(&data[..HEADER_LEN])?;
+    let size = data.len() as u64;
+    let trailer_len = decode_footer(&data[data.len() - FOOTER_LEN..], size)? as usize;
+    let start = data.len() - FOOTER_LEN - trailer_len;
+    decode_trailer(&data[start..data.len() - FOOTER_LEN], size)
+}
+
+/// Decompresses (if needed) a blob's stored bytes and checks length and digest against the
+/// entry. Returns the raw bytes.
+pub fn open_blob(
+    id: BlobId,
+    encoding: Encoding,
+    raw_len: u32,
+    stored: &[u8],
+) -> Result<Vec<u8>, DecodeError> {
+    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
+    let raw = match encoding {
+        Encoding::Raw => stored.to_vec(),
+        Encoding::Zstd => zstd::bulk::decompress(stored, raw_len as usize)
+            .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))?,
+    };
+    if raw.len() != raw_len as usize {
+        return Err(DecodeError::invalid(
+            "blob length",
+            format!("decoded {} bytes, trailer says {raw_len}", raw.len()),
+        ));
+    }
+    if blake3::hash(&raw).as_bytes() != &id.0 {
+        return Err(DecodeError::Checksum);
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn build(blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
+        let mut b = PackBuilder::new();
+        for blob in blobs {
+            let id = BlobId(*blake3::hash(blob).as_bytes());
+            let z = zstd::bulk::compress(blob, 1).unwrap();
+            b.add(id, BlobKind::Chunk, Encoding::Zstd, blob.len() as u32, &z);
+        }
+        b.finish()
+    }
+
+    proptest! {
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 0..20)) {
+            let (id, data, entries) = build(&blobs);
+            prop_assert_eq!(PackId::digest(&data), id);
+            let decoded = decode_pack(&data).unwrap();
+            prop_assert_eq!(&decoded, &entries);
+            for (e, blob) in decoded.iter().zip(&blobs) {
+                let stored = &data[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+                prop_assert_eq!(&open_blob(e.id, e.encoding, e.raw_len, stored).unwrap(), blob);
+            }
+        }
+
+        #[test]
+        fn decode_pack_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode_pack(&data);
+        }
+    }
+
+    #[test]
+    fn flipped_trailer_byte_is_detected() {
+        let (_, data, _) = build(&[b"hello world".to_vec(), vec![7u8; 5000]]);
+        let trailer_start = data.len() - FOOTER_LEN - (4 + 2 * ENTRY_LEN + 32);
+        for i in trailer_start..data.len() {
+            let mut bad = data.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_pack(&bad).is_err(), "flip at {i} undetected");
+        }
+    }
+
+    #[test]
+    fn flipped_blob_byte_is_detected() {
+        let blob = b"some compressible text some compressible text".repeat(20);
+        let (_, data, entries) = build(std::slice::from_ref(&blob));
+        let e = entries[0];
+        for i in e.offset..e.offset + e.stored_len as u64 {
+            let mut bad = data.clone();
+            bad[i as usize] ^= 0x04;
+            let stored = &bad[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+            assert!(open_blob(e.id, e.encoding, e.raw_len, stored).is_err());
+        }
+    }
+}

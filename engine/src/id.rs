@@ -1,0 +1,193 @@
+//! Typed 32-byte identifiers.
+//!
+//! Every object in a repository is named by a 32-byte digest. The newtypes keep a chunk id from
+//! being passed where a pack id is expected; [`BlobId`] is the kind-neutral name a pack trailer
+//! and the index use for any blob (a chunk, a tree or a chunk list).
+
+use std::fmt;
+
+/// Length in bytes of every identifier.
+pub const ID_LEN: usize = 32;
+
+macro_rules! define_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; ID_LEN]);
+
+        impl $name {
+            /// The raw digest bytes.
+            pub fn as_bytes(&self) -> &[u8; ID_LEN] {
+                &self.0
+            }
+
+            /// Lower-case hexadecimal, 64 characters.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses exactly 64 hexadecimal characters.
+            pub fn from_hex(text: &str) -> Option<Self> {
+                let mut bytes = [0u8; ID_LEN];
+                hex::decode_to_slice(text, &mut bytes).ok()?;
+                Some(Self(bytes))
+            }
+
+            /// The first 8 bytes as 16 hex characters, for human output.
+            pub fn short(&self) -> String {
+                hex::encode(&self.0[..8])
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+    };
+}
+
+define_id!(
+    /// Name of any blob stored in a pack: BLAKE3 of its uncompressed bytes.
+    BlobId
+);
+define_id!(
+    /// A content chunk: BLAKE3 of the chunk's bytes.
+    ChunkId
+);
+define_id!(
+    /// A tree object (one directory): BLAKE3 of its encoded bytes.
+    TreeId
+);
+define_id!(
+    /// A chunk list (part of a large file's content list): BLAKE3 of its encoded bytes.
+    ListId
+);
+define_id!(
+    /// A pack file: BLAKE3 of the whole file.
+    PackId
+);
+define_id!(
+    /// A snapshot manifest: BLAKE3 of the whole manifest file.
+    SnapshotId
+);
+define_id!(
+    /// A repository: 32 random bytes chosen at `init`.
+    RepositoryId
+);
+
+macro_rules! blob_conversions {
+    ($($name:ident),*) => {$(
+        impl From<$name> for BlobId {
+            fn from(id: $name) -> BlobId {
+                BlobId(id.0)
+            }
+        }
+        impl $name {
+            /// Digest of `data` as this kind of id.
+            pub fn digest(data: &[u8]) -> Self {
+                Self(*blake3::hash(data).as_bytes())
+            }
+        }
+    )*};
+}
+blob_conversions!(ChunkId, TreeId, ListId);
+
+impl PackId {
+    /// Digest of a whole pack file.
+    pub fn digest(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+}
+
+impl SnapshotId {
+    /// Digest of a whole manifest file.
+    pub fn digest(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+}
+
+impl RepositoryId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; ID_LEN];
+        getrandom::fill(&mut bytes).expect("the operating system random source failed");
+        Self(bytes)
+    }
+}
+
+/// Resolves a user-supplied id or unique prefix (at least 4 hex characters) against a list.
+pub fn resolve_prefix<T: Copy>(
+    prefix: &str,
+    candidates: impl IntoIterator<Item = T>,
+    hex_of: impl Fn(&T) -> String,
+) -> PrefixMatch<T> {
+    let wanted = prefix.to_ascii_lowercase();
+    if wanted.len() < 4 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return PrefixMatch::Invalid;
+    }
+    let mut found = None;
+    for candidate in candidates {
+        if hex_of(&candidate).starts_with(&wanted) {
+            if found.is_some() {
+                return PrefixMatch::Ambiguous;
+            }
+            found = Some(candidate);
+        }
+    }
+    match found {
+        Some(id) => PrefixMatch::One(id),
+        None => PrefixMatch::None,
+    }
+}
+
+/// Result of [`resolve_prefix`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrefixMatch<T> {
+    One(T),
+    None,
+    Ambiguous,
+    Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let id = ChunkId::digest(b"hello");
+        assert_eq!(ChunkId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(ChunkId::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn prefix_resolution() {
+        let a = SnapshotId([0xab; 32]);
+        let b = SnapshotId([0xac; 32]);
+        let all = [a, b];
+        assert_eq!(
+            resolve_prefix("abab", all, |i| i.to_hex()),
+            PrefixMatch::One(a)
+        );
+        assert_eq!(
+            resolve_prefix("aaaa", all, |i| i.to_hex()),
+            PrefixMatch::None
+        );
+        assert_eq!(
+            resolve_prefix("ab", all, |i| i.to_hex()),
+            PrefixMatch::Invalid
+        );
+        let c = SnapshotId([0xab; 32]);
+        assert_eq!(
+            resolve_prefix("abab", [a, c], |i| i.to_hex()),
+            PrefixMatch::Ambiguous
+        );
+    }
+}

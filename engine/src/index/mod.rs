@@ -1,0 +1,258 @@
+//! The index: blob id -> location (pack, offset, lengths). A cache of what the pack trailers say.
+//!
+//! Wraps redb completely; nothing outside this module names a redb type. The database lives in
+//! the local cache directory, outside the repository, and is opened in redb's multi-writer mode
+//! so that several vault processes can use one repository at once. Losing or corrupting it loses
+//! nothing: [`rebuild::sync`] brings it in line with the packs that exist, reading only the
+//! trailers of packs it does not know yet.
+
+pub mod rebuild;
+mod tables;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::error::{Error, Result};
+use crate::format::pack::{BlobEntry, BlobKind, Encoding};
+use crate::id::{BlobId, PackId};
+use tables::*;
+
+/// Where a blob can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub kind: BlobKind,
+    pub encoding: Encoding,
+}
+
+/// A known pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackRecord {
+    pub id: PackId,
+    pub size: u64,
+    pub blobs: u32,
+}
+
+pub struct Index {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+fn index_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Index {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl Index {
+    /// Opens (creating if needed) the index database at `path`.
+    pub fn open(path: &Path) -> Result<Index> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(path)
+            .map_err(|e| index_error(path, e))?;
+        let index = Index {
+            db,
+            path: path.to_path_buf(),
+        };
+        index.ensure_tables()?;
+        Ok(index)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        index_error(&self.path, e)
+    }
+
+    fn ensure_tables(&self) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let layout = meta
+                .get("layout")
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value());
+            match layout {
+                Some(LAYOUT_VERSION) => {}
+                Some(other) => return Err(self.err(format!("cache layout {other} is not {LAYOUT_VERSION}; delete the index file to rebuild it"))),
+                None => {
+                    meta.insert("layout", LAYOUT_VERSION).map_err(|e| self.err(e))?;
+                }
+            }
+            txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            txn.open_table(PACKS).map_err(|e| self.err(e))?;
+            txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// A consistent read view for many lookups.
+    pub fn reader(&self) -> Result<IndexReader<'_>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        let packs = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        Ok(IndexReader {
+            index: self,
+            blobs,
+            packs,
+            pack_cache: Default::default(),
+        })
+    }
+
+    /// Records a durable pack and its blobs. Blobs already indexed elsewhere keep their location.
+    /// Adding a pack that is already known does nothing.
+    pub fn add_packs(&self, packs: &[(PackId, u64, Vec<BlobEntry>)]) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+            let mut pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+            let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            for (pack, size, entries) in packs {
+                if numbers.get(pack.0).map_err(|e| self.err(e))?.is_some() {
+                    continue;
+                }
+                let next = pack_table
+                    .last()
+                    .map_err(|e| self.err(e))?
+                    .map(|(k, _)| k.value() + 1)
+                    .unwrap_or(0);
+                numbers.insert(pack.0, next).map_err(|e| self.err(e))?;
+                let value = PackValue {
+                    id: *pack,
+                    size: *size,
+                    blobs: entries.len() as u32,
+                };
+                pack_table
+                    .insert(next, value.encode())
+                    .map_err(|e| self.err(e))?;
+                for entry in entries {
+                    if blobs
+                        .get(key(&entry.id))
+                        .map_err(|e| self.err(e))?
+                        .is_none()
+                    {
+                        blobs
+                            .insert(key(&entry.id), BlobValue::from_entry(next, entry).encode())
+                            .map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every pack the index knows, by id.
+    pub fn packs(&self) -> Result<HashMap<PackId, PackRecord>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            let v = PackValue::decode(&v.value());
+            out.insert(
+                v.id,
+                PackRecord {
+                    id: v.id,
+                    size: v.size,
+                    blobs: v.blobs,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Number of indexed blobs.
+    pub fn blob_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        table.len().map_err(|e| self.err(e))
+    }
+
+    /// Empties every table (before a full rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
+        txn.delete_table(PACKS).map_err(|e| self.err(e))?;
+        txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+        txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+/// A read transaction over the index. Cheap lookups; sees the index as of its creation.
+pub struct IndexReader<'a> {
+    index: &'a Index,
+    blobs: redb::ReadOnlyTable<[u8; 32], [u8; 22]>,
+    packs: redb::ReadOnlyTable<u32, [u8; 44]>,
+    pack_cache: std::cell::RefCell<HashMap<u32, PackId>>,
+}
+
+impl IndexReader<'_> {
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        Ok(self
+            .blobs
+            .get(key(id))
+            .map_err(|e| self.index.err(e))?
+            .is_some())
+    }
+
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let Some(raw) = self.blobs.get(key(id)).map_err(|e| self.index.err(e))? else {
+            return Ok(None);
+        };
+        let v = BlobValue::decode(&raw.value()).ok_or_else(|| {
+            self.index
+                .err("undecodable blob entry; run `vault index rebuild`")
+        })?;
+        let pack = self.pack_id(v.pack)?;
+        Ok(Some(BlobLocation {
+            pack,
+            offset: v.offset,
+            stored_len: v.stored_len,
+            raw_len: v.raw_len,
+            kind: v.kind,
+            encoding: v.encoding,
+        }))
+    }
+
+    fn pack_id(&self, number: u32) -> Result<PackId> {
+        if let Some(id) = self.pack_cache.borrow().get(&number) {
+            return Ok(*id);
+        }
+        let raw = self
+            .packs
+            .get(number)
+            .map_err(|e| self.index.err(e))?
+            .ok_or_else(|| {
+                self.index.err(format!(
+                    "pack number {number} missing; run `vault index rebuild`"
+                ))
+            })?;
+        let id = PackValue::decode(&raw.value()).id;
+        self.pack_cache.borrow_mut().insert(number, id);
+        Ok(id)
+    }
+}

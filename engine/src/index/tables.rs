@@ -1,0 +1,94 @@
+//! redb table definitions and their fixed-size value encodings.
+
+use redb::TableDefinition;
+
+use crate::format::pack::{BlobEntry, BlobKind, Encoding};
+use crate::id::{BlobId, PackId};
+
+/// blob id -> [`BlobValue`] (22 bytes).
+pub const BLOBS: TableDefinition<[u8; 32], [u8; 22]> = TableDefinition::new("blobs");
+/// pack number -> [`PackValue`] (44 bytes). Pack numbers keep blob values small.
+pub const PACKS: TableDefinition<u32, [u8; 44]> = TableDefinition::new("packs");
+/// pack id -> pack number.
+pub const PACK_NUMBERS: TableDefinition<[u8; 32], u32> = TableDefinition::new("pack_numbers");
+/// Cache bookkeeping: `layout` (u64 version of this table layout).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Version of the table layout above; a cache with another layout is rebuilt.
+pub const LAYOUT_VERSION: u64 = 1;
+
+/// Where a blob lives: pack number, offset, lengths, kind and encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobValue {
+    pub pack: u32,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub kind: BlobKind,
+    pub encoding: Encoding,
+}
+
+impl BlobValue {
+    pub fn from_entry(pack: u32, e: &BlobEntry) -> Self {
+        BlobValue {
+            pack,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+            kind: e.kind,
+            encoding: e.encoding,
+        }
+    }
+
+    pub fn encode(&self) -> [u8; 22] {
+        let mut out = [0u8; 22];
+        out[0..4].copy_from_slice(&self.pack.to_le_bytes());
+        out[4..12].copy_from_slice(&self.offset.to_le_bytes());
+        out[12..16].copy_from_slice(&self.stored_len.to_le_bytes());
+        out[16..20].copy_from_slice(&self.raw_len.to_le_bytes());
+        out[20] = self.kind as u8;
+        out[21] = self.encoding as u8;
+        out
+    }
+
+    pub fn decode(v: &[u8; 22]) -> Option<Self> {
+        Some(BlobValue {
+            pack: u32::from_le_bytes(v[0..4].try_into().ok()?),
+            offset: u64::from_le_bytes(v[4..12].try_into().ok()?),
+            stored_len: u32::from_le_bytes(v[12..16].try_into().ok()?),
+            raw_len: u32::from_le_bytes(v[16..20].try_into().ok()?),
+            kind: BlobKind::from_u8(v[20])?,
+            encoding: Encoding::from_u8(v[21])?,
+        })
+    }
+}
+
+/// A pack's id, size and blob count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackValue {
+    pub id: PackId,
+    pub size: u64,
+    pub blobs: u32,
+}
+
+impl PackValue {
+    pub fn encode(&self) -> [u8; 44] {
+        let mut out = [0u8; 44];
+        out[0..32].copy_from_slice(&self.id.0);
+        out[32..40].copy_from_slice(&self.size.to_le_bytes());
+        out[40..44].copy_from_slice(&self.blobs.to_le_bytes());
+        out
+    }
+
+    pub fn decode(v: &[u8; 44]) -> Self {
+        PackValue {
+            id: PackId(v[0..32].try_into().expect("32 bytes")),
+            size: u64::from_le_bytes(v[32..40].try_into().expect("8 bytes")),
+            blobs: u32::from_le_bytes(v[40..44].try_into().expect("4 bytes")),
+        }
+    }
+}
+
+pub fn key(id: &BlobId) -> [u8; 32] {
+    id.0
+}

@@ -1,0 +1,38 @@
+//! vault's engine: a content-addressed, deduplicating backup repository.
+//!
+//! ```text
+//! sources ─► snapshot/ : walk → read → chunk → hash → dedup → compress ─► pack ─► index
+//!                                                              tree ────┘          │
+//!                                                           manifest (written last)┘
+//! repository ─► restore/ : manifest → trees → chunk lists → chunks (digest-checked) → target
+//! ```
+//!
+//! Layers (dependencies point down only):
+//! - operations: [`snapshot`], [`restore`]
+//! - state: [`repo`] (config, opening, reading objects), [`index`] (wraps redb completely)
+//! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
+//!   these two never import each other
+//! - foundation: [`id`], [`error`], [`limits`], [`meta`], [`progress`]
+//!
+//! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
+
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod limits;
+pub mod meta;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshot;
+pub mod storage;
+
+pub use error::{Error, ErrorKind, Result};
+pub use format::config::{ChunkerConfig, ChunkerParams, Compression};
+pub use format::manifest::{Manifest, SnapshotSummary, SourceProblem};
+pub use id::{ChunkId, PackId, SnapshotId, TreeId};
+pub use progress::{NoProgress, Progress};
+pub use repo::{InitOptions, Repository, SnapshotFilter, SnapshotInfo};
+pub use restore::{RestoreOptions, RestoreReport};
+pub use snapshot::{SnapshotOptions, SnapshotReport, StreamSource};

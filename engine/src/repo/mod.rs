@@ -1,0 +1,328 @@
+//! Opening and creating repositories; reading blobs, trees and snapshot manifests.
+//!
+//! A [`Repository`] owns the storage backend, the decoded config and the local index cache.
+//! Opening one reads the config, opens the index and brings it up to date with the packs that
+//! exist (reading only trailers of packs it does not know): it never loads the whole index.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::config::{self, ChunkerConfig, ChunkerParams, Compression, Config};
+use crate::format::manifest::{self, Manifest};
+use crate::format::pack::{self, BlobKind};
+use crate::format::tree::{self, ChunkRef, Tree};
+use crate::format::FORMAT_VERSION;
+use crate::id::{resolve_prefix, BlobId, ListId, PrefixMatch, RepositoryId, SnapshotId, TreeId};
+use crate::index::rebuild::{self, SyncReport};
+use crate::index::{Index, IndexReader};
+use crate::storage::{is_not_found, Backend, ObjectKind};
+
+/// Settings fixed at `vault init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerConfig,
+    pub compression: Compression,
+    pub pack_target_size: u32,
+}
+
+impl Default for InitOptions {
+    /// Defaults chosen by measurement; see `format-spec/03-chunking.md`.
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerConfig {
+                stream: ChunkerParams {
+                    min: 4 << 10,
+                    avg: 16 << 10,
+                    max: 64 << 10,
+                },
+                file: ChunkerParams {
+                    min: 256 << 10,
+                    avg: 1 << 20,
+                    max: 4 << 20,
+                },
+            },
+            compression: Compression::Zstd { level: 1 },
+            pack_target_size: 16 << 20,
+        }
+    }
+}
+
+/// A snapshot manifest with its id.
+#[derive(Debug, Clone)]
+pub struct SnapshotInfo {
+    pub id: SnapshotId,
+    pub manifest: Manifest,
+}
+
+/// Which snapshots a command considers (`--host`, `--tag`, `--label`).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    pub host: Option<String>,
+    /// Every tag listed must be present.
+    pub tags: Vec<String>,
+    /// Every label listed must be present with this value.
+    pub labels: Vec<(String, String)>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, m: &Manifest) -> bool {
+        self.host.as_ref().is_none_or(|h| &m.host == h)
+            && self.tags.iter().all(|t| m.tags.contains(t))
+            && self.labels.iter().all(|(k, v)| m.labels.get(k) == Some(v))
+    }
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    id: RepositoryId,
+    index: Index,
+    /// Things the operator should hear about (index rebuilt, unreadable packs), in order.
+    notices: Vec<String>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.backend.location())
+            .finish()
+    }
+}
+
+/// Path of the index cache of repository `id` under `cache_root`.
+pub fn index_path(cache_root: &Path, id: &RepositoryId) -> PathBuf {
+    cache_root.join(id.to_hex()).join("index.redb")
+}
+
+impl Repository {
+    /// Creates a repository. Fails with [`Error::AlreadyExists`] if one is there.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        cache_root: &Path,
+        options: &InitOptions,
+    ) -> Result<Repository> {
+        let id = RepositoryId::random();
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: id.to_hex(),
+            created: jiff::Timestamp::now().to_string(),
+            chunker: options.chunker.clone(),
+            compression: options.compression,
+            pack_target_size: options.pack_target_size,
+        };
+        config
+            .validate()
+            .map_err(|reason| Error::invalid("init", reason))?;
+        if backend.size(ObjectKind::Config, "config").is_ok() {
+            return Err(Error::AlreadyExists {
+                path: backend.location().into(),
+            });
+        }
+        backend.create()?;
+        // The config is written last: until it exists the location is not a repository.
+        match backend.write(ObjectKind::Config, "config", &config::encode(&config)) {
+            Err(Error::AlreadyExists { .. }) => {
+                return Err(Error::AlreadyExists {
+                    path: backend.location().into(),
+                })
+            }
+            other => other?,
+        }
+        Self::open(backend, cache_root)
+    }
+
+    /// Opens an existing repository and brings its index cache up to date.
+    pub fn open(backend: Arc<dyn Backend>, cache_root: &Path) -> Result<Repository> {
+        let bytes = match backend.read(ObjectKind::Config, "config") {
+            Ok(bytes) => bytes,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::NotARepository {
+                    path: backend.location().into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let config = config::decode(&bytes).map_err(|e| match e {
+            crate::format::DecodeError::Version(found) => Error::UnsupportedVersion {
+                path: format!("{}/config", backend.location()).into(),
+                found,
+                supported: FORMAT_VERSION,
+            },
+            other => Error::damaged(format!("{}/config", backend.location()), other),
+        })?;
+        let id = config.repository_id().expect("validated");
+        let path = index_path(cache_root, &id);
+        let mut notices = Vec::new();
+        let index = match Index::open(&path) {
+            Ok(index) => index,
+            Err(e) => {
+                // The index is a cache: a damaged one is replaced, never trusted.
+                notices.push(format!(
+                    "index cache {} was unusable ({e}); rebuilding it from the pack trailers",
+                    path.display()
+                ));
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                Index::open(&path)?
+            }
+        };
+        let mut repo = Repository {
+            backend,
+            config,
+            id,
+            index,
+            notices,
+        };
+        let report = repo.sync_index(false)?;
+        repo.note_sync(&report);
+        Ok(repo)
+    }
+
+    fn note_sync(&mut self, report: &SyncReport) {
+        if report.packs_vanished > 0 {
+            self.notices.push(format!(
+                "{} packs known to the index cache are gone; index rebuilt",
+                report.packs_vanished
+            ));
+        }
+        for (name, reason) in &report.unreadable {
+            self.notices
+                .push(format!("pack {name} could not be indexed: {reason}"));
+        }
+    }
+
+    /// Reads new pack trailers into the index; `full` rebuilds it from every trailer.
+    pub fn sync_index(&self, full: bool) -> Result<SyncReport> {
+        rebuild::sync(&self.index, self.backend.as_ref(), full)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn id(&self) -> RepositoryId {
+        self.id
+    }
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Reads, checks and decompresses one blob of the expected kind.
+    pub fn read_blob(
+        &self,
+        reader: &IndexReader<'_>,
+        id: BlobId,
+        kind: BlobKind,
+    ) -> Result<Vec<u8>> {
+        let loc = reader
+            .lookup(&id)?
+            .filter(|l| l.kind == kind)
+            .ok_or_else(|| Error::MissingBlob {
+                kind: kind.name(),
+                id: id.to_hex(),
+            })?;
+        let stored = self.backend.read_range(
+            ObjectKind::Pack,
+            &loc.pack.to_hex(),
+            loc.offset,
+            loc.stored_len as u64,
+        )?;
+        pack::open_blob(id, loc.encoding, loc.raw_len, &stored).map_err(|e| {
+            Error::damaged(
+                format!(
+                    "{} {} in pack {}",
+                    kind.name(),
+                    id.to_hex(),
+                    loc.pack.to_hex()
+                ),
+                e,
+            )
+        })
+    }
+
+    pub fn read_tree(&self, reader: &IndexReader<'_>, id: TreeId) -> Result<Tree> {
+        let raw = self.read_blob(reader, id.into(), BlobKind::Tree)?;
+        tree::decode_tree(&raw).map_err(|e| Error::damaged(format!("tree {}", id.to_hex()), e))
+    }
+
+    pub fn read_list(&self, reader: &IndexReader<'_>, id: ListId) -> Result<Vec<ChunkRef>> {
+        let raw = self.read_blob(reader, id.into(), BlobKind::List)?;
+        tree::decode_list(&raw)
+            .map_err(|e| Error::damaged(format!("chunk list {}", id.to_hex()), e))
+    }
+
+    pub fn read_snapshot(&self, id: SnapshotId) -> Result<Manifest> {
+        let name = id.to_hex();
+        let bytes = self.backend.read(ObjectKind::Snapshot, &name)?;
+        if SnapshotId::digest(&bytes) != id {
+            return Err(Error::Corrupt {
+                object: format!("snapshot {name}"),
+                reason: "content does not match its name".into(),
+            });
+        }
+        manifest::decode(&bytes).map_err(|e| Error::damaged(format!("snapshot {name}"), e))
+    }
+
+    /// Every snapshot, oldest first, plus the ones that could not be read (name, error).
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, Error)>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for info in self.backend.list(ObjectKind::Snapshot)? {
+            let Some(id) = SnapshotId::from_hex(&info.name) else {
+                continue;
+            };
+            match self.read_snapshot(id) {
+                Ok(manifest) => good.push(SnapshotInfo { id, manifest }),
+                Err(e) => bad.push((info.name, e)),
+            }
+        }
+        good.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
+        Ok((good, bad))
+    }
+
+    /// Resolves `latest` (newest matching `filter`), a full id or a unique prefix.
+    pub fn find_snapshot(&self, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
+        let (all, _) = self.snapshots()?;
+        if wanted == "latest" {
+            return all
+                .into_iter()
+                .rev()
+                .find(|s| filter.matches(&s.manifest))
+                .ok_or_else(|| Error::NoSuchSnapshot {
+                    wanted: wanted.into(),
+                });
+        }
+        match resolve_prefix(wanted, all.iter().map(|s| s.id), |id| id.to_hex()) {
+            PrefixMatch::One(id) => Ok(all
+                .into_iter()
+                .find(|s| s.id == id)
+                .expect("resolved from this list")),
+            PrefixMatch::Ambiguous => Err(Error::AmbiguousSnapshot {
+                wanted: wanted.into(),
+            }),
+            PrefixMatch::None | PrefixMatch::Invalid => Err(Error::NoSuchSnapshot {
+                wanted: wanted.into(),
+            }),
+        }
+    }
+
+    /// Writes a manifest (last step of a snapshot, invariant I3).
+    pub fn write_snapshot(&self, manifest: &Manifest) -> Result<SnapshotId> {
+        let (id, bytes) = manifest::encode(manifest);
+        match self
+            .backend
+            .write(ObjectKind::Snapshot, &id.to_hex(), &bytes)
+        {
+            Err(Error::AlreadyExists { .. }) => Ok(id),
+            other => other.map(|()| id),
+        }
+    }
+}

@@ -1,0 +1,807 @@
+//! The snapshot pipeline.
+//!
+//! ```text
+//! walk -> read -> chunk -> hash -> dedup -> compress ==channel==> pack (own thread) -> index
+//!                                                                   ^
+//!                         tree (file contents, directories, root) --+
+//! ```
+//! Directories are walked depth-first in parallel (rayon); within one file or stream, reading and
+//! cutting the next window overlaps hashing and compressing the current one (`rayon::join`), and
+//! hashing and compression are parallel across the chunks of a window. Only this module knows
+//! about the channel and the thread pool; each stage module sees just its own input and output.
+//!
+//! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
+//! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
+
+mod chunk;
+mod compress;
+mod dedup;
+mod hash;
+mod pack;
+mod read;
+mod tree;
+mod walk;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::format::config::{ChunkerProfile, Compression};
+use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
+use crate::format::pack::BlobKind;
+use crate::format::tree::{
+    encode_list, encode_tree, valid_name, ChunkRef, Entry, EntryKind, FileData, Tree,
+};
+use crate::format::FORMAT_VERSION;
+use crate::id::{BlobId, ChunkId, ListId, SnapshotId, TreeId};
+use crate::meta::{self, OwnerNames};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use chunk::Chunker;
+use dedup::Dedup;
+use pack::StoredBlob;
+use read::WindowReader;
+use tree::{ContentBuilder, RootBuilder};
+use walk::Excludes;
+
+pub use chunk::Chunker as ContentChunker;
+pub use compress::compress as compress_blob;
+
+/// A stream source: stdin or a command's stdout, stored as one file.
+pub struct StreamSource {
+    /// Path inside the snapshot, e.g. `db/website.sql` (stored at `/db/website.sql`).
+    pub name: String,
+    /// `stdin` or `command`.
+    pub kind: &'static str,
+    /// The command line, for `command` sources (recorded in the manifest).
+    pub command: Option<String>,
+    pub reader: Box<dyn Read + Send>,
+    /// Called after the stream's end; an error means the source failed and no snapshot may be
+    /// committed (e.g. a command's non-zero exit status).
+    pub finish: Option<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>>,
+}
+
+/// What to snapshot and how to label it.
+#[derive(Default)]
+pub struct SnapshotOptions {
+    /// Stream sources, taken first, in order.
+    pub streams: Vec<StreamSource>,
+    /// Filesystem paths, walked after the streams.
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    /// Defaults to the machine's host name.
+    pub host: Option<String>,
+    pub excludes: Vec<String>,
+    /// Read every file even when the parent snapshot says it is unchanged.
+    pub force_read: bool,
+    /// Defaults to now.
+    pub time: Option<jiff::Timestamp>,
+}
+
+/// A committed snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotReport {
+    pub id: SnapshotId,
+    pub manifest: Manifest,
+}
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    files_unchanged: AtomicU64,
+    bytes_total: AtomicU64,
+    bytes_read: AtomicU64,
+    chunks_total: AtomicU64,
+    chunks_new: AtomicU64,
+    trees_new: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A failure while taking a source's content: the source's fault, or the repository's.
+enum ContentError {
+    Source(io::Error),
+    Repository(Error),
+}
+
+impl From<Error> for ContentError {
+    fn from(e: Error) -> Self {
+        ContentError::Repository(e)
+    }
+}
+
+/// State shared by every stage of one snapshot run.
+struct Pipeline<'a> {
+    repo: &'a Repository,
+    dedup: &'a Dedup<'a>,
+    blobs: Sender<StoredBlob>,
+    compression: Compression,
+    stream_chunker: Chunker,
+    file_chunker: Chunker,
+    owners: OwnerNames,
+    excludes: Excludes,
+    force_read: bool,
+    progress: &'a dyn Progress,
+    problems: Mutex<Vec<SourceProblem>>,
+    counters: Counters,
+    /// (dev, inode) -> (size, mtime, ctime, content) of hard-linked files already read this run.
+    hardlinks: Mutex<HashMap<(u64, u64), FileData>>,
+    parent_root: Option<TreeId>,
+}
+
+fn packer_gone() -> Error {
+    Error::Corrupt {
+        object: "pack writer".into(),
+        reason: "stopped".into(),
+    }
+}
+
+fn lossy(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+impl Pipeline<'_> {
+    fn problem(&self, path: &Path, reason: impl std::fmt::Display) {
+        let reason = reason.to_string();
+        self.progress
+            .warning(&format!("{}: {reason}", path.display()));
+        self.problems.lock().unwrap().push(SourceProblem {
+            path: lossy(path),
+            reason,
+        });
+    }
+
+    /// Hash, dedup, compress and send the chunks of `data` cut at `lengths`.
+    fn store_chunks(&self, data: &[u8], lengths: &[u32]) -> Result<Vec<ChunkRef>> {
+        let offsets = hash::offsets(lengths);
+        let ids = hash::hash_chunks(data, &offsets, lengths);
+        let blob_ids: Vec<BlobId> = ids.iter().map(|&id| id.into()).collect();
+        let new = self.dedup.claim(&blob_ids)?;
+        let new_count = new.iter().filter(|&&n| n).count() as u64;
+        (0..ids.len())
+            .into_par_iter()
+            .filter(|&i| new[i])
+            .try_for_each(|i| {
+                let raw = &data[offsets[i]..offsets[i] + lengths[i] as usize];
+                let (encoding, bytes) = compress::compress(raw, self.compression);
+                let blob = StoredBlob {
+                    id: blob_ids[i],
+                    kind: BlobKind::Chunk,
+                    encoding,
+                    raw_len: lengths[i],
+                    bytes,
+                };
+                self.blobs.send(blob).map_err(|_| packer_gone())
+            })?;
+        add(&self.counters.chunks_total, ids.len() as u64);
+        add(&self.counters.chunks_new, new_count);
+        Ok(ids
+            .into_iter()
+            .zip(lengths)
+            .map(|(id, &len)| ChunkRef { id, len })
+            .collect())
+    }
+
+    /// Stores one metadata blob (tree or chunk list) unless the repository has it.
+    fn store_meta(&self, kind: BlobKind, raw: Vec<u8>) -> Result<BlobId> {
+        let id = BlobId(*blake3::hash(&raw).as_bytes());
+        if self.dedup.claim(&[id])?[0] {
+            if kind == BlobKind::Tree {
+                add(&self.counters.trees_new, 1);
+            }
+            let (encoding, bytes) = compress::compress(&raw, self.compression);
+            let blob = StoredBlob {
+                id,
+                kind,
+                encoding,
+                raw_len: raw.len() as u32,
+                bytes,
+            };
+            self.blobs.send(blob).map_err(|_| packer_gone())?;
+        }
+        Ok(id)
+    }
+
+    fn store_tree(&self, tree: &Tree) -> Result<TreeId> {
+        Ok(TreeId(
+            self.store_meta(BlobKind::Tree, encode_tree(tree))?.0,
+        ))
+    }
+
+    fn store_list(&self, chunks: &[ChunkRef]) -> Result<ListId> {
+        Ok(ListId(
+            self.store_meta(BlobKind::List, encode_list(chunks))?.0,
+        ))
+    }
+
+    /// Reads a source to its end and stores its content. Reading and cutting the next window
+    /// runs beside hashing and compressing the current one.
+    fn take_content<R: Read + Send>(
+        &self,
+        source: R,
+        profile: ChunkerProfile,
+    ) -> std::result::Result<(u64, crate::format::tree::Content), ContentError> {
+        let chunker = match profile {
+            ChunkerProfile::Stream => self.stream_chunker,
+            ChunkerProfile::File => self.file_chunker,
+        };
+        let mut reader = WindowReader::new(source, chunker.window_size());
+        let mut content = ContentBuilder::default();
+        let store_list = |c: &[ChunkRef]| self.store_list(c);
+        let mut current = reader.fill(Vec::new(), &[]).map_err(ContentError::Source)?;
+        let mut cuts = chunker.cut(&current.data, current.eof);
+        let mut spare = Vec::new();
+        loop {
+            let consumed: usize = cuts.iter().map(|&c| c as usize).sum();
+            if current.eof {
+                debug_assert_eq!(consumed, current.data.len());
+                let refs = self.store_chunks(&current.data, &cuts)?;
+                self.progress.bytes(current.data.len() as u64);
+                content.push(refs, &store_list)?;
+                break;
+            }
+            let (head, tail) = current.data.split_at(consumed);
+            let buffer = std::mem::take(&mut spare);
+            let (next, refs) = rayon::join(
+                || {
+                    reader.fill(buffer, tail).map(|w| {
+                        let c = chunker.cut(&w.data, w.eof);
+                        (w, c)
+                    })
+                },
+                || self.store_chunks(head, &cuts),
+            );
+            let refs = refs?;
+            self.progress.bytes(consumed as u64);
+            content.push(refs, &store_list)?;
+            let (window, next_cuts) = next.map_err(ContentError::Source)?;
+            spare = std::mem::replace(&mut current, window).data;
+            cuts = next_cuts;
+        }
+        add(&self.counters.bytes_read, reader.bytes_read);
+        Ok(content.finish(&store_list)?)
+    }
+
+    /// The entry for one filesystem object, or `None` when it is skipped (recorded as a problem
+    /// or, for sockets, a warning).
+    fn entry_for(
+        &self,
+        path: &Path,
+        name: &OsStr,
+        stat: &fs::Metadata,
+        parent: Option<&Entry>,
+    ) -> Result<Option<Entry>> {
+        let name = name.as_bytes().to_vec();
+        if !valid_name(&name) {
+            self.problem(
+                path,
+                "name is longer than 255 bytes or otherwise unrecordable",
+            );
+            return Ok(None);
+        }
+        let meta = meta::capture(stat, &self.owners);
+        let file_type = stat.file_type();
+        let kind = if file_type.is_dir() {
+            let parent_tree = self.parent_tree(parent);
+            let entries = self.dir_entries(path, parent_tree.as_ref())?;
+            add(&self.counters.dirs, 1);
+            EntryKind::Dir(self.store_tree(&Tree { entries })?)
+        } else if file_type.is_file() {
+            match self.file_data(path, stat, parent)? {
+                Some(data) => EntryKind::File(data),
+                None => return Ok(None),
+            }
+        } else if file_type.is_symlink() {
+            match fs::read_link(path) {
+                Ok(target) if !target.as_os_str().is_empty() => {
+                    EntryKind::Symlink(target.as_os_str().as_bytes().to_vec())
+                }
+                Ok(_) => return Ok(None),
+                Err(e) => {
+                    self.problem(path, format!("cannot read symlink: {e}"));
+                    return Ok(None);
+                }
+            }
+        } else if file_type.is_fifo() {
+            EntryKind::Fifo
+        } else if file_type.is_char_device() {
+            EntryKind::CharDevice { rdev: stat.rdev() }
+        } else if file_type.is_block_device() {
+            EntryKind::BlockDevice { rdev: stat.rdev() }
+        } else {
+            self.progress.warning(&format!(
+                "{}: socket skipped (sockets cannot be restored)",
+                path.display()
+            ));
+            return Ok(None);
+        };
+        Ok(Some(Entry { name, meta, kind }))
+    }
+
+    fn parent_tree(&self, parent: Option<&Entry>) -> Option<Tree> {
+        let Some(Entry {
+            kind: EntryKind::Dir(id),
+            ..
+        }) = parent
+        else {
+            return None;
+        };
+        // A parent tree that cannot be read only costs change detection, never correctness.
+        let reader = self.repo.index().reader().ok()?;
+        self.repo.read_tree(&reader, *id).ok()
+    }
+
+    /// The entries of a directory, each child processed in parallel.
+    fn dir_entries(&self, path: &Path, parent_tree: Option<&Tree>) -> Result<Vec<Entry>> {
+        let children = match walk::list_dir(path, &self.excludes) {
+            Ok(children) => children,
+            Err(e) => {
+                self.problem(path, format!("cannot list directory: {e}"));
+                return Ok(Vec::new());
+            }
+        };
+        let entries: Vec<Option<Entry>> = children
+            .par_iter()
+            .map(|child| {
+                let previous = parent_tree.and_then(|t| t.find(child.name.as_bytes()));
+                self.entry_for(&child.path, &child.name, &child.stat, previous)
+            })
+            .collect::<Result<_>>()?;
+        Ok(entries.into_iter().flatten().collect())
+    }
+
+    fn file_data(
+        &self,
+        path: &Path,
+        stat: &fs::Metadata,
+        parent: Option<&Entry>,
+    ) -> Result<Option<FileData>> {
+        let hardlinked = stat.nlink() > 1;
+        add(&self.counters.files, 1);
+        // Change detection: size, mtime, ctime and inode equal -> reuse without reading.
+        if let Some(Entry {
+            kind: EntryKind::File(previous),
+            meta: pm,
+            ..
+        }) = parent
+        {
+            let unchanged = previous.size == stat.len()
+                && pm.mtime_sec == stat.mtime()
+                && pm.mtime_nsec == stat.mtime_nsec() as u32
+                && pm.ctime_sec == stat.ctime()
+                && pm.ctime_nsec == stat.ctime_nsec() as u32
+                && pm.inode == stat.ino();
+            if unchanged && !self.force_read {
+                add(&self.counters.files_unchanged, 1);
+                add(&self.counters.bytes_total, previous.size);
+                self.progress.file_done();
+                return Ok(Some(FileData {
+                    hardlinked,
+                    ..previous.clone()
+                }));
+            }
+        }
+        if hardlinked {
+            if let Some(data) = self
+                .hardlinks
+                .lock()
+                .unwrap()
+                .get(&(stat.dev(), stat.ino()))
+            {
+                if data.size == stat.len() {
+                    add(&self.counters.bytes_total, data.size);
+                    return Ok(Some(data.clone()));
+                }
+            }
+        }
+        let file = match open_source_file(path) {
+            Ok(file) => file,
+            Err(e) => {
+                self.problem(path, format!("cannot open: {e}"));
+                return Ok(None);
+            }
+        };
+        let (size, content) = match self.take_content(&file, ChunkerProfile::File) {
+            Ok(taken) => taken,
+            Err(ContentError::Source(e)) => {
+                self.problem(path, format!("read failed: {e}"));
+                return Ok(None);
+            }
+            Err(ContentError::Repository(e)) => return Err(e),
+        };
+        match file.metadata() {
+            Ok(after)
+                if after.len() == size
+                    && after.mtime() == stat.mtime()
+                    && after.mtime_nsec() == stat.mtime_nsec() => {}
+            Ok(_) => self.problem(
+                path,
+                "file changed while it was read; the snapshot holds a mix of old and new content",
+            ),
+            Err(e) => self.problem(path, format!("cannot stat after reading: {e}")),
+        }
+        add(&self.counters.bytes_total, size);
+        self.progress.file_done();
+        let data = FileData {
+            size,
+            profile: ChunkerProfile::File as u8,
+            hardlinked,
+            content,
+        };
+        if hardlinked {
+            self.hardlinks
+                .lock()
+                .unwrap()
+                .insert((stat.dev(), stat.ino()), data.clone());
+        }
+        Ok(Some(data))
+    }
+
+    /// The parent snapshot's entry at `components` (from the root), if any.
+    fn parent_entry_at(&self, components: &[Vec<u8>]) -> Option<Entry> {
+        let mut tree = self.parent_tree(Some(&Entry {
+            name: b"root".to_vec(),
+            meta: Default::default(),
+            kind: EntryKind::Dir(self.parent_root?),
+        }))?;
+        for (i, name) in components.iter().enumerate() {
+            let entry = tree.find(name)?.clone();
+            if i + 1 == components.len() {
+                return Some(entry);
+            }
+            tree = self.parent_tree(Some(&entry))?;
+        }
+        None
+    }
+}
+
+/// Opens a source file for reading without updating its access time where permitted.
+fn open_source_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let noatime = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .open(path);
+    match noatime {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path),
+        other => other,
+    }
+}
+
+/// Splits an absolute, normalized path into its name components.
+fn components_of(path: &Path) -> Vec<Vec<u8>> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.as_bytes().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes a source path absolute and lexically normal (no `.`/`..`), without following symlinks.
+fn absolute_source(path: &Path) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    let mut out = PathBuf::from("/");
+    for c in absolute.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Validates a stream name and returns its components (`db/x.sql` -> [db, x.sql]).
+fn stream_components(name: &str) -> Result<Vec<Vec<u8>>> {
+    let parts: Vec<Vec<u8>> = name
+        .trim_start_matches('/')
+        .split('/')
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    if parts.iter().any(|p| !valid_name(p)) {
+        return Err(Error::invalid(
+            format!("stream name {name:?}"),
+            "use a relative path like db/website.sql with no empty, `.` or `..` components",
+        ));
+    }
+    Ok(parts)
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) } != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Takes a snapshot. Returns the committed snapshot, complete or marked incomplete (source
+/// problems are in `manifest.summary.errors`). An `Err` means nothing was committed.
+pub fn run(
+    repo: &Repository,
+    options: SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    let time = options.time.unwrap_or_else(jiff::Timestamp::now);
+    let host = options.host.clone().unwrap_or_else(hostname);
+    if options.paths.is_empty() && options.streams.is_empty() {
+        return Err(Error::invalid(
+            "snapshot",
+            "nothing to back up: give paths, --stdin or --command",
+        ));
+    }
+    for (key, _) in &options.labels {
+        if key.is_empty() || key.contains('=') {
+            return Err(Error::invalid(
+                format!("label {key:?}"),
+                "labels are KEY=VALUE with a non-empty KEY",
+            ));
+        }
+    }
+    let excludes = Excludes::new(&options.excludes).map_err(|e| Error::invalid("--exclude", e))?;
+
+    // Sources: absolute, existing, and none inside another.
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for p in &options.paths {
+        let abs = absolute_source(p)?;
+        fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
+        paths.push(abs);
+    }
+    paths.sort();
+    paths.dedup();
+    let paths: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect();
+    let mut stream_places = Vec::new();
+    for s in &options.streams {
+        stream_places.push(stream_components(&s.name)?);
+    }
+
+    let mut records: Vec<SourceRecord> = Vec::new();
+    for (s, parts) in options.streams.iter().zip(&stream_places) {
+        let path = format!(
+            "/{}",
+            parts
+                .iter()
+                .map(|p| String::from_utf8_lossy(p))
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        records.push(SourceRecord {
+            kind: s.kind.into(),
+            path,
+            command: s.command.clone(),
+        });
+    }
+    for p in &paths {
+        records.push(SourceRecord {
+            kind: "path".into(),
+            path: lossy(p),
+            command: None,
+        });
+    }
+    let path_list: Vec<String> = paths.iter().map(|p| lossy(p)).collect();
+
+    // Parent: the newest snapshot of the same host and the same path sources.
+    let parent = if paths.is_empty() {
+        None
+    } else {
+        let (all, _) = repo.snapshots()?;
+        all.into_iter().rev().find(|s| {
+            let mut theirs: Vec<&String> = s
+                .manifest
+                .sources
+                .iter()
+                .filter(|r| r.kind == "path")
+                .map(|r| &r.path)
+                .collect();
+            theirs.sort();
+            s.manifest.host == host && theirs == path_list.iter().collect::<Vec<_>>()
+        })
+    };
+
+    let config = repo.config();
+    let dedup = Dedup::new(repo.index());
+    let (sender, receiver) = pack::channel();
+    let time_sec = time.as_second();
+
+    let (root, counters, problems, packed) = std::thread::scope(|scope| {
+        let packer = scope.spawn(|| {
+            pack::run_packer(
+                receiver,
+                repo.backend().as_ref(),
+                repo.index(),
+                &dedup,
+                config.pack_target_size as usize,
+            )
+        });
+        let pipeline = Pipeline {
+            repo,
+            dedup: &dedup,
+            blobs: sender,
+            compression: config.compression,
+            stream_chunker: Chunker::new(config.chunker.stream),
+            file_chunker: Chunker::new(config.chunker.file),
+            owners: OwnerNames::default(),
+            excludes,
+            force_read: options.force_read,
+            progress,
+            problems: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            hardlinks: Mutex::new(HashMap::new()),
+            parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
+        };
+        let built = take_sources(&pipeline, options.streams, &stream_places, &paths, time_sec);
+        let Pipeline {
+            counters,
+            problems,
+            blobs,
+            ..
+        } = pipeline;
+        drop(blobs);
+        let packed = packer.join().expect("pack writer thread panicked");
+        // A packer failure is the cause of any "packer stopped" error in the pipeline.
+        let root = match (built, &packed) {
+            (Err(_), Err(e)) => Err(Error::Corrupt {
+                object: "pack writer".into(),
+                reason: e.to_string(),
+            }),
+            (built, _) => built,
+        };
+        (root, counters, problems.into_inner().unwrap(), packed)
+    });
+    let packed = packed?;
+    let root = root?;
+
+    let summary = SnapshotSummary {
+        files: counters.files.into_inner(),
+        dirs: counters.dirs.into_inner(),
+        files_unchanged: counters.files_unchanged.into_inner(),
+        bytes_total: counters.bytes_total.into_inner(),
+        bytes_read: counters.bytes_read.into_inner(),
+        bytes_added: packed.bytes,
+        chunks_total: counters.chunks_total.into_inner(),
+        chunks_new: counters.chunks_new.into_inner(),
+        trees_new: counters.trees_new.into_inner(),
+        duration_secs: started.elapsed().as_secs_f64(),
+        errors: problems,
+    };
+    let manifest = Manifest {
+        version: FORMAT_VERSION,
+        time: time.to_string(),
+        host,
+        paths: records.iter().map(|r| r.path.clone()).collect(),
+        sources: records,
+        tags: options.tags,
+        labels: options.labels.into_iter().collect(),
+        tree: root.to_hex(),
+        parent: parent.map(|p| p.id.to_hex()),
+        complete: summary.errors.is_empty(),
+        summary,
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    // I3: the manifest is written last, after every pack it reaches is durable.
+    let id = repo.write_snapshot(&manifest)?;
+    Ok(SnapshotReport { id, manifest })
+}
+
+/// Streams first (in order), then paths; returns the root tree id.
+fn take_sources(
+    p: &Pipeline<'_>,
+    streams: Vec<StreamSource>,
+    places: &[Vec<Vec<u8>>],
+    paths: &[PathBuf],
+    time_sec: i64,
+) -> Result<TreeId> {
+    let mut root = RootBuilder::new();
+    for (stream, place) in streams.into_iter().zip(places) {
+        let StreamSource {
+            name,
+            reader,
+            finish,
+            ..
+        } = stream;
+        let (size, content) = match p.take_content(reader, ChunkerProfile::Stream) {
+            Ok(taken) => taken,
+            Err(ContentError::Source(e)) => {
+                return Err(Error::SourceFailed {
+                    name,
+                    reason: format!("read failed: {e}"),
+                })
+            }
+            Err(ContentError::Repository(e)) => return Err(e),
+        };
+        if let Some(finish) = finish {
+            finish().map_err(|reason| Error::SourceFailed {
+                name: name.clone(),
+                reason,
+            })?;
+        }
+        add(&p.counters.files, 1);
+        add(&p.counters.bytes_total, size);
+        p.progress.file_done();
+        let mut meta = meta::synthetic_dir(time_sec, &p.owners);
+        meta.mode = 0o644;
+        let (leaf, parents) = place.split_last().expect("validated non-empty");
+        let entry = Entry {
+            name: leaf.clone(),
+            meta,
+            kind: EntryKind::File(FileData {
+                size,
+                profile: ChunkerProfile::Stream as u8,
+                hardlinked: false,
+                content,
+            }),
+        };
+        root.insert(parents, entry, &|_| {
+            meta::synthetic_dir(time_sec, &p.owners)
+        })
+        .map_err(|e| Error::invalid(format!("--stdin-name/--command {name:?}"), e))?;
+    }
+    for path in paths {
+        let components = components_of(path);
+        let stat = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        let previous = p.parent_entry_at(&components);
+        if components.is_empty() {
+            let parent_tree = p.parent_tree(previous.as_ref());
+            let entries = p.dir_entries(path, parent_tree.as_ref())?;
+            root.insert_root_entries(entries)
+                .map_err(|e| Error::invalid("source /", e))?;
+            continue;
+        }
+        let Some(entry) = p.entry_for(
+            path,
+            path.file_name().expect("has a name"),
+            &stat,
+            previous.as_ref(),
+        )?
+        else {
+            continue;
+        };
+        let (_, parents) = components.split_last().expect("non-empty");
+        let ancestor_meta = |depth: usize| {
+            let ancestor: PathBuf = std::iter::once(PathBuf::from("/"))
+                .chain(
+                    parents[..=depth]
+                        .iter()
+                        .map(|c| PathBuf::from(OsStr::from_bytes(c))),
+                )
+                .collect();
+            fs::symlink_metadata(&ancestor)
+                .map(|s| meta::capture(&s, &p.owners))
+                .unwrap_or_else(|_| meta::synthetic_dir(time_sec, &p.owners))
+        };
+        root.insert(parents, entry, &ancestor_meta)
+            .map_err(|e| Error::invalid(format!("source {}", path.display()), e))?;
+    }
+    root.build(&|tree| p.store_tree(tree))
+}
+
+#[allow(unused)]
+fn _assert_ids(_: ChunkId) {}

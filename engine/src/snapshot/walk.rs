@@ -1,0 +1,76 @@
+//! Stage 1, walk: list a directory's entries with their `lstat`, sorted by name bytes, minus
+//! the excluded ones. Output: [`SourceEntry`] values.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// One directory entry found by the walk.
+pub struct SourceEntry {
+    pub name: OsString,
+    pub path: PathBuf,
+    pub stat: fs::Metadata,
+}
+
+/// `--exclude` patterns. A pattern with a `/` matches the whole absolute path; one without
+/// matches the entry's name (so `*.tmp` excludes every `.tmp` file, `/srv/cache` one directory).
+pub struct Excludes {
+    by_path: GlobSet,
+    by_name: GlobSet,
+}
+
+impl Excludes {
+    pub fn new(patterns: &[String]) -> Result<Excludes, String> {
+        let mut by_path = GlobSetBuilder::new();
+        let mut by_name = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| format!("--exclude {p:?}: {e}"))?;
+            if p.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let _ = Glob::new("*");
+        Ok(Excludes {
+            by_path: by_path.build().map_err(|e| e.to_string())?,
+            by_name: by_name.build().map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub fn excluded(&self, path: &Path) -> bool {
+        self.by_path.is_match(path) || path.file_name().is_some_and(|n| self.by_name.is_match(n))
+    }
+}
+
+/// The entries of directory `dir`, sorted by name bytes, excluded ones removed. Entries that
+/// vanish between listing and `lstat` are skipped (they were not there to back up).
+pub fn list_dir(dir: &Path, excludes: &Excludes) -> io::Result<Vec<SourceEntry>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if excludes.excluded(&path) {
+            continue;
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(stat) => out.push(SourceEntry {
+                name: entry.file_name(),
+                path,
+                stat,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
+}
