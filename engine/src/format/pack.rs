@@ -94,7 +94,13 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn new() -> Self {
-        let mut data = Vec::new();
+        Self::with_capacity(0)
+    }
+
+    /// A builder whose buffer will not reallocate before `bytes` (a pack's target size plus
+    /// room for its trailer).
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut data = Vec::with_capacity(bytes);
         data.extend_from_slice(&HEADER_MAGIC);
         data.put_u32(FORMAT_VERSION);
         PackBuilder {

@@ -38,6 +38,9 @@ pub struct PackRecord {
     pub blobs: u32,
 }
 
+/// Memory redb may use for its page cache.
+const CACHE_BYTES: usize = 32 << 20;
+
 pub struct Index {
     db: Database,
     path: PathBuf,
@@ -64,6 +67,8 @@ impl Index {
         }
         let db = Database::builder()
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            // redb's default cache may grow to 1 GiB; the OS page cache serves repeated reads.
+            .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| index_error(path, e))?;
         let index = Index {

@@ -47,7 +47,59 @@ pub fn fetch_content(
     })
 }
 
-/// Writes a file's content into `file` (freshly created, empty). Returns bytes written.
+/// Holes are made at this granularity (the common filesystem block size).
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes chunks at increasing offsets, turning all-zero aligned blocks into holes.
+struct SparseWriter<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+    /// Offset the next chunk starts at.
+    offset: u64,
+    /// Where the file's cursor is.
+    cursor: u64,
+    written: u64,
+}
+
+impl SparseWriter<'_> {
+    fn write_run(&mut self, at: u64, data: &[u8]) -> Result<()> {
+        if self.cursor != at {
+            self.file.seek(SeekFrom::Start(at)).at(self.path)?;
+        }
+        self.file.write_all(data).at(self.path)?;
+        self.cursor = at + data.len() as u64;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        let base = self.offset;
+        let mut run_start: Option<usize> = None;
+        let mut pos = 0usize;
+        while pos < chunk.len() {
+            let to_boundary = (HOLE_BLOCK - (base + pos as u64) % HOLE_BLOCK) as usize;
+            let end = (pos + to_boundary).min(chunk.len());
+            // Only whole blocks become holes; a partial block is cheaper to write than to track.
+            let whole = end - pos == HOLE_BLOCK as usize;
+            if whole && is_zero(&chunk[pos..end]) {
+                if let Some(start) = run_start.take() {
+                    self.write_run(base + start as u64, &chunk[start..pos])?;
+                }
+            } else if run_start.is_none() {
+                run_start = Some(pos);
+            }
+            pos = end;
+        }
+        if let Some(start) = run_start {
+            self.write_run(base + start as u64, &chunk[start..])?;
+        }
+        self.offset += chunk.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes a file's content into `file` (freshly created, empty). Returns bytes written (holes
+/// excluded).
 pub fn write_content(
     repo: &Repository,
     file: &mut File,
@@ -55,26 +107,20 @@ pub fn write_content(
     data: &FileData,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let mut written = 0u64;
-    let mut offset = 0u64;
-    let mut pending_hole = false;
+    let mut writer = SparseWriter {
+        file,
+        path,
+        offset: 0,
+        cursor: 0,
+        written: 0,
+    };
     fetch_content(repo, data, |chunk| {
-        let len = chunk.len() as u64;
-        if is_zero(&chunk) {
-            pending_hole = true;
-        } else {
-            if pending_hole {
-                file.seek(SeekFrom::Start(offset)).at(path)?;
-                pending_hole = false;
-            }
-            file.write_all(&chunk).at(path)?;
-            written += len;
-        }
-        offset += len;
-        progress.bytes(len);
+        writer.push(&chunk)?;
+        progress.bytes(chunk.len() as u64);
         Ok(())
     })?;
-    // Trailing holes (and holes at all, if the file ended in one) are made by the final length.
+    let written = writer.written;
+    // Trailing holes are made by the final length.
     file.set_len(data.size).at(path)?;
     Ok(written)
 }

@@ -42,6 +42,7 @@ pub fn channel() -> (Sender<StoredBlob>, Receiver<StoredBlob>) {
 
 struct OpenPack {
     builder: PackBuilder,
+    capacity: usize,
 }
 
 /// Consumes blobs until every sender is gone, then flushes. On the first error it keeps
@@ -54,11 +55,15 @@ pub fn run_packer(
     target: usize,
 ) -> Result<PackerStats> {
     let mut stats = PackerStats::default();
+    // Room for the last blob past the target (at most a maximum chunk) and the trailer.
+    let capacity = target + (20 << 20);
     let mut data = OpenPack {
-        builder: PackBuilder::new(),
+        builder: PackBuilder::with_capacity(capacity),
+        capacity,
     };
     let mut meta = OpenPack {
         builder: PackBuilder::new(),
+        capacity: 0,
     };
     let mut failure: Option<Error> = None;
     for blob in blobs.iter() {
@@ -96,7 +101,7 @@ fn flush(
     if open.builder.is_empty() {
         return Ok(());
     }
-    let builder = std::mem::take(&mut open.builder);
+    let builder = std::mem::replace(&mut open.builder, PackBuilder::with_capacity(open.capacity));
     let (id, bytes, entries) = builder.finish();
     // I1: the pack is durable before anything points at it.
     match backend.write(ObjectKind::Pack, &id.to_hex(), &bytes) {

@@ -1,0 +1,2 @@
+//! Shared generators for vault benchmarks.
+pub mod dumpgen;
