@@ -85,6 +85,13 @@ pub struct SnapshotArgs {
     /// Name of the --stdin file inside the snapshot, e.g. db/website.sql (stored at /db/website.sql)
     #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
     pub stdin_name: String,
+    /// Back up the stdout of `sh -c CMD` as file NAME (repeatable; run in order, before PATHs).
+    /// A non-zero exit status or a signal fails the snapshot: nothing is committed.
+    #[arg(long = "command", value_name = "NAME=CMD", value_parser = crate::convert::parse_command)]
+    pub commands: Vec<(String, String)>,
+    /// Kill a --command that runs longer than this (e.g. 30m, 2h, 90s) and fail the snapshot
+    #[arg(long, value_name = "DURATION", value_parser = crate::convert::parse_duration, requires = "commands")]
+    pub command_timeout: Option<std::time::Duration>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,

@@ -48,6 +48,46 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
+pub fn parse_command(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, command)) if !name.is_empty() && !command.trim().is_empty() => {
+            Ok((name.to_string(), command.to_string()))
+        }
+        _ => Err(format!(
+            "{text:?}: use NAME=COMMAND, e.g. db/website.sql='pg_dump website'"
+        )),
+    }
+}
+
+/// Parses `90s`, `30m`, `2h`, `1d`, `1h30m` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration like 90s, 30m or 2h");
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+    }
+    if !number.is_empty() {
+        total += number.parse::<u64>().map_err(|_| bad())?;
+    }
+    if total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
     text.parse()
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
@@ -72,6 +112,26 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("1.5MiB").is_err());
         assert!(parse_size("8GiB").is_err());
+    }
+
+    #[test]
+    fn durations_and_commands() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("1h30m"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration("45"), Ok(std::time::Duration::from_secs(45)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_command("db/x.sql=pg_dump -Fp x"),
+            Ok(("db/x.sql".into(), "pg_dump -Fp x".into()))
+        );
+        assert!(parse_command("=true").is_err());
     }
 
     #[test]

@@ -10,13 +10,14 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
     let repo = super::open(cli, true)?;
     let mut streams = Vec::new();
     if args.stdin {
-        streams.push(StreamSource {
-            name: args.stdin_name.clone(),
-            kind: "stdin",
-            command: None,
-            reader: Box::new(std::io::stdin()),
-            finish: None,
-        });
+        streams.push(StreamSource::stdin(args.stdin_name.clone()));
+    }
+    for (name, command) in &args.commands {
+        streams.push(StreamSource::command(
+            name.clone(),
+            command.clone(),
+            args.command_timeout,
+        ));
     }
     let options = SnapshotOptions {
         streams,

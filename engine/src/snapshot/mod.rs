@@ -19,6 +19,7 @@ mod dedup;
 mod hash;
 mod pack;
 mod read;
+mod source;
 mod tree;
 mod walk;
 
@@ -57,20 +58,7 @@ use walk::Excludes;
 
 pub use chunk::Chunker as ContentChunker;
 pub use compress::compress as compress_blob;
-
-/// A stream source: stdin or a command's stdout, stored as one file.
-pub struct StreamSource {
-    /// Path inside the snapshot, e.g. `db/website.sql` (stored at `/db/website.sql`).
-    pub name: String,
-    /// `stdin` or `command`.
-    pub kind: &'static str,
-    /// The command line, for `command` sources (recorded in the manifest).
-    pub command: Option<String>,
-    pub reader: Box<dyn Read + Send>,
-    /// Called after the stream's end; an error means the source failed and no snapshot may be
-    /// committed (e.g. a command's non-zero exit status).
-    pub finish: Option<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>>,
-}
+pub use source::StreamSource;
 
 /// What to snapshot and how to label it.
 #[derive(Default)]
@@ -721,12 +709,12 @@ fn take_sources(
 ) -> Result<TreeId> {
     let mut root = RootBuilder::new();
     for (stream, place) in streams.into_iter().zip(places) {
-        let StreamSource {
-            name,
-            reader,
-            finish,
-            ..
-        } = stream;
+        let name = stream.name.clone();
+        let source::OpenStream { reader, finish } =
+            stream.open().map_err(|reason| Error::SourceFailed {
+                name: name.clone(),
+                reason,
+            })?;
         let (size, content) = match p.take_content(reader, ChunkerProfile::Stream) {
             Ok(taken) => taken,
             Err(ContentError::Source(e)) => {
