@@ -37,11 +37,15 @@ impl Display {
 
     fn refresh(&self) {
         if let Some(bar) = &self.bar {
+            let files = self.files.load(Ordering::Relaxed);
+            if bar.length().is_some() {
+                bar.set_message(format!("{files} files"));
+                return;
+            }
             let bytes = self.bytes.load(Ordering::Relaxed);
             let secs = bar.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
-                "{} files, {} ({}/s)",
-                self.files.load(Ordering::Relaxed),
+                "{files} files, {} ({}/s)",
                 HumanBytes(bytes),
                 HumanBytes((bytes as f64 / secs) as u64)
             ));
@@ -56,7 +60,23 @@ impl Display {
 }
 
 impl Progress for Display {
+    fn total(&self, _files: u64, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(bytes);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+        }
+    }
+
     fn bytes(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
         self.bytes.fetch_add(n, Ordering::Relaxed);
         self.refresh();
     }

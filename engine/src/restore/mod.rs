@@ -292,6 +292,10 @@ pub fn run(
         pending_links: Mutex::new(Vec::new()),
         touched_dirs: Mutex::new(HashMap::new()),
     };
+    if options.subpath.is_none() && options.includes.is_empty() {
+        let summary = &snapshot.manifest.summary;
+        progress.total(summary.files, summary.bytes_total);
+    }
     let snapshot_base = PathBuf::from(format!("/{}", subpath.trim_matches('/')));
     // Directory metadata of the target-side directories, for re-applying after hard links.
     let mut dir_metas: HashMap<PathBuf, Metadata> = HashMap::new();

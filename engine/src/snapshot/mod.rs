@@ -223,12 +223,13 @@ impl Pipeline<'_> {
         &self,
         source: R,
         profile: ChunkerProfile,
+        expected: Option<u64>,
     ) -> std::result::Result<(u64, crate::format::tree::Content), ContentError> {
         let chunker = match profile {
             ChunkerProfile::Stream => self.stream_chunker,
             ChunkerProfile::File => self.file_chunker,
         };
-        let mut reader = WindowReader::new(source, chunker.window_size());
+        let mut reader = WindowReader::new(source, chunker.window_size(), expected);
         let mut content = ContentBuilder::default();
         let store_list = |c: &[ChunkRef]| self.store_list(c);
         let mut current = reader.fill(Vec::new(), &[]).map_err(ContentError::Source)?;
@@ -404,7 +405,8 @@ impl Pipeline<'_> {
                 return Ok(None);
             }
         };
-        let (size, content) = match self.take_content(&file, ChunkerProfile::File) {
+        let (size, content) = match self.take_content(&file, ChunkerProfile::File, Some(stat.len()))
+        {
             Ok(taken) => taken,
             Err(ContentError::Source(e)) => {
                 self.problem(path, format!("read failed: {e}"));
@@ -715,7 +717,7 @@ fn take_sources(
                 name: name.clone(),
                 reason,
             })?;
-        let (size, content) = match p.take_content(reader, ChunkerProfile::Stream) {
+        let (size, content) = match p.take_content(reader, ChunkerProfile::Stream, None) {
             Ok(taken) => taken,
             Err(ContentError::Source(e)) => {
                 return Err(Error::SourceFailed {

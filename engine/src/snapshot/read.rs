@@ -18,52 +18,85 @@ pub struct Window {
 pub struct WindowReader<R> {
     source: R,
     size: usize,
+    /// Size of the first window: a file's expected size plus one byte (to see its end in one
+    /// read), so that small files never allocate a full window.
+    first: Option<usize>,
     eof: bool,
     /// Bytes read so far.
     pub bytes_read: u64,
 }
 
 impl<R: Read> WindowReader<R> {
-    pub fn new(source: R, size: usize) -> Self {
+    /// `expected` is the source's size if known (a regular file's `st_size`).
+    pub fn new(source: R, size: usize, expected: Option<u64>) -> Self {
+        let first = expected.map(|e| (e as usize).saturating_add(1).min(size));
         WindowReader {
             source,
             size,
+            first,
             eof: false,
             bytes_read: 0,
         }
     }
 
     /// Fills `buf` (which already holds `carry`, the previous window's tail) up to the window
-    /// size or end of input. Retries interrupted reads.
+    /// size or the end of input.
     pub fn fill(&mut self, mut buf: Vec<u8>, carry: &[u8]) -> io::Result<Window> {
         buf.clear();
         buf.extend_from_slice(carry);
-        let target = self.size.max(carry.len() + 1);
-        if buf.capacity() < target {
-            buf.reserve_exact(target - buf.len());
-        }
-        while !self.eof && buf.len() < target {
-            let start = buf.len();
-            buf.resize(target, 0);
-            match self.source.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    self.eof = true;
-                }
-                Ok(n) => {
-                    buf.truncate(start + n);
-                    self.bytes_read += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e);
-                }
+        let size = self.first.take().unwrap_or(self.size);
+        let want = size.saturating_sub(carry.len()).max(1);
+        if !self.eof {
+            buf.reserve_exact(want);
+            // read_to_end retries interrupted reads and does not zero the buffer first.
+            let n = (&mut self.source).take(want as u64).read_to_end(&mut buf)?;
+            self.bytes_read += n as u64;
+            if n < want {
+                self.eof = true;
             }
         }
         Ok(Window {
             data: buf,
             eof: self.eof,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that returns at most 7 bytes per call, like a slow pipe.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn windows_with_carry_reassemble_the_source_whatever_the_hint() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for hint in [None, Some(0), Some(100), Some(10_000), Some(50_000)] {
+            let mut reader = WindowReader::new(Trickle(&data), 1000, hint);
+            let mut out = Vec::new();
+            let mut carry = Vec::new();
+            loop {
+                let w = reader.fill(Vec::new(), &carry).unwrap();
+                assert!(w.data.len() <= 1000.max(carry.len() + 1));
+                // Keep the last 10 bytes as the carry, as the chunker would.
+                let keep = if w.eof { 0 } else { w.data.len().min(10) };
+                out.extend_from_slice(&w.data[..w.data.len() - keep]);
+                carry = w.data[w.data.len() - keep..].to_vec();
+                if w.eof {
+                    break;
+                }
+            }
+            assert_eq!(out, data, "hint {hint:?}");
+            assert_eq!(reader.bytes_read, data.len() as u64);
+        }
     }
 }
