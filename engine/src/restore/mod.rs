@@ -23,7 +23,6 @@ use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::tree::{Entry, EntryKind, Metadata, Tree};
-use crate::id::TreeId;
 use crate::limits::MAX_TREE_DEPTH;
 use crate::meta;
 use crate::progress::Progress;
@@ -81,6 +80,15 @@ pub fn lookup_path(repo: &Repository, snapshot: &SnapshotInfo, path: &str) -> Re
     Ok(entry)
 }
 
+/// A hard link to create after the walk, and the directory (with its metadata) it lands in,
+/// whose mtime the link creation changes.
+struct PendingLink {
+    path: PathBuf,
+    key: (u64, u64),
+    dir: PathBuf,
+    dir_meta: Option<Metadata>,
+}
+
 struct Restorer<'a> {
     repo: &'a Repository,
     overwrite: bool,
@@ -91,10 +99,8 @@ struct Restorer<'a> {
     bytes: AtomicU64,
     /// (dev, inode) -> path of the first restored link of a hard-linked file.
     links: Mutex<HashMap<(u64, u64), PathBuf>>,
-    /// Later links, created once every first link exists: (new path, dev, inode, its directory).
-    pending_links: Mutex<Vec<(PathBuf, (u64, u64), PathBuf)>>,
-    /// Directories whose mtime must be set again after the pending links are made.
-    touched_dirs: Mutex<HashMap<PathBuf, Metadata>>,
+    /// Later links, created once every first link exists.
+    pending_links: Mutex<Vec<PendingLink>>,
 }
 
 impl Restorer<'_> {
@@ -126,6 +132,7 @@ impl Restorer<'_> {
         &self,
         tree: &Tree,
         dir: &Path,
+        dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
     ) -> Result<bool> {
@@ -138,7 +145,7 @@ impl Restorer<'_> {
         let results: Vec<bool> = tree
             .entries
             .par_iter()
-            .map(|entry| self.restore_entry(entry, dir, snapshot_dir, depth))
+            .map(|entry| self.restore_entry(entry, dir, dir_meta, snapshot_dir, depth))
             .collect::<Result<_>>()?;
         Ok(results.into_iter().any(|r| r))
     }
@@ -147,6 +154,7 @@ impl Restorer<'_> {
         &self,
         entry: &Entry,
         dir: &Path,
+        dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
     ) -> Result<bool> {
@@ -159,7 +167,8 @@ impl Restorer<'_> {
                 let reader = self.repo.index().reader()?;
                 let tree = self.repo.read_tree(&reader, *id)?;
                 drop(reader);
-                let any = self.restore_tree(&tree, &path, &snapshot_path, depth + 1)?;
+                let any =
+                    self.restore_tree(&tree, &path, Some(&entry.meta), &snapshot_path, depth + 1)?;
                 if !wanted && !any {
                     std::fs::remove_dir(&path).at(&path)?;
                     return Ok(false);
@@ -174,10 +183,12 @@ impl Restorer<'_> {
                     let key = (entry.meta.dev, entry.meta.inode);
                     let mut links = self.links.lock().unwrap();
                     if links.contains_key(&key) {
-                        self.pending_links
-                            .lock()
-                            .unwrap()
-                            .push((path, key, dir.to_path_buf()));
+                        self.pending_links.lock().unwrap().push(PendingLink {
+                            path,
+                            key,
+                            dir: dir.to_path_buf(),
+                            dir_meta: dir_meta.cloned(),
+                        });
                         return Ok(true);
                     }
                     links.insert(key, path.clone());
@@ -224,24 +235,24 @@ impl Restorer<'_> {
         }
     }
 
-    /// Creates the hard links recorded during the walk, then fixes the mtimes of their
+    /// Creates the hard links recorded during the walk, then sets again the mtimes of their
     /// directories (creating a link changes its directory's mtime).
-    fn finish_links(&self, dir_meta: &dyn Fn(&Path) -> Option<Metadata>) -> Result<()> {
+    fn finish_links(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending_links.lock().unwrap());
         let links = self.links.lock().unwrap();
-        let mut dirs = self.touched_dirs.lock().unwrap();
-        for (path, key, dir) in pending {
+        let mut dirs: HashMap<PathBuf, Metadata> = HashMap::new();
+        for link in pending {
             let first = links
-                .get(&key)
+                .get(&link.key)
                 .expect("first link recorded before later ones");
-            target::prepare_name(&path, self.overwrite)?;
-            std::fs::hard_link(first, &path).at(&path)?;
+            target::prepare_name(&link.path, self.overwrite)?;
+            std::fs::hard_link(first, &link.path).at(&link.path)?;
             self.count(|r| r.hardlinks += 1);
-            if let Some(meta) = dir_meta(&dir) {
-                dirs.insert(dir, meta);
+            if let Some(meta) = link.dir_meta {
+                dirs.insert(link.dir, meta);
             }
         }
-        for (dir, meta) in dirs.iter() {
+        for (dir, meta) in &dirs {
             self.apply_meta(dir, meta, false);
         }
         Ok(())
@@ -290,24 +301,23 @@ pub fn run(
         bytes: AtomicU64::new(0),
         links: Mutex::new(HashMap::new()),
         pending_links: Mutex::new(Vec::new()),
-        touched_dirs: Mutex::new(HashMap::new()),
     };
     if options.subpath.is_none() && options.includes.is_empty() {
         let summary = &snapshot.manifest.summary;
         progress.total(summary.files, summary.bytes_total);
     }
     let snapshot_base = PathBuf::from(format!("/{}", subpath.trim_matches('/')));
-    // Directory metadata of the target-side directories, for re-applying after hard links.
-    let mut dir_metas: HashMap<PathBuf, Metadata> = HashMap::new();
     match &entry.kind {
         EntryKind::Dir(id) => {
             let reader = repo.index().reader()?;
             let tree = repo.read_tree(&reader, *id)?;
             drop(reader);
-            restorer.restore_tree(&tree, &options.target, &snapshot_base, 0)?;
-            if !entry.name.is_empty() {
-                restorer.apply_meta(&options.target, &entry.meta, false);
-                dir_metas.insert(options.target.clone(), entry.meta.clone());
+            // The snapshot root has no metadata of its own; a restored directory's goes on the target.
+            let target_meta = (!entry.name.is_empty()).then_some(&entry.meta);
+            restorer.restore_tree(&tree, &options.target, target_meta, &snapshot_base, 0)?;
+            restorer.finish_links()?;
+            if let Some(meta) = target_meta {
+                restorer.apply_meta(&options.target, meta, false);
             }
         }
         _ => {
@@ -315,27 +325,11 @@ pub fn run(
                 .parent()
                 .unwrap_or(Path::new("/"))
                 .to_path_buf();
-            restorer.restore_entry(&entry, &options.target, &parent, 0)?;
+            restorer.restore_entry(&entry, &options.target, None, &parent, 0)?;
+            restorer.finish_links()?;
         }
-    }
-    if !restorer.pending_links.lock().unwrap().is_empty() {
-        let reader_root = snapshot.manifest.root().expect("validated");
-        let lookup = |dir: &Path| -> Option<Metadata> {
-            if let Some(m) = dir_metas.get(dir) {
-                return Some(m.clone());
-            }
-            let relative = dir.strip_prefix(&options.target).ok()?;
-            let full = snapshot_base.join(relative);
-            let _ = reader_root;
-            let e = lookup_path(repo, snapshot, &full.to_string_lossy()).ok()?;
-            Some(e.meta)
-        };
-        restorer.finish_links(&lookup)?;
     }
     let mut report = restorer.report.into_inner().unwrap();
     report.bytes_written = restorer.bytes.into_inner();
     Ok(report)
 }
-
-#[allow(unused)]
-fn _unused(_: TreeId) {}

@@ -45,7 +45,7 @@ use crate::format::tree::{
     encode_list, encode_tree, valid_name, ChunkRef, Entry, EntryKind, FileData, Tree,
 };
 use crate::format::FORMAT_VERSION;
-use crate::id::{BlobId, ChunkId, ListId, SnapshotId, TreeId};
+use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -792,6 +792,3 @@ fn take_sources(
     }
     root.build(&|tree| p.store_tree(tree))
 }
-
-#[allow(unused)]
-fn _assert_ids(_: ChunkId) {}

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 
 /// One directory entry found by the walk.
 pub struct SourceEntry {
@@ -39,7 +39,6 @@ impl Excludes {
                 by_name.add(glob);
             }
         }
-        let _ = Glob::new("*");
         Ok(Excludes {
             by_path: by_path.build().map_err(|e| e.to_string())?,
             by_name: by_name.build().map_err(|e| e.to_string())?,
