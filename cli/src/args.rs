@@ -43,6 +43,30 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Dump(DumpArgs),
+    /// Check that snapshots can be restored; report what is damaged and what it affects
+    Verify(VerifyArgs),
+    /// Manage the local index cache
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also read every pack and check every blob's digest
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read only part of the packs: N/M (the N-th of M slices; M runs cover all) or P% (random)
+    #[arg(long, value_name = "N/M|P%", value_parser = crate::convert::parse_subset)]
+    pub read_data_subset: Option<vault_engine::verify::ReadData>,
+    /// Check only what one snapshot reaches (id, prefix or `latest`)
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Recreate the index cache from the pack trailers alone
+    Rebuild,
 }
 
 #[derive(Debug, Args)]

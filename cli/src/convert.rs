@@ -88,6 +88,31 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// Parses `--read-data-subset`: `N/M` with 1 <= N <= M, or `P%` with 0 < P <= 100.
+pub fn parse_subset(text: &str) -> Result<vault_engine::verify::ReadData, String> {
+    use vault_engine::verify::ReadData;
+    if let Some(p) = text.strip_suffix('%') {
+        let p: f64 = p
+            .parse()
+            .map_err(|_| format!("{text:?}: use a percentage like 10%"))?;
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(format!("{text:?}: the percentage must be in (0, 100]"));
+        }
+        return Ok(ReadData::Percent(p));
+    }
+    let (n, m) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: use N/M (e.g. 2/7) or P% (e.g. 10%)"))?;
+    let (n, m): (u64, u64) = (
+        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
+        m.parse().map_err(|_| format!("{m:?} is not a number"))?,
+    );
+    if n == 0 || m == 0 || n > m {
+        return Err(format!("{text:?}: need 1 <= N <= M"));
+    }
+    Ok(ReadData::Slice { n, m })
+}
+
 pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
     text.parse()
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))

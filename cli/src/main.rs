@@ -11,6 +11,7 @@ use clap::Parser;
 
 fn main() {
     let cli = args::Cli::parse();
+    vault_engine::init_thread_pool();
     let code = match cmd::run(&cli) {
         Ok(code) => code,
         Err(error) => exit::report(&error),

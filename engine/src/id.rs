@@ -54,7 +54,7 @@ macro_rules! define_id {
 }
 
 define_id!(
-    /// Name of any blob stored in a pack: BLAKE3 of its uncompressed bytes.
+    /// Name of any blob stored in a pack: the digest of its uncompressed bytes in its kind's domain.
     BlobId
 );
 define_id!(
@@ -62,11 +62,11 @@ define_id!(
     ChunkId
 );
 define_id!(
-    /// A tree object (one directory): BLAKE3 of its encoded bytes.
+    /// A tree object (one directory): BLAKE3 of its encoded bytes in the tree domain.
     TreeId
 );
 define_id!(
-    /// A chunk list (part of a large file's content list): BLAKE3 of its encoded bytes.
+    /// A chunk list (part of a large file's content list): BLAKE3 of its encoded bytes in the list domain.
     ListId
 );
 define_id!(
@@ -89,15 +89,43 @@ macro_rules! blob_conversions {
                 BlobId(id.0)
             }
         }
-        impl $name {
-            /// Digest of `data` as this kind of id.
-            pub fn digest(data: &[u8]) -> Self {
-                Self(*blake3::hash(data).as_bytes())
-            }
-        }
     )*};
 }
 blob_conversions!(ChunkId, TreeId, ListId);
+
+/// BLAKE3 key-derivation context for tree ids. Trees and chunk lists are hashed in their own
+/// domains so that no chunk (whose id is the plain BLAKE3 of arbitrary content) can ever share an
+/// id with a tree or a list of the same bytes.
+pub const TREE_CONTEXT: &str = "vault 2026-11-22 tree id";
+/// BLAKE3 key-derivation context for chunk-list ids.
+pub const LIST_CONTEXT: &str = "vault 2026-11-22 chunk list id";
+
+fn derive(context: &str, data: &[u8]) -> [u8; ID_LEN] {
+    let mut hasher = blake3::Hasher::new_derive_key(context);
+    hasher.update(data);
+    *hasher.finalize().as_bytes()
+}
+
+impl ChunkId {
+    /// Plain BLAKE3 of the chunk's bytes.
+    pub fn digest(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+}
+
+impl TreeId {
+    /// BLAKE3 in the [`TREE_CONTEXT`] domain of the tree's encoding.
+    pub fn digest(data: &[u8]) -> Self {
+        Self(derive(TREE_CONTEXT, data))
+    }
+}
+
+impl ListId {
+    /// BLAKE3 in the [`LIST_CONTEXT`] domain of the chunk list's encoding.
+    pub fn digest(data: &[u8]) -> Self {
+        Self(derive(LIST_CONTEXT, data))
+    }
+}
 
 impl PackId {
     /// Digest of a whole pack file.
@@ -159,6 +187,18 @@ pub enum PrefixMatch<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_hash_in_separate_domains() {
+        let bytes = b"\x01\x00\x00\x00\x00";
+        let chunk = BlobId::from(ChunkId::digest(bytes));
+        assert_ne!(chunk, BlobId::from(TreeId::digest(bytes)));
+        assert_ne!(chunk, BlobId::from(ListId::digest(bytes)));
+        assert_ne!(
+            BlobId::from(TreeId::digest(bytes)),
+            BlobId::from(ListId::digest(bytes))
+        );
+    }
 
     #[test]
     fn hex_round_trip() {

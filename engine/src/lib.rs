@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Layers (dependencies point down only):
-//! - operations: [`snapshot`], [`restore`]
+//! - operations: [`snapshot`], [`restore`], [`verify`]
 //! - state: [`repo`] (config, opening, reading objects), [`index`] (wraps redb completely)
 //! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
 //!   these two never import each other
@@ -27,6 +27,7 @@ pub mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod storage;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::config::{ChunkerConfig, ChunkerParams, Compression};
@@ -36,3 +37,11 @@ pub use progress::{NoProgress, Progress};
 pub use repo::{InitOptions, Repository, SnapshotFilter, SnapshotInfo};
 pub use restore::{RestoreOptions, RestoreReport};
 pub use snapshot::{SnapshotOptions, SnapshotReport, StreamSource};
+
+/// Configures the global thread pool: worker stacks deep enough to walk trees nested
+/// [`limits::MAX_TREE_DEPTH`] levels. Call once at program start; later calls change nothing.
+pub fn init_thread_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(256 << 20)
+        .build_global();
+}

@@ -1,10 +1,12 @@
 //! One module per subcommand, plus opening the repository the global options name.
 
 mod dump;
+mod index;
 mod init;
 mod list;
 mod restore;
 mod snapshot;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::List(args) => list::run(cli, args),
         Command::Restore(args) => restore::run(cli, args),
         Command::Dump(args) => dump::run(cli, args),
+        Command::Verify(args) => verify::run(cli, args),
+        Command::Index(command) => index::run(cli, command),
     }
 }
 

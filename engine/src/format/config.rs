@@ -32,6 +32,12 @@ impl ChunkerParams {
         in_range(self.min, CHUNK_MIN_LOWEST, CHUNK_MIN_HIGHEST, "minimum")?;
         in_range(self.avg, CHUNK_AVG_LOWEST, CHUNK_AVG_HIGHEST, "average")?;
         in_range(self.max, CHUNK_MAX_LOWEST, CHUNK_MAX_HIGHEST, "maximum")?;
+        if self.min % 2 != 0 || self.avg % 2 != 0 || self.max % 2 != 0 {
+            return Err(format!(
+                "chunk sizes must be even (got {} / {} / {})",
+                self.min, self.avg, self.max
+            ));
+        }
         if !(self.min <= self.avg && self.avg <= self.max) {
             return Err(format!(
                 "chunk sizes must satisfy min <= avg <= max (got {} / {} / {})",
@@ -138,13 +144,10 @@ pub fn encode(config: &Config) -> Vec<u8> {
 
 /// Decodes and validates. An unknown version is [`DecodeError::Version`].
 pub fn decode(data: &[u8]) -> Result<Config, DecodeError> {
-    let (version, payload) = sealed::decode(sealed::CONFIG_MAGIC, data)?;
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::Version(version));
-    }
+    let payload = sealed::decode(sealed::CONFIG_MAGIC, FORMAT_VERSION, data)?;
     let config: Config = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("config", e.to_string()))?;
-    if config.version != version {
+    if config.version != FORMAT_VERSION {
         return Err(DecodeError::invalid(
             "config",
             "version field disagrees with envelope",

@@ -1,7 +1,7 @@
 //! Snapshot manifests: one small sealed file per snapshot, named by its own BLAKE3 digest.
 //!
 //! The manifest is written last, after every pack it reaches is durable (invariant I3 in
-//! `format-spec/02-repository.md`), so a manifest's presence means the snapshot is whole.
+//! `format-spec/01-repository.md`), so a manifest's presence means the snapshot is whole.
 
 use std::collections::BTreeMap;
 
@@ -83,12 +83,25 @@ pub fn encode(manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
 }
 
 pub fn decode(data: &[u8]) -> Result<Manifest, DecodeError> {
-    let (version, payload) = sealed::decode(sealed::SNAPSHOT_MAGIC, data)?;
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::Version(version));
-    }
+    let payload = sealed::decode(sealed::SNAPSHOT_MAGIC, FORMAT_VERSION, data)?;
     let manifest: Manifest = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("manifest", e.to_string()))?;
+    if manifest.version != FORMAT_VERSION {
+        return Err(DecodeError::invalid(
+            "manifest",
+            "version field disagrees with envelope",
+        ));
+    }
+    if manifest
+        .parent
+        .as_deref()
+        .is_some_and(|p| SnapshotId::from_hex(p).is_none())
+    {
+        return Err(DecodeError::invalid(
+            "manifest",
+            "parent is not a snapshot id",
+        ));
+    }
     if manifest.root().is_none() {
         return Err(DecodeError::invalid(
             "manifest",

@@ -12,7 +12,8 @@ pub mod sealed;
 pub mod tree;
 
 /// The repository format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: tree and chunk-list ids hash in their own BLAKE3 domains.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a byte string is not a valid encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

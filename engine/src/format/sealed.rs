@@ -24,14 +24,19 @@ pub fn encode(magic: [u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Returns `(version, payload)`. The version is returned, not checked: callers decide.
-pub fn decode(magic: [u8; 8], data: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
-    check_limit("sealed file size", data.len() as u64, MAX_SEALED_FILE_SIZE)?;
+/// Returns the payload of a sealed file of version `supported`. The version is checked right
+/// after the magic, before anything else, so a file of a newer format (a different envelope)
+/// is reported as [`DecodeError::Version`], not as damage.
+pub fn decode(magic: [u8; 8], supported: u32, data: &[u8]) -> Result<&[u8], DecodeError> {
     let mut r = Reader::new(data);
     if r.array::<8>()? != magic {
         return Err(DecodeError::BadMagic);
     }
     let version = r.u32()?;
+    if version != supported {
+        return Err(DecodeError::Version(version));
+    }
+    check_limit("sealed file size", data.len() as u64, MAX_SEALED_FILE_SIZE)?;
     let len = r.u32()? as usize;
     let payload = r.bytes(len)?;
     let body_len = 16 + len;
@@ -40,7 +45,7 @@ pub fn decode(magic: [u8; 8], data: &[u8]) -> Result<(u32, &[u8]), DecodeError> 
     if blake3::hash(&data[..body_len]).as_bytes() != &sum {
         return Err(DecodeError::Checksum);
     }
-    Ok((version, payload))
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -50,16 +55,23 @@ mod tests {
     #[test]
     fn round_trip_and_every_flipped_byte_is_detected() {
         let file = encode(CONFIG_MAGIC, 1, b"{\"a\":1}");
-        assert_eq!(decode(CONFIG_MAGIC, &file).unwrap(), (1, &b"{\"a\":1}"[..]));
+        assert_eq!(decode(CONFIG_MAGIC, 1, &file).unwrap(), &b"{\"a\":1}"[..]);
         for i in 0..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x01;
             assert!(
-                decode(CONFIG_MAGIC, &bad).is_err(),
+                decode(CONFIG_MAGIC, 1, &bad).is_err(),
                 "flip at {i} undetected"
             );
         }
-        assert!(decode(SNAPSHOT_MAGIC, &file).is_err());
-        assert!(decode(CONFIG_MAGIC, &file[..file.len() - 1]).is_err());
+        assert!(decode(SNAPSHOT_MAGIC, 1, &file).is_err());
+        assert!(decode(CONFIG_MAGIC, 1, &file[..file.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_newer_version_is_reported_as_such_whatever_follows() {
+        let mut file = encode(CONFIG_MAGIC, 3, b"{}");
+        file.truncate(14);
+        assert_eq!(decode(CONFIG_MAGIC, 1, &file), Err(DecodeError::Version(3)));
     }
 }

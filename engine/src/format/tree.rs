@@ -4,7 +4,7 @@
 //! its content: a file's chunk references (inline up to [`INLINE_CHUNKS`], otherwise references to
 //! chunk-list blobs), a directory's subtree id, a symlink's target. Trees are content-addressed
 //! (their id is the BLAKE3 of the encoding), so an unchanged directory encodes to the same bytes
-//! and is stored once for every snapshot that contains it. See `format-spec/04-trees.md`.
+//! and is stored once for every snapshot that contains it. See `format-spec/05-trees.md`.
 
 use super::{check_limit, DecodeError, Put, Reader};
 use crate::id::{ChunkId, ListId, TreeId};
@@ -131,6 +131,19 @@ pub fn valid_name(name: &[u8]) -> bool {
         && !name.iter().any(|&b| b == b'/' || b == 0)
 }
 
+/// Smallest encoded entry: name length + 1-byte name + kind + mode, uid, gid + two empty owner
+/// names + mtime + ctime + dev + inode, and no kind payload.
+const MIN_ENTRY_LEN: usize = 1 + 1 + 1 + 12 + 2 + 12 + 12 + 8 + 8;
+
+/// An owner name as stored: at most [`MAX_OWNER_NAME`] bytes, cut at a character boundary.
+fn owner_bytes(name: &str) -> &[u8] {
+    let mut end = name.len().min(MAX_OWNER_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name.as_bytes()[..end]
+}
+
 fn put_short_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.put_u8(bytes.len() as u8);
     out.extend_from_slice(bytes);
@@ -151,14 +164,8 @@ pub fn encode_tree(tree: &Tree) -> Vec<u8> {
         out.put_u32(m.mode);
         out.put_u32(m.uid);
         out.put_u32(m.gid);
-        put_short_bytes(
-            &mut out,
-            &m.user.as_bytes()[..m.user.len().min(MAX_OWNER_NAME)],
-        );
-        put_short_bytes(
-            &mut out,
-            &m.group.as_bytes()[..m.group.len().min(MAX_OWNER_NAME)],
-        );
+        put_short_bytes(&mut out, owner_bytes(&m.user));
+        put_short_bytes(&mut out, owner_bytes(&m.group));
         out.put_i64(m.mtime_sec);
         out.put_u32(m.mtime_nsec);
         out.put_i64(m.ctime_sec);
@@ -215,8 +222,9 @@ pub fn decode_tree(data: &[u8]) -> Result<Tree, DecodeError> {
     }
     let count = r.u32()?;
     check_limit("tree entry count", count as u64, MAX_TREE_ENTRIES as u64)?;
-    // Each entry takes at least 60 bytes, so a count the data cannot hold fails before allocating.
-    if count as usize > r.remaining() / 60 {
+    // An entry takes at least MIN_ENTRY_LEN bytes (a FIFO with a one-byte name and no owner
+    // names), so a count the data cannot hold fails before anything is allocated.
+    if count as usize > r.remaining() / MIN_ENTRY_LEN {
         return Err(DecodeError::invalid(
             "tree entry count",
             format!("{count} entries cannot fit in {} bytes", r.remaining()),
@@ -492,6 +500,39 @@ mod tests {
         fn decode_tree_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = decode_tree(&data);
         }
+    }
+
+    /// Regression: the smallest entry (57 bytes) was rejected by a 60-byte estimate.
+    #[test]
+    fn smallest_entry_decodes() {
+        let tree = Tree {
+            entries: vec![Entry {
+                name: b"p".to_vec(),
+                meta: Metadata::default(),
+                kind: EntryKind::Fifo,
+            }],
+        };
+        let bytes = encode_tree(&tree);
+        assert_eq!(bytes.len(), 5 + MIN_ENTRY_LEN);
+        assert_eq!(decode_tree(&bytes).unwrap(), tree);
+    }
+
+    /// Long multi-byte owner names are cut at a character boundary and still decode.
+    #[test]
+    fn long_owner_names_round_trip_truncated() {
+        let meta = Metadata {
+            user: "é".repeat(200),
+            ..Metadata::default()
+        };
+        let tree = Tree {
+            entries: vec![Entry {
+                name: b"f".to_vec(),
+                meta,
+                kind: EntryKind::Fifo,
+            }],
+        };
+        let decoded = decode_tree(&encode_tree(&tree)).unwrap();
+        assert_eq!(decoded.entries[0].meta.user, "é".repeat(127));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 pub mod rebuild;
 mod tables;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -192,6 +192,32 @@ impl Index {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         table.len().map_err(|e| self.err(e))
+    }
+
+    /// Every blob the index places in one of `packs`, with its pack (a full scan: for damage
+    /// reports only).
+    pub fn blobs_in_packs(&self, packs: &HashSet<PackId>) -> Result<Vec<(BlobId, PackId)>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let mut numbers = HashMap::new();
+        for item in pack_table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let v = PackValue::decode(&v.value());
+            if packs.contains(&v.id) {
+                numbers.insert(k.value(), v.id);
+            }
+        }
+        let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in blobs.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let Some(value) = BlobValue::decode(&v.value()) {
+                if let Some(pack) = numbers.get(&value.pack) {
+                    out.push((BlobId(k.value()), *pack));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Empties every table (before a full rebuild).

@@ -159,10 +159,13 @@ impl Repository {
             Err(e) => {
                 // The index is a cache: a damaged one is replaced, never trusted.
                 notices.push(format!(
-                    "index cache {} was unusable ({e}); rebuilding it from the pack trailers",
+                    "index cache {} was unusable ({e}); moved aside, rebuilding it from the pack trailers",
                     path.display()
                 ));
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                // Moved aside rather than deleted, in case it is wanted for a bug report.
+                let aside =
+                    path.with_extension(format!("broken-{}", jiff::Timestamp::now().as_second()));
+                std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
                 Index::open(&path)?
             }
         };
@@ -235,7 +238,7 @@ impl Repository {
             loc.offset,
             loc.stored_len as u64,
         )?;
-        pack::open_blob(id, loc.encoding, loc.raw_len, &stored).map_err(|e| {
+        pack::open_blob(id, kind, loc.encoding, loc.raw_len, &stored).map_err(|e| {
             Error::damaged(
                 format!(
                     "{} {} in pack {}",
@@ -284,7 +287,8 @@ impl Repository {
                 Err(e) => bad.push((info.name, e)),
             }
         }
-        good.sort_by(|a, b| a.manifest.time.cmp(&b.manifest.time).then(a.id.cmp(&b.id)));
+        // By time as an instant: RFC 3339 strings with trimmed fractions do not sort as text.
+        good.sort_by_cached_key(|s| (s.manifest.time.parse::<jiff::Timestamp>().ok(), s.id));
         Ok((good, bad))
     }
 

@@ -46,6 +46,7 @@ use crate::format::tree::{
 };
 use crate::format::FORMAT_VERSION;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
+use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -95,7 +96,11 @@ struct Counters {
     chunks_total: AtomicU64,
     chunks_new: AtomicU64,
     trees_new: AtomicU64,
+    problems_unrecorded: AtomicU64,
 }
+
+/// Source problems listed in a manifest at most; more are counted in one final entry.
+const MAX_RECORDED_PROBLEMS: usize = 10_000;
 
 fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
@@ -148,10 +153,16 @@ impl Pipeline<'_> {
         let reason = reason.to_string();
         self.progress
             .warning(&format!("{}: {reason}", path.display()));
-        self.problems.lock().unwrap().push(SourceProblem {
-            path: lossy(path),
-            reason,
-        });
+        let mut problems = self.problems.lock().unwrap();
+        // The manifest must stay small: past the cap, problems are only counted.
+        if problems.len() < MAX_RECORDED_PROBLEMS {
+            problems.push(SourceProblem {
+                path: lossy(path),
+                reason,
+            });
+        } else {
+            add(&self.counters.problems_unrecorded, 1);
+        }
     }
 
     /// Hash, dedup, compress and send the chunks of `data` cut at `lengths`.
@@ -187,7 +198,7 @@ impl Pipeline<'_> {
 
     /// Stores one metadata blob (tree or chunk list) unless the repository has it.
     fn store_meta(&self, kind: BlobKind, raw: Vec<u8>) -> Result<BlobId> {
-        let id = BlobId(*blake3::hash(&raw).as_bytes());
+        let id = kind.digest(&raw);
         if self.dedup.claim(&[id])?[0] {
             if kind == BlobKind::Tree {
                 add(&self.counters.trees_new, 1);
@@ -206,9 +217,21 @@ impl Pipeline<'_> {
     }
 
     fn store_tree(&self, tree: &Tree) -> Result<TreeId> {
-        Ok(TreeId(
-            self.store_meta(BlobKind::Tree, encode_tree(tree))?.0,
-        ))
+        let raw = encode_tree(tree);
+        if tree.entries.len() as u64 > MAX_TREE_ENTRIES as u64
+            || raw.len() as u64 > MAX_BLOB_SIZE as u64
+        {
+            // Refuse to write what no reader would accept.
+            return Err(Error::invalid(
+                "directory",
+                format!(
+                    "{} entries ({} bytes of metadata) exceed what one tree may hold",
+                    tree.entries.len(),
+                    raw.len()
+                ),
+            ));
+        }
+        Ok(TreeId(self.store_meta(BlobKind::Tree, raw)?.0))
     }
 
     fn store_list(&self, chunks: &[ChunkRef]) -> Result<ListId> {
@@ -668,6 +691,14 @@ pub fn run(
     });
     let packed = packed?;
     let root = root?;
+    let mut problems = problems;
+    let unrecorded = counters.problems_unrecorded.load(Ordering::Relaxed);
+    if unrecorded > 0 {
+        problems.push(SourceProblem {
+            path: String::new(),
+            reason: format!("{unrecorded} more problems were not recorded"),
+        });
+    }
 
     let summary = SnapshotSummary {
         files: counters.files.into_inner(),

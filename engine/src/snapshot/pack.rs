@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, Encoding, PackBuilder};
 use crate::id::BlobId;
 use crate::index::Index;
+use crate::limits::MAX_BLOBS_PER_PACK;
 use crate::storage::{Backend, ObjectKind};
 
 /// A blob ready for a pack.
@@ -77,7 +78,9 @@ pub fn run_packer(
         };
         open.builder
             .add(blob.id, blob.kind, blob.encoding, blob.raw_len, &blob.bytes);
-        if open.builder.len() >= target {
+        if open.builder.len() >= target
+            || open.builder.entries().len() >= MAX_BLOBS_PER_PACK as usize
+        {
             if let Err(e) = flush(open, backend, index, dedup, &mut stats) {
                 failure = Some(e);
             }

@@ -171,11 +171,16 @@ impl Backend for LocalBackend {
         }
         let temp = dir.join(temp_name());
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .at(&temp)?;
+            let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
+            let mut file = match create() {
+                // A fan-out directory removed by hand (or never made): recreate it.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    fs::create_dir_all(&dir).at(&dir)?;
+                    sync_dir(dir.parent().unwrap_or(&dir))?;
+                    create().at(&temp)?
+                }
+                other => other.at(&temp)?,
+            };
             file.write_all(data).at(&temp)?;
             file.sync_all().at(&temp)?;
             drop(file);

@@ -1,0 +1,38 @@
+use anyhow::Result;
+use serde_json::json;
+
+use crate::args::{Cli, IndexCommand};
+use crate::exit;
+use crate::output;
+
+pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
+    match command {
+        IndexCommand::Rebuild => {
+            let repo = super::open(cli, false)?;
+            let report = repo.sync_index(true)?;
+            let blobs = repo.index().blob_count()?;
+            if cli.json {
+                output::print_json(&json!({
+                    "packs": report.packs_added,
+                    "blobs": blobs,
+                    "unreadable": report.unreadable.iter().map(|(p, r)| json!({"pack": p, "reason": r})).collect::<Vec<_>>(),
+                }));
+            } else {
+                for (pack, reason) in &report.unreadable {
+                    eprintln!("vault: pack {pack} could not be read: {reason}");
+                }
+                if !cli.quiet {
+                    println!(
+                        "index rebuilt from {} packs: {} blobs",
+                        report.packs_added, blobs
+                    );
+                }
+            }
+            Ok(if report.unreadable.is_empty() {
+                exit::OK
+            } else {
+                exit::PROBLEMS
+            })
+        }
+    }
+}

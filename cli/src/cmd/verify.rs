@@ -1,0 +1,110 @@
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::json;
+use vault_engine::verify::{self, ReadData, VerifyOptions};
+use vault_engine::SnapshotFilter;
+
+use crate::args::{Cli, VerifyArgs};
+use crate::exit;
+use crate::output;
+use crate::progress::Display;
+
+pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
+    let repo = super::open(cli, false)?;
+    let snapshot = match &args.snapshot {
+        Some(wanted) => Some(repo.find_snapshot(wanted, &SnapshotFilter::default())?),
+        None => None,
+    };
+    let read_data = match (args.read_data_subset, args.read_data) {
+        (Some(subset), _) => subset,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let display = Display::new(cli.quiet, "verify");
+    let result = verify::run(
+        &repo,
+        &VerifyOptions {
+            read_data,
+            snapshot,
+        },
+        &display,
+    );
+    display.finish();
+    let report = result?;
+    if cli.json {
+        output::print_json(&json!({
+            "clean": report.is_clean(),
+            "damaged_snapshots": report.damaged_snapshots(),
+            "report": report,
+        }));
+    } else {
+        // Group by snapshot: which backups are still good.
+        let mut by_snapshot: BTreeMap<&str, Vec<(&verify::Problem, &verify::AffectedPaths)>> =
+            BTreeMap::new();
+        for problem in &report.problems {
+            if problem.affected.is_empty() {
+                by_snapshot.entry("").or_default().push((problem, &EMPTY));
+            }
+            for (snapshot, paths) in &problem.affected {
+                by_snapshot
+                    .entry(snapshot)
+                    .or_default()
+                    .push((problem, paths));
+            }
+        }
+        for (snapshot, problems) in &by_snapshot {
+            if snapshot.is_empty() {
+                println!("repository (no snapshot affected):");
+            } else {
+                println!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)]);
+            }
+            for (problem, paths) in problems {
+                let object = problem
+                    .blob
+                    .as_deref()
+                    .or(problem.pack.as_deref())
+                    .unwrap_or("");
+                println!(
+                    "  {} {}: {}",
+                    problem.kind,
+                    &object[..object.len().min(16)],
+                    problem.detail
+                );
+                for path in &paths.paths {
+                    println!("    {path}");
+                }
+                if paths.more > 0 {
+                    println!("    ... and {} more paths", paths.more);
+                }
+            }
+        }
+        if !cli.quiet || !report.is_clean() {
+            println!(
+                "{}: {} snapshots, {} trees, {} packs ({} read, {}), {} problems in {:.1}s",
+                if report.is_clean() {
+                    "clean"
+                } else {
+                    "PROBLEMS FOUND"
+                },
+                report.snapshots,
+                report.trees,
+                report.packs,
+                report.packs_read,
+                output::bytes(report.bytes_read),
+                report.problems.len(),
+                report.duration_secs
+            );
+        }
+    }
+    Ok(if report.is_clean() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}
+
+static EMPTY: verify::AffectedPaths = verify::AffectedPaths {
+    paths: Vec::new(),
+    more: 0,
+};

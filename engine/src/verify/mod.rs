@@ -1,0 +1,438 @@
+//! `vault verify`: prove that snapshots can be restored, and say precisely what cannot.
+//!
+//! Structural mode reads pack trailers, snapshot manifests, trees and chunk lists, and checks
+//! that every blob a snapshot reaches is indexed in an existing pack. `--read-data` also reads
+//! every selected pack whole and checks every blob's digest. Every problem is reported with the
+//! snapshots and paths it affects ([`report`]). Verify only reads the repository (the index cache
+//! is brought up to date as on every open), so it runs safely beside a snapshot.
+
+pub mod read_data;
+pub mod report;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::format::tree::{Content, EntryKind};
+use crate::id::{BlobId, PackId, TreeId};
+use crate::index::rebuild::read_trailer;
+use crate::index::IndexReader;
+use crate::limits::MAX_TREE_DEPTH;
+use crate::progress::Progress;
+use crate::repo::{Repository, SnapshotInfo};
+use crate::storage::ObjectKind;
+pub use report::{AffectedPaths, Problem, VerifyReport};
+
+/// Which packs `--read-data` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReadData {
+    None,
+    All,
+    /// The `n`-th (1-based) of `m` slices: packs whose id, read as a little-endian number from
+    /// its first 8 bytes, is `n - 1` modulo `m`. Stable as packs are added, so `m` runs with
+    /// `n = 1..=m` read every pack exactly once.
+    Slice {
+        n: u64,
+        m: u64,
+    },
+    /// A random sample of about this percentage of packs.
+    Percent(f64),
+}
+
+pub struct VerifyOptions {
+    pub read_data: ReadData,
+    /// Check only what this snapshot reaches.
+    pub snapshot: Option<SnapshotInfo>,
+}
+
+/// Key of a problem in the report: kind and the damaged object.
+type ProblemKey = (String, String);
+
+#[derive(Default)]
+struct Problems {
+    map: BTreeMap<ProblemKey, Problem>,
+}
+
+impl Problems {
+    fn add(
+        &mut self,
+        kind: &str,
+        object: String,
+        pack: Option<PackId>,
+        blob: Option<BlobId>,
+        detail: String,
+    ) -> ProblemKey {
+        let key = (kind.to_string(), object);
+        self.map.entry(key.clone()).or_insert_with(|| Problem {
+            kind: kind.into(),
+            pack: pack.map(|p| p.to_hex()),
+            blob: blob.map(|b| b.to_hex()),
+            detail,
+            count: 1,
+            affected: BTreeMap::new(),
+        });
+        key
+    }
+
+    /// Counts one more missing blob of `kind` (grouped into one problem per kind).
+    fn missing(&mut self, kind: &str, id: BlobId) -> ProblemKey {
+        let key = ("blob_missing".to_string(), kind.to_string());
+        match self.map.get_mut(&key) {
+            Some(problem) => problem.count += 1,
+            None => {
+                self.add(
+                    "blob_missing",
+                    kind.to_string(),
+                    None,
+                    Some(id),
+                    String::new(),
+                );
+            }
+        }
+        key
+    }
+
+    /// Final wording of grouped problems.
+    fn finish(mut self) -> Vec<Problem> {
+        for ((kind, object), problem) in self.map.iter_mut() {
+            if kind == "blob_missing" {
+                problem.detail = format!(
+                    "{} {object} blob(s) referenced by snapshots are in no pack (first: {})",
+                    problem.count,
+                    problem.blob.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        self.map.into_values().collect()
+    }
+
+    fn affect(&mut self, key: &ProblemKey, snapshot: &str, path: &str) {
+        let problem = self
+            .map
+            .get_mut(key)
+            .expect("problem added before it affects anything");
+        let affected = problem.affected.entry(snapshot.to_string()).or_default();
+        if affected.paths.last().map(String::as_str) == Some(path) {
+            return;
+        }
+        if affected.paths.len() < report::MAX_PATHS {
+            affected.paths.push(path.to_string());
+        } else {
+            affected.more += 1;
+        }
+    }
+}
+
+/// Walks snapshot trees, attributing bad blobs to the paths that reach them.
+struct Walker<'a> {
+    repo: &'a Repository,
+    reader: IndexReader<'a>,
+    /// Blobs known to be bad -> the problem they belong to.
+    bad: HashMap<BlobId, ProblemKey>,
+    /// Trees whose whole subtree was checked and found clean.
+    clean: HashSet<TreeId>,
+    problems: Problems,
+    trees: u64,
+}
+
+impl Walker<'_> {
+    /// The problem a referenced blob has, if any: known bad, or not in the index.
+    fn blob_problem(&mut self, id: BlobId, kind: &str) -> Option<ProblemKey> {
+        if let Some(key) = self.bad.get(&id) {
+            return Some(key.clone());
+        }
+        match self.reader.contains(&id) {
+            Ok(true) => None,
+            Ok(false) => {
+                let key = self.problems.missing(kind, id);
+                self.bad.insert(id, key.clone());
+                Some(key)
+            }
+            Err(e) => {
+                let key = self.problems.add(
+                    "index_unreadable",
+                    "index".into(),
+                    None,
+                    None,
+                    e.to_string(),
+                );
+                Some(key)
+            }
+        }
+    }
+
+    fn walk_tree(&mut self, id: TreeId, path: &str, snapshot: &str, depth: usize) -> bool {
+        if self.clean.contains(&id) {
+            return true;
+        }
+        if depth > MAX_TREE_DEPTH {
+            let key = self.problems.add(
+                "tree_damaged",
+                id.to_hex(),
+                None,
+                Some(id.into()),
+                format!("nested deeper than {MAX_TREE_DEPTH} levels (a cycle?)"),
+            );
+            self.problems.affect(&key, snapshot, path);
+            return false;
+        }
+        if let Some(key) = self.blob_problem(id.into(), "tree") {
+            self.problems
+                .affect(&key, snapshot, if path.is_empty() { "/" } else { path });
+            return false;
+        }
+        let tree = match self.repo.read_tree(&self.reader, id) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let key = self.problems.add(
+                    "tree_damaged",
+                    id.to_hex(),
+                    None,
+                    Some(id.into()),
+                    e.to_string(),
+                );
+                self.bad.insert(id.into(), key.clone());
+                self.problems
+                    .affect(&key, snapshot, if path.is_empty() { "/" } else { path });
+                return false;
+            }
+        };
+        self.trees += 1;
+        let mut clean = true;
+        for entry in &tree.entries {
+            let child = format!("{path}/{}", String::from_utf8_lossy(&entry.name));
+            match &entry.kind {
+                EntryKind::Dir(sub) => clean &= self.walk_tree(*sub, &child, snapshot, depth + 1),
+                EntryKind::File(data) => {
+                    clean &= self.check_content(&data.content, &child, snapshot)
+                }
+                _ => {}
+            }
+        }
+        if clean {
+            self.clean.insert(id);
+        }
+        clean
+    }
+
+    /// Checks one run of chunk references; false if any is bad or missing.
+    fn check_refs(
+        &mut self,
+        refs: &[crate::format::tree::ChunkRef],
+        path: &str,
+        snapshot: &str,
+    ) -> bool {
+        let mut clean = true;
+        for r in refs {
+            if let Some(key) = self.blob_problem(r.id.into(), "chunk") {
+                self.problems.affect(&key, snapshot, path);
+                clean = false;
+            }
+        }
+        clean
+    }
+
+    fn check_content(&mut self, content: &Content, path: &str, snapshot: &str) -> bool {
+        let lists = match content {
+            Content::Inline(refs) => return self.check_refs(refs, path, snapshot),
+            Content::Lists(lists) => lists,
+        };
+        let mut clean = true;
+        for list in lists {
+            if let Some(key) = self.blob_problem(list.id.into(), "chunk list") {
+                self.problems.affect(&key, snapshot, path);
+                clean = false;
+                continue;
+            }
+            match self.repo.read_list(&self.reader, list.id) {
+                Ok(refs) => clean &= self.check_refs(&refs, path, snapshot),
+                Err(e) => {
+                    let key = self.problems.add(
+                        "blob_damaged",
+                        list.id.to_hex(),
+                        None,
+                        Some(list.id.into()),
+                        e.to_string(),
+                    );
+                    self.bad.insert(list.id.into(), key.clone());
+                    self.problems.affect(&key, snapshot, path);
+                    clean = false;
+                }
+            }
+        }
+        clean
+    }
+}
+
+fn selected(id: &PackId, read_data: ReadData, seed: u64) -> bool {
+    let number = u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"));
+    match read_data {
+        ReadData::None => false,
+        ReadData::All => true,
+        ReadData::Slice { n, m } => number % m == n - 1,
+        ReadData::Percent(p) => {
+            let mixed = (number ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (mixed >> 11) as f64 / (1u64 << 53) as f64 * 100.0 < p
+        }
+    }
+}
+
+/// Verifies the repository as `options` say.
+pub fn run(
+    repo: &Repository,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let started = Instant::now();
+    let mut report = VerifyReport::default();
+    let mut problems = Problems::default();
+    let mut bad: HashMap<BlobId, ProblemKey> = HashMap::new();
+
+    // Snapshots.
+    let snapshots: Vec<SnapshotInfo> = match &options.snapshot {
+        Some(one) => vec![one.clone()],
+        None => {
+            let (good, unreadable) = repo.snapshots()?;
+            for (name, error) in unreadable {
+                let key = problems.add(
+                    "snapshot_damaged",
+                    name.clone(),
+                    None,
+                    None,
+                    error.to_string(),
+                );
+                problems.affect(&key, &name, "/");
+            }
+            good
+        }
+    };
+    report.snapshots = snapshots.len() as u64;
+
+    // Packs: every trailer must decode and agree with the index.
+    let listed = repo.backend().list(ObjectKind::Pack)?;
+    let packs: Vec<(PackId, u64)> = listed
+        .iter()
+        .filter_map(|o| PackId::from_hex(&o.name).map(|id| (id, o.size)))
+        .collect();
+    report.packs = packs.len() as u64;
+    let trailers: Vec<(PackId, Result<Vec<crate::format::pack::BlobEntry>>)> = packs
+        .par_iter()
+        .map(|(id, size)| (*id, read_trailer(repo.backend().as_ref(), id, *size)))
+        .collect();
+    {
+        let reader = repo.index().reader()?;
+        for (pack, trailer) in &trailers {
+            match trailer {
+                Err(e) => {
+                    problems.add(
+                        "pack_unreadable",
+                        pack.to_hex(),
+                        Some(*pack),
+                        None,
+                        e.to_string(),
+                    );
+                }
+                Ok(entries) => {
+                    for e in entries {
+                        if let Some(loc) = reader.lookup(&e.id)? {
+                            if loc.pack == *pack
+                                && (loc.offset, loc.stored_len, loc.raw_len)
+                                    != (e.offset, e.stored_len, e.raw_len)
+                            {
+                                problems.add("trailer_mismatch", pack.to_hex(), Some(*pack), None, format!("index and trailer disagree on blob {}; run `vault index rebuild`", e.id.to_hex()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // --read-data: every selected pack whole, every blob's digest.
+    let seed = started.elapsed().as_nanos() as u64 ^ std::process::id() as u64;
+    let to_read: Vec<PackId> = packs
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| selected(id, options.read_data, seed))
+        .collect();
+    if !to_read.is_empty() {
+        let total: u64 = packs
+            .iter()
+            .filter(|(id, _)| to_read.contains(id))
+            .map(|(_, s)| s)
+            .sum();
+        progress.total(to_read.len() as u64, total);
+        for batch in to_read.chunks(16) {
+            for check in read_data::check_packs(repo.backend().as_ref(), batch) {
+                progress.bytes(check.bytes);
+                progress.file_done();
+                report.packs_read += 1;
+                report.bytes_read += check.bytes;
+                report.blobs_read += check.blobs;
+                if let Some(reason) = check.unreadable {
+                    problems.add(
+                        "pack_unreadable",
+                        check.pack.to_hex(),
+                        Some(check.pack),
+                        None,
+                        reason,
+                    );
+                    continue;
+                }
+                if check.content_mismatch && check.damaged.is_empty() {
+                    problems.add(
+                        "pack_content",
+                        check.pack.to_hex(),
+                        Some(check.pack),
+                        None,
+                        "pack bytes do not match its name, though every blob checks out".into(),
+                    );
+                }
+                for (blob, reason) in check.damaged {
+                    let key = problems.add(
+                        "blob_damaged",
+                        blob.to_hex(),
+                        Some(check.pack),
+                        Some(blob),
+                        reason,
+                    );
+                    bad.insert(blob, key);
+                }
+            }
+        }
+    }
+
+    // Blobs of unreadable packs are bad wherever the index still places them there.
+    let unreadable: HashSet<PackId> = problems
+        .map
+        .values()
+        .filter(|p| p.kind == "pack_unreadable")
+        .filter_map(|p| p.pack.as_deref().and_then(PackId::from_hex))
+        .collect();
+    if !unreadable.is_empty() {
+        for (blob, pack) in repo.index().blobs_in_packs(&unreadable)? {
+            let key = ("pack_unreadable".to_string(), pack.to_hex());
+            bad.entry(blob).or_insert(key);
+        }
+    }
+
+    // Every snapshot's trees: attribute every bad or missing blob to the paths reaching it.
+    let mut walker = Walker {
+        repo,
+        reader: repo.index().reader()?,
+        bad,
+        clean: HashSet::new(),
+        problems,
+        trees: 0,
+    };
+    for snapshot in &snapshots {
+        let root = snapshot.manifest.root().expect("validated at decode");
+        walker.walk_tree(root, "", &snapshot.id.to_hex(), 0);
+    }
+    report.trees = walker.trees;
+    report.problems = walker.problems.finish();
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}

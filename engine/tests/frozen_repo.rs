@@ -1,0 +1,529 @@
+//! A frozen version-1 repository: `engine/tests/data/v1-repo/`, described by
+//! `engine/tests/data/v1-repo.json`.
+//!
+//! The repository was made by this engine (`Repository::init` on a `LocalBackend`, then
+//! `snapshot::run` over the deterministic fixture built below plus one stream). The test opens a
+//! copy of it, lists its snapshot, checks every object against its name and checksums, restores
+//! the snapshot and compares the result with the fixture listing recorded in the sidecar file.
+//! It guards against a change that makes existing repositories unreadable.
+//!
+//! `regenerate_frozen_repository` (ignored) rebuilds both, only with `VAULT_REGENERATE_VECTORS=1`:
+//!
+//! ```text
+//! VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored
+//! ```
+//! Regenerate only when the format version changes (see `format-spec/README.md`): a new
+//! repository has a new random id and new pack ids, so the diff is the whole directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use vault_engine::format::config::{ChunkerConfig, ChunkerParams, Compression};
+use vault_engine::format::tree::{Content, EntryKind};
+use vault_engine::format::{self, pack};
+use vault_engine::id::{PackId, SnapshotId};
+use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
+use vault_engine::storage::LocalBackend;
+use vault_engine::{restore, InitOptions, NoProgress, Repository, RestoreOptions};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn frozen_repo() -> PathBuf {
+    data_dir().join("v1-repo")
+}
+
+fn sidecar_path() -> PathBuf {
+    data_dir().join("v1-repo.json")
+}
+
+/// Where the generator builds the fixture; it is recorded in the snapshot, so it is fixed.
+const FIXTURE: &str = "/tmp/vault-v1-fixture";
+const STREAM_NAME: &str = "db/dump.sql";
+const SNAPSHOT_TIME: &str = "2024-01-02T03:04:05Z";
+const HOST: &str = "frozen-host";
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic content.
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// About `len` bytes of pseudo-random words: compressible, and long enough to need chunk lists
+/// at the frozen repository's small chunk sizes.
+fn words(len: usize) -> Vec<u8> {
+    const VOCABULARY: &[&str] = &[
+        "vault",
+        "pack",
+        "blob",
+        "chunk",
+        "tree",
+        "snapshot",
+        "manifest",
+        "index",
+        "restore",
+        "content",
+        "defined",
+        "digest",
+        "zstd",
+        "frame",
+        "trailer",
+        "footer",
+        "header",
+        "entry",
+        "inode",
+        "device",
+        "symlink",
+        "directory",
+        "file",
+        "stream",
+        "window",
+        "gear",
+        "mask",
+        "durable",
+        "atomic",
+        "rename",
+        "fsync",
+        "cache",
+    ];
+    let mut rng = XorShift(0x1234_5678_9abc_def1);
+    let mut out = Vec::with_capacity(len + 64);
+    let mut line = 0;
+    while out.len() < len {
+        line += 1;
+        out.extend_from_slice(format!("{line:05}:").as_bytes());
+        for _ in 0..10 {
+            out.push(b' ');
+            out.extend_from_slice(
+                VOCABULARY[(rng.next() % VOCABULARY.len() as u64) as usize].as_bytes(),
+            );
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut rng = XorShift(0xfeed_face_cafe_beef);
+    (0..len).map(|_| (rng.next() >> 56) as u8).collect()
+}
+
+fn dump_sql() -> Vec<u8> {
+    let mut out = b"CREATE TABLE t (id integer PRIMARY KEY, name text);\n".to_vec();
+    let mut rng = XorShift(42);
+    for i in 0..400 {
+        out.extend_from_slice(
+            format!(
+                "INSERT INTO t VALUES ({i}, 'name-{:08x}');\n",
+                rng.next() as u32
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+fn set_mtime(path: &Path, sec: i64, nsec: i64) {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let times = [
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    ];
+    // SAFETY: valid path and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "utimensat {}", path.display());
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) {
+    std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Builds the fixture directory at `root` with fixed content, modes and modification times.
+fn build_fixture(root: &Path) {
+    let _ = std::fs::remove_dir_all(root);
+    let t = 1_700_000_000i64;
+    for dir in ["", "bin", "docs", "links", "a", "a/b", "a/b/c"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    write_file(&root.join("hello.txt"), b"hello, vault\n", 0o644);
+    write_file(&root.join("empty"), b"", 0o600);
+    write_file(
+        &root.join("bin/tool.sh"),
+        b"#!/bin/sh\necho vault\n",
+        0o4755,
+    );
+    write_file(&root.join("docs/words.txt"), &words(96 * 1024), 0o644);
+    write_file(&root.join("docs/noise.bin"), &noise(6000), 0o640);
+    write_file(&root.join("docs/zeros.bin"), &vec![0u8; 64 * 1024], 0o644);
+    write_file(&root.join("a/b/c/deep.txt"), b"deep\n", 0o444);
+    write_file(
+        &root.join(std::ffi::OsStr::from_bytes(b"name-\xff.txt")),
+        b"a name that is not UTF-8\n",
+        0o644,
+    );
+    write_file(&root.join("links/first"), b"linked content\n", 0o644);
+    std::fs::hard_link(root.join("links/first"), root.join("links/second")).unwrap();
+    std::os::unix::fs::symlink("../hello.txt", root.join("links/to-hello")).unwrap();
+    std::os::unix::fs::symlink("does/not/exist", root.join("links/dangling")).unwrap();
+    let fifo = CString::new(root.join("pipe").as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    std::fs::set_permissions(root.join("pipe"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(root.join("a/b"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Times last, children before their directories.
+    let times: &[(&[u8], i64, i64)] = &[
+        (b"hello.txt", t + 1, 500_000_000),
+        (b"empty", t + 2, 0),
+        (b"bin/tool.sh", t + 3, 1),
+        (b"docs/words.txt", t + 4, 0),
+        (b"docs/noise.bin", t + 5, 999_999_999),
+        (b"docs/zeros.bin", t + 6, 0),
+        (b"a/b/c/deep.txt", -1_000_000, 0),
+        (b"name-\xff.txt", t + 7, 0),
+        (b"links/first", t + 8, 0),
+        (b"links/to-hello", t + 9, 250),
+        (b"links/dangling", t + 10, 0),
+        (b"pipe", t + 11, 0),
+        (b"a/b/c", t + 20, 0),
+        (b"a/b", t + 21, 0),
+        (b"a", t + 22, 0),
+        (b"bin", t + 23, 0),
+        (b"docs", t + 24, 0),
+        (b"links", t + 25, 0),
+        (b"", t + 30, 123),
+    ];
+    for (name, sec, nsec) in times {
+        set_mtime(&root.join(std::ffi::OsStr::from_bytes(name)), *sec, *nsec);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing a directory tree, for comparing the fixture with its restore.
+
+/// A path relative to the listed root, with bytes outside printable ASCII as `%xx`.
+fn escape(path: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in path {
+        if b.is_ascii_graphic() && b != b'%' || b == b' ' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out
+    }
+}
+
+fn listing(root: &Path) -> Value {
+    fn walk(
+        root: &Path,
+        rel: &Path,
+        out: &mut BTreeMap<String, Value>,
+        inodes: &mut HashMap<(u64, u64), String>,
+    ) {
+        let path = root.join(rel);
+        let stat = std::fs::symlink_metadata(&path).unwrap();
+        let name = escape(rel.as_os_str().as_bytes());
+        let ft = stat.file_type();
+        let mut v = json!({
+            "mode": format!("{:04o}", stat.mode() & 0o7777),
+            "mtime": [stat.mtime(), stat.mtime_nsec()],
+        });
+        if ft.is_dir() {
+            v["kind"] = json!("directory");
+            let mut children: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            for child in children {
+                walk(root, &rel.join(child), out, inodes);
+            }
+        } else if ft.is_file() {
+            v["kind"] = json!("file");
+            let data = std::fs::read(&path).unwrap();
+            v["size"] = json!(data.len());
+            v["blake3"] = json!(blake3::hash(&data).to_hex().to_string());
+            if stat.nlink() > 1 {
+                let first = inodes
+                    .entry((stat.dev(), stat.ino()))
+                    .or_insert_with(|| name.clone());
+                if *first != name {
+                    v["same_file_as"] = json!(first.clone());
+                }
+            }
+        } else if ft.is_symlink() {
+            v["kind"] = json!("symlink");
+            // Symlink permissions are not restored (Linux ignores them).
+            v.as_object_mut().unwrap().remove("mode");
+            v["target"] = json!(escape(
+                std::fs::read_link(&path).unwrap().as_os_str().as_bytes()
+            ));
+        } else if ft.is_fifo() {
+            v["kind"] = json!("fifo");
+        } else {
+            v["kind"] = json!("other");
+        }
+        out.insert(name, v);
+    }
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(""), &mut out, &mut HashMap::new());
+    json!(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generator.
+
+fn frozen_options() -> InitOptions {
+    InitOptions {
+        chunker: ChunkerConfig {
+            stream: ChunkerParams {
+                min: 512,
+                avg: 2048,
+                max: 8192,
+            },
+            file: ChunkerParams {
+                min: 256,
+                avg: 1024,
+                max: 4096,
+            },
+        },
+        compression: Compression::Zstd { level: 1 },
+        pack_target_size: 1 << 20,
+    }
+}
+
+#[test]
+#[ignore = "rewrites engine/tests/data/v1-repo; run with VAULT_REGENERATE_VECTORS=1"]
+fn regenerate_frozen_repository() {
+    if std::env::var("VAULT_REGENERATE_VECTORS").as_deref() != Ok("1") {
+        eprintln!("set VAULT_REGENERATE_VECTORS=1 to rewrite engine/tests/data/v1-repo");
+        return;
+    }
+    let fixture = Path::new(FIXTURE);
+    build_fixture(fixture);
+    let repo_dir = frozen_repo();
+    let _ = std::fs::remove_dir_all(&repo_dir);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repository::init(
+        Arc::new(LocalBackend::new(&repo_dir)),
+        cache.path(),
+        &frozen_options(),
+    )
+    .unwrap();
+    let stream = dump_sql();
+    let report = snapshot::run(
+        &repo,
+        SnapshotOptions {
+            streams: vec![StreamSource::from_reader(
+                STREAM_NAME,
+                "stdin",
+                Box::new(std::io::Cursor::new(stream.clone())),
+            )],
+            paths: vec![fixture.to_path_buf()],
+            tags: vec!["frozen".into()],
+            labels: vec![("purpose".into(), "format-v1".into())],
+            host: Some(HOST.into()),
+            time: Some(SNAPSHOT_TIME.parse().unwrap()),
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(
+        report.manifest.complete,
+        "{:?}",
+        report.manifest.summary.errors
+    );
+    // A git checkout keeps no empty directories: make the working tree look like one.
+    for dir in std::fs::read_dir(repo_dir.join("packs")).unwrap() {
+        let dir = dir.unwrap().path();
+        if std::fs::read_dir(&dir).unwrap().next().is_none() {
+            std::fs::remove_dir(&dir).unwrap();
+        }
+    }
+    let sidecar = json!({
+        "about": "engine/tests/data/v1-repo: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs",
+        "regenerate": "VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored",
+        "format_version": format::FORMAT_VERSION,
+        "repository_id": repo.id().to_hex(),
+        "snapshot_id": report.id.to_hex(),
+        "root_tree": report.manifest.tree,
+        "time": SNAPSHOT_TIME,
+        "host": HOST,
+        "source_path": FIXTURE,
+        "stream": {
+            "path": format!("/{STREAM_NAME}"),
+            "size": stream.len(),
+            "blake3": blake3::hash(&stream).to_hex().to_string(),
+        },
+        "fixture": listing(fixture),
+    });
+    let mut text = serde_json::to_vec_pretty(&sidecar).unwrap();
+    text.push(b'\n');
+    std::fs::write(sidecar_path(), text).unwrap();
+    std::fs::remove_dir_all(fixture).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test.
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `root` (relative path -> bytes).
+fn snapshot_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn frozen_v1_repository_opens_verifies_and_restores() {
+    let expected: Value = serde_json::from_slice(&std::fs::read(sidecar_path()).unwrap()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    copy_tree(&frozen_repo(), &repo_dir);
+    let before = snapshot_files(&repo_dir);
+    let cache = work.path().join("cache");
+
+    let repo = Repository::open(Arc::new(LocalBackend::new(&repo_dir)), &cache).unwrap();
+    assert!(repo.notices().is_empty(), "{:?}", repo.notices());
+    assert_eq!(repo.config().version, format::FORMAT_VERSION);
+    assert_eq!(expected["format_version"], json!(format::FORMAT_VERSION));
+    assert_eq!(
+        repo.id().to_hex(),
+        expected["repository_id"].as_str().unwrap()
+    );
+    // The index cache lives at <cache root>/<repository id>/index.redb.
+    assert!(cache.join(repo.id().to_hex()).join("index.redb").is_file());
+
+    // Listing.
+    let (snapshots, bad) = repo.snapshots().unwrap();
+    assert!(bad.is_empty());
+    assert_eq!(snapshots.len(), 1);
+    let info = &snapshots[0];
+    assert_eq!(info.id.to_hex(), expected["snapshot_id"].as_str().unwrap());
+    assert_eq!(info.manifest.tree, expected["root_tree"].as_str().unwrap());
+    assert_eq!(info.manifest.host, HOST);
+    assert_eq!(info.manifest.time, SNAPSHOT_TIME);
+    assert!(info.manifest.complete);
+    assert_eq!(
+        info.manifest.paths,
+        vec![format!("/{STREAM_NAME}"), FIXTURE.to_string()]
+    );
+
+    // Every object matches its name and checksums.
+    for (path, bytes) in &before {
+        let parts: Vec<&str> = path.iter().map(|p| p.to_str().unwrap()).collect();
+        match parts.as_slice() {
+            ["config"] => {
+                format::config::decode(bytes).unwrap();
+            }
+            ["snapshots", name] => {
+                assert_eq!(SnapshotId::digest(bytes).to_hex(), *name);
+                format::manifest::decode(bytes).unwrap();
+            }
+            ["packs", fan, name] => {
+                assert_eq!(PackId::digest(bytes).to_hex(), *name);
+                assert_eq!(&name[..2], *fan);
+                for e in pack::decode_pack(bytes).unwrap() {
+                    let stored =
+                        &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+                    pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).unwrap();
+                }
+            }
+            other => panic!("unexpected file in the repository: {other:?}"),
+        }
+    }
+
+    // The big file's content went through a chunk list; the small ones are inline.
+    let words = restore::lookup_path(&repo, info, &format!("{FIXTURE}/docs/words.txt")).unwrap();
+    assert!(matches!(&words.kind, EntryKind::File(f) if matches!(f.content, Content::Lists(_))));
+    let hello = restore::lookup_path(&repo, info, &format!("{FIXTURE}/hello.txt")).unwrap();
+    assert!(matches!(&hello.kind, EntryKind::File(f) if matches!(f.content, Content::Inline(_))));
+
+    // Restore and compare with the fixture as it was.
+    let target = work.path().join("restored");
+    let report = restore::run(
+        &repo,
+        info,
+        &RestoreOptions {
+            subpath: None,
+            target: target.clone(),
+            includes: Vec::new(),
+            overwrite: false,
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.hardlinks, 1);
+    let restored_fixture = target.join(FIXTURE.trim_start_matches('/'));
+    assert_eq!(listing(&restored_fixture), expected["fixture"]);
+    let stream = std::fs::read(target.join(STREAM_NAME)).unwrap();
+    assert_eq!(stream, dump_sql());
+    assert_eq!(
+        blake3::hash(&stream).to_hex().as_str(),
+        expected["stream"]["blake3"].as_str().unwrap()
+    );
+
+    // Reading a repository never writes to it.
+    assert!(
+        snapshot_files(&repo_dir) == before,
+        "the repository changed"
+    );
+}
