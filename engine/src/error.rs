@@ -36,7 +36,7 @@ pub enum Error {
     NotARepository { path: PathBuf },
     #[error("{path}: a repository already exists here")]
     AlreadyExists { path: PathBuf },
-    #[error("{path}: repository format version {found} is not supported (this vault reads version {supported}); use a newer vault")]
+    #[error("{path}: repository format version {found} is not supported (this vault reads version {supported}); {}", if found > supported { "use a newer vault" } else { "it was written by an older development version of vault, whose format is not migrated; restore it with that version" })]
     UnsupportedVersion {
         path: PathBuf,
         found: u32,

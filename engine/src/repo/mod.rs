@@ -163,8 +163,10 @@ impl Repository {
                     path.display()
                 ));
                 // Moved aside rather than deleted, in case it is wanted for a bug report.
-                let aside =
-                    path.with_extension(format!("broken-{}", jiff::Timestamp::now().as_second()));
+                let aside = path.with_file_name(format!(
+                    "index.redb.broken-{}",
+                    jiff::Timestamp::now().as_second()
+                ));
                 std::fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
                 Index::open(&path)?
             }

@@ -247,6 +247,22 @@ impl Walker<'_> {
                 continue;
             }
             match self.repo.read_list(&self.reader, list.id) {
+                // The list must cover what its reference says, as restore demands.
+                Ok(refs)
+                    if refs.len() != list.chunks as usize
+                        || refs.iter().map(|r| r.len as u64).sum::<u64>() != list.size =>
+                {
+                    let key = self.problems.add(
+                        "blob_damaged",
+                        list.id.to_hex(),
+                        None,
+                        Some(list.id.into()),
+                        "chunk list does not match the size recorded in its tree".into(),
+                    );
+                    self.bad.insert(list.id.into(), key.clone());
+                    self.problems.affect(&key, snapshot, path);
+                    clean = false;
+                }
                 Ok(refs) => clean &= self.check_refs(&refs, path, snapshot),
                 Err(e) => {
                     let key = self.problems.add(

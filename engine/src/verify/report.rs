@@ -10,8 +10,8 @@ pub const MAX_PATHS: usize = 100;
 /// One damaged object and everything it affects.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Problem {
-    /// `pack_missing`, `pack_size`, `pack_unreadable`, `pack_content`, `trailer_mismatch`,
-    /// `blob_missing`, `blob_damaged`, `tree_damaged`, `snapshot_damaged`.
+    /// `pack_unreadable`, `pack_content`, `trailer_mismatch`, `blob_missing`, `blob_damaged`,
+    /// `tree_damaged`, `snapshot_damaged`, `index_unreadable`.
     pub kind: String,
     /// Pack id hex, if the damage is located in a pack.
     pub pack: Option<String>,
