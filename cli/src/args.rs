@@ -58,6 +58,10 @@ pub struct VerifyArgs {
     /// Read only part of the packs: N/M (the N-th of M slices; M runs cover all) or P% (random)
     #[arg(long, value_name = "N/M|P%", value_parser = crate::convert::parse_subset)]
     pub read_data_subset: Option<vault_engine::verify::ReadData>,
+    /// Read the packs verified longest ago first, until SIZE (e.g. 20GiB) is read or DURATION
+    /// (e.g. 30m) has passed; records each clean pack's verification time
+    #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::convert::parse_budget, conflicts_with = "read_data_subset")]
+    pub read_data_budget: Option<vault_engine::verify::ReadData>,
     /// Check only what one snapshot reaches (id, prefix or `latest`)
     #[arg(long, value_name = "SNAPSHOT")]
     pub snapshot: Option<String>,

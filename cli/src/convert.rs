@@ -113,6 +113,39 @@ pub fn parse_subset(text: &str) -> Result<vault_engine::verify::ReadData, String
     Ok(ReadData::Slice { n, m })
 }
 
+/// Parses `--read-data-budget`: a size with a byte unit (`20GiB`, `500M`, `1T`) or a duration
+/// with a lower-case time unit (`90s`, `30m`, `2h`, `1d`).
+pub fn parse_budget(text: &str) -> Result<vault_engine::verify::ReadData, String> {
+    let t = text.trim();
+    let is_duration = t.ends_with(['s', 'm', 'h', 'd']);
+    if is_duration {
+        return Ok(vault_engine::verify::ReadData::Budget {
+            bytes: None,
+            time: Some(parse_duration(t)?),
+        });
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: use a size like 20GiB or a duration like 30m"))?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        "t" | "tib" | "tb" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a size like 20GiB or a duration like 30m"
+            ))
+        }
+    };
+    Ok(vault_engine::verify::ReadData::Budget {
+        bytes: Some(number.saturating_mul(factor)),
+        time: None,
+    })
+}
+
 pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
     text.parse()
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
@@ -157,6 +190,33 @@ mod tests {
             Ok(("db/x.sql".into(), "pg_dump -Fp x".into()))
         );
         assert!(parse_command("=true").is_err());
+    }
+
+    #[test]
+    fn budgets() {
+        use vault_engine::verify::ReadData;
+        assert_eq!(
+            parse_budget("20GiB"),
+            Ok(ReadData::Budget {
+                bytes: Some(20 << 30),
+                time: None
+            })
+        );
+        assert_eq!(
+            parse_budget("500M"),
+            Ok(ReadData::Budget {
+                bytes: Some(500 << 20),
+                time: None
+            })
+        );
+        assert_eq!(
+            parse_budget("30m"),
+            Ok(ReadData::Budget {
+                bytes: None,
+                time: Some(std::time::Duration::from_secs(1800))
+            })
+        );
+        assert!(parse_budget("lots").is_err());
     }
 
     #[test]

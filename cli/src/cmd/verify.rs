@@ -16,7 +16,10 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
         Some(wanted) => Some(repo.find_snapshot(wanted, &SnapshotFilter::default())?),
         None => None,
     };
-    let read_data = match (args.read_data_subset, args.read_data) {
+    let read_data = match (
+        args.read_data_budget.or(args.read_data_subset),
+        args.read_data,
+    ) {
         (Some(subset), _) => subset,
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
@@ -77,6 +80,30 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 if paths.more > 0 {
                     println!("    ... and {} more paths", paths.more);
                 }
+            }
+        }
+        if report.blobs_unindexed > 0 {
+            println!(
+                "{} damaged blob copies were removed from the index: the next snapshot of sources that still hold that data stores it again",
+                report.blobs_unindexed
+            );
+        }
+        if report.damaged_copies_superseded > 0 {
+            println!(
+                "{} damaged blob copies are no longer used (good copies were stored since); prune removes them",
+                report.damaged_copies_superseded
+            );
+        }
+        if report.healed_blobs > 0 {
+            println!(
+                "{} previously damaged blobs have a good copy again",
+                report.healed_blobs
+            );
+            for snapshot in &report.snapshots_whole_again {
+                println!(
+                    "snapshot {}: whole again",
+                    &snapshot[..16.min(snapshot.len())]
+                );
             }
         }
         if !cli.quiet || !report.is_clean() {

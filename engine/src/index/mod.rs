@@ -105,6 +105,8 @@ impl Index {
             txn.open_table(BLOBS).map_err(|e| self.err(e))?;
             txn.open_table(PACKS).map_err(|e| self.err(e))?;
             txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+            txn.open_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
+            txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -133,6 +135,7 @@ impl Index {
             let mut numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
             let mut pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
             let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            let damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
             for (pack, size, entries) in packs {
                 if numbers.get(pack.0).map_err(|e| self.err(e))?.is_some() {
                     continue;
@@ -152,10 +155,15 @@ impl Index {
                     .insert(next, value.encode())
                     .map_err(|e| self.err(e))?;
                 for entry in entries {
-                    if blobs
+                    let bad_copy = damaged
                         .get(key(&entry.id))
                         .map_err(|e| self.err(e))?
-                        .is_none()
+                        .is_some_and(|p| p.value() == pack.0);
+                    if !bad_copy
+                        && blobs
+                            .get(key(&entry.id))
+                            .map_err(|e| self.err(e))?
+                            .is_none()
                     {
                         blobs
                             .insert(key(&entry.id), BlobValue::from_entry(next, entry).encode())
@@ -220,7 +228,90 @@ impl Index {
         Ok(out)
     }
 
-    /// Empties every table (before a full rebuild).
+    /// When each pack was last read whole (unix nanoseconds); absent: never.
+    pub fn pack_verified_times(&self) -> Result<HashMap<PackId, u64>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.insert(PackId(k.value()), v.value());
+        }
+        Ok(out)
+    }
+
+    /// Records that `packs` were read whole at `time` (unix nanoseconds).
+    pub fn record_verified(&self, packs: &[PackId], time: u64) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
+            for pack in packs {
+                table.insert(pack.0, time).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Drops damaged copies from the index and remembers them, so that the next snapshot that
+    /// meets the same data stores it again (self-healing). Only entries that point at the damaged
+    /// copy are removed. Returns how many were removed.
+    pub fn mark_damaged(&self, copies: &[(BlobId, PackId)]) -> Result<u64> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut removed = 0;
+        {
+            let numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+            let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            let mut damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+            for (blob, pack) in copies {
+                damaged.insert(blob.0, pack.0).map_err(|e| self.err(e))?;
+                let Some(number) = numbers
+                    .get(pack.0)
+                    .map_err(|e| self.err(e))?
+                    .map(|n| n.value())
+                else {
+                    continue;
+                };
+                let here = blobs
+                    .get(key(blob))
+                    .map_err(|e| self.err(e))?
+                    .and_then(|v| BlobValue::decode(&v.value()))
+                    .is_some_and(|v| v.pack == number);
+                if here {
+                    blobs.remove(key(blob)).map_err(|e| self.err(e))?;
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
+    }
+
+    /// Blobs once found damaged, with the pack of the damaged copy.
+    pub fn damaged(&self) -> Result<Vec<(BlobId, PackId)>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((BlobId(k.value()), PackId(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// Forgets damaged copies whose blob has a good copy again, or whose pack is gone.
+    pub fn forget_damaged(&self, blobs: &[BlobId]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+            for blob in blobs {
+                table.remove(blob.0).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Empties the location tables (before a full rebuild). What verify learned (damaged
+    /// copies, verification times) is kept: the pack files say nothing about it.
     pub fn clear(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.delete_table(BLOBS).map_err(|e| self.err(e))?;

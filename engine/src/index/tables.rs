@@ -11,11 +11,16 @@ pub const BLOBS: TableDefinition<[u8; 32], [u8; 22]> = TableDefinition::new("blo
 pub const PACKS: TableDefinition<u32, [u8; 44]> = TableDefinition::new("packs");
 /// pack id -> pack number.
 pub const PACK_NUMBERS: TableDefinition<[u8; 32], u32> = TableDefinition::new("pack_numbers");
+/// pack id -> unix time in nanoseconds when `verify --read-data` last read the whole pack and found it clean.
+pub const PACK_VERIFIED: TableDefinition<[u8; 32], u64> = TableDefinition::new("pack_verified");
+/// blob id -> pack id where verify found that copy damaged. The copy is never indexed again (not
+/// even by a rebuild), so the next snapshot that meets the data stores a good copy.
+pub const DAMAGED: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("damaged");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Version of the table layout above; a cache with another layout is rebuilt.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 
 /// Where a blob lives: pack number, offset, lengths, kind and encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

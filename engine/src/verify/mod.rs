@@ -39,6 +39,13 @@ pub enum ReadData {
     },
     /// A random sample of about this percentage of packs.
     Percent(f64),
+    /// The packs verified longest ago first (never-verified ones before all), until this many
+    /// bytes are read or this much time has passed, whichever limit is given. Always reads at
+    /// least one pack.
+    Budget {
+        bytes: Option<u64>,
+        time: Option<std::time::Duration>,
+    },
 }
 
 pub struct VerifyOptions {
@@ -135,6 +142,10 @@ struct Walker<'a> {
     clean: HashSet<TreeId>,
     problems: Problems,
     trees: u64,
+    /// Blobs once damaged that have a good copy again.
+    healed: HashSet<BlobId>,
+    /// Snapshots reaching a healed blob.
+    reaching_healed: HashSet<String>,
 }
 
 impl Walker<'_> {
@@ -211,7 +222,8 @@ impl Walker<'_> {
                 _ => {}
             }
         }
-        if clean {
+        // With healed blobs about, every snapshot must be walked to see which reach them.
+        if clean && self.healed.is_empty() {
             self.clean.insert(id);
         }
         clean
@@ -226,6 +238,9 @@ impl Walker<'_> {
     ) -> bool {
         let mut clean = true;
         for r in refs {
+            if self.healed.contains(&r.id.into()) {
+                self.reaching_healed.insert(snapshot.to_string());
+            }
             if let Some(key) = self.blob_problem(r.id.into(), "chunk") {
                 self.problems.affect(&key, snapshot, path);
                 clean = false;
@@ -285,7 +300,7 @@ impl Walker<'_> {
 fn selected(id: &PackId, read_data: ReadData, seed: u64) -> bool {
     let number = u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"));
     match read_data {
-        ReadData::None => false,
+        ReadData::None | ReadData::Budget { .. } => false,
         ReadData::All => true,
         ReadData::Slice { n, m } => number % m == n - 1,
         ReadData::Percent(p) => {
@@ -368,11 +383,31 @@ pub fn run(
 
     // --read-data: every selected pack whole, every blob's digest.
     let seed = started.elapsed().as_nanos() as u64 ^ std::process::id() as u64;
-    let to_read: Vec<PackId> = packs
+    let mut to_read: Vec<PackId> = packs
         .iter()
         .map(|(id, _)| *id)
         .filter(|id| selected(id, options.read_data, seed))
         .collect();
+    let deadline = match options.read_data {
+        ReadData::Budget { bytes, time } => {
+            // Oldest-verified first; never-verified packs count as verified at time 0.
+            let times = repo.index().pack_verified_times()?;
+            let mut order: Vec<&(PackId, u64)> = packs.iter().collect();
+            order.sort_by_key(|(id, _)| (times.get(id).copied().unwrap_or(0), *id));
+            let mut total = 0u64;
+            for (id, size) in order {
+                if !to_read.is_empty() && bytes.is_some_and(|b| total + size > b) {
+                    break;
+                }
+                total += size;
+                to_read.push(*id);
+            }
+            time.map(|t| started + t)
+        }
+        _ => None,
+    };
+    let mut verified = Vec::new();
+    let mut damaged_copies = Vec::new();
     if !to_read.is_empty() {
         let total: u64 = packs
             .iter()
@@ -380,7 +415,10 @@ pub fn run(
             .map(|(_, s)| s)
             .sum();
         progress.total(to_read.len() as u64, total);
-        for batch in to_read.chunks(16) {
+        for batch in to_read.chunks(2) {
+            if deadline.is_some_and(|d| Instant::now() >= d) && report.packs_read > 0 {
+                break;
+            }
             for check in read_data::check_packs(repo.backend().as_ref(), batch) {
                 progress.bytes(check.bytes);
                 progress.file_done();
@@ -397,6 +435,9 @@ pub fn run(
                     );
                     continue;
                 }
+                // Every pack read counts as verified now, damaged or not (damage is remembered
+                // per blob), so a budgeted run moves on through the repository.
+                verified.push(check.pack);
                 if check.content_mismatch && check.damaged.is_empty() {
                     problems.add(
                         "pack_content",
@@ -406,7 +447,18 @@ pub fn run(
                         "pack bytes do not match its name, though every blob checks out".into(),
                     );
                 }
+                let reader = repo.index().reader()?;
                 for (blob, reason) in check.damaged {
+                    // A damaged copy the index no longer uses (a good copy was stored since)
+                    // harms no snapshot; prune removes it with its pack.
+                    if reader
+                        .lookup(&blob)?
+                        .is_some_and(|loc| loc.pack != check.pack)
+                    {
+                        report.damaged_copies_superseded += 1;
+                        continue;
+                    }
+                    damaged_copies.push((blob, check.pack));
                     let key = problems.add(
                         "blob_damaged",
                         blob.to_hex(),
@@ -419,6 +471,24 @@ pub fn run(
             }
         }
     }
+
+    // Nanoseconds: runs seconds apart (tests, retries) must still order their packs.
+    let now = jiff::Timestamp::now().as_nanosecond().max(0) as u64;
+    repo.index().record_verified(&verified, now)?;
+    // Self-healing: damaged copies leave the index, so the next snapshot that meets the data
+    // stores a good copy. The walk below still attributes them (they are in `bad`).
+    report.blobs_unindexed = repo.index().mark_damaged(&damaged_copies)?;
+    // Copies found damaged by earlier runs that have a good copy again.
+    let healed: HashSet<BlobId> = {
+        let reader = repo.index().reader()?;
+        let mut healed = HashSet::new();
+        for (blob, _) in repo.index().damaged()? {
+            if !bad.contains_key(&blob) && reader.contains(&blob)? {
+                healed.insert(blob);
+            }
+        }
+        healed
+    };
 
     // Blobs of unreadable packs are bad wherever the index still places them there.
     let unreadable: HashSet<PackId> = problems
@@ -442,13 +512,24 @@ pub fn run(
         clean: HashSet::new(),
         problems,
         trees: 0,
+        healed,
+        reaching_healed: HashSet::new(),
     };
     for snapshot in &snapshots {
         let root = snapshot.manifest.root().expect("validated at decode");
         walker.walk_tree(root, "", &snapshot.id.to_hex(), 0);
     }
     report.trees = walker.trees;
+    report.healed_blobs = walker.healed.len() as u64;
     report.problems = walker.problems.finish();
+    let damaged = report.damaged_snapshots();
+    let mut whole: Vec<String> = walker
+        .reaching_healed
+        .into_iter()
+        .filter(|s| !damaged.contains(s))
+        .collect();
+    whole.sort();
+    report.snapshots_whole_again = whole;
     report.duration_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -41,6 +41,15 @@ pub struct VerifyReport {
     pub bytes_read: u64,
     pub duration_secs: f64,
     pub problems: Vec<Problem>,
+    /// Damaged copies this run removed from the index (the next snapshot of data that still
+    /// exists stores a good copy).
+    pub blobs_unindexed: u64,
+    /// Damaged copies found in packs whose blob has a good copy in use elsewhere.
+    pub damaged_copies_superseded: u64,
+    /// Blobs found damaged by an earlier run that have a good copy again.
+    pub healed_blobs: u64,
+    /// Snapshots that reach a healed blob and have no problem left.
+    pub snapshots_whole_again: Vec<String>,
 }
 
 impl VerifyReport {
