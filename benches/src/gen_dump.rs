@@ -9,7 +9,9 @@ use std::io::Write;
 use vault_benches::dumpgen::Database;
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>().expect("usage: gen-dump SIZE_MiB DAY"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u64>().expect("usage: gen-dump SIZE_MiB DAY"));
     let (mib, day) = (args.next().expect("SIZE_MiB"), args.next().unwrap_or(0));
     let mut db = Database::new(mib << 20);
     for d in 1..=day {
