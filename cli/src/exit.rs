@@ -21,7 +21,11 @@ pub fn report(error: &anyhow::Error) -> i32 {
         return ERROR;
     }
     let engine = error.chain().find_map(|c| c.downcast_ref::<Error>());
-    let mut line = format!("vault: {error:#}");
+    // Engine errors already name their cause; anyhow's chain would repeat it.
+    let mut line = match engine {
+        Some(e) if error.downcast_ref::<Error>().is_some() => format!("vault: {e}"),
+        _ => format!("vault: {error:#}"),
+    };
     if engine.is_some_and(Error::is_no_space) {
         line.push_str(": no space left on the repository's device; free space and run the command again (the repository is unchanged)");
     }

@@ -101,6 +101,9 @@ struct Restorer<'a> {
     links: Mutex<HashMap<(u64, u64), PathBuf>>,
     /// Later links, created once every first link exists.
     pending_links: Mutex<Vec<PendingLink>>,
+    /// Directories that will receive a pending link: their metadata (which may make them
+    /// read-only) is applied only after the links exist.
+    link_dirs: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl Restorer<'_> {
@@ -173,7 +176,11 @@ impl Restorer<'_> {
                     std::fs::remove_dir(&path).at(&path)?;
                     return Ok(false);
                 }
-                self.apply_meta(&path, &entry.meta, false);
+                // Children are all restored; links into this directory come later, and then
+                // its metadata is applied by `finish_links`.
+                if !self.link_dirs.lock().unwrap().contains(&path) {
+                    self.apply_meta(&path, &entry.meta, false);
+                }
                 self.count(|r| r.dirs += 1);
                 Ok(true)
             }
@@ -183,6 +190,7 @@ impl Restorer<'_> {
                     let key = (entry.meta.dev, entry.meta.inode);
                     let mut links = self.links.lock().unwrap();
                     if links.contains_key(&key) {
+                        self.link_dirs.lock().unwrap().insert(dir.to_path_buf());
                         self.pending_links.lock().unwrap().push(PendingLink {
                             path,
                             key,
@@ -235,8 +243,9 @@ impl Restorer<'_> {
         }
     }
 
-    /// Creates the hard links recorded during the walk, then sets again the mtimes of their
-    /// directories (creating a link changes its directory's mtime).
+    /// Creates the hard links recorded during the walk, then applies the metadata of their
+    /// directories, which was held back (creating a link changes a directory's mtime, and a
+    /// read-only directory would refuse the link).
     fn finish_links(&self) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending_links.lock().unwrap());
         let links = self.links.lock().unwrap();
@@ -301,6 +310,7 @@ pub fn run(
         bytes: AtomicU64::new(0),
         links: Mutex::new(HashMap::new()),
         pending_links: Mutex::new(Vec::new()),
+        link_dirs: Mutex::new(Default::default()),
     };
     if options.subpath.is_none() && options.includes.is_empty() {
         let summary = &snapshot.manifest.summary;

@@ -6,6 +6,7 @@
 //! killed by a signal, or outlives its timeout fails the whole snapshot.
 
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -59,7 +60,8 @@ impl StreamSource {
     }
 
     /// `sh -c command`, its stdout stored as `name`, its stderr passed through. With a
-    /// `timeout`, the command is killed (and the snapshot fails) when it runs longer.
+    /// `timeout`, the command and every process it started are killed (and the snapshot fails)
+    /// when it runs longer.
     pub fn command(
         name: impl Into<String>,
         command: impl Into<String>,
@@ -87,6 +89,9 @@ fn spawn(line: &str, timeout: Option<Duration>) -> Result<OpenStream, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        // Its own process group, so that a timeout kills everything the command started
+        // (`sh -c 'pg_dump | gzip'` has children that hold the pipe open).
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
     let stdout = child.stdout.take().expect("stdout was piped");
@@ -102,7 +107,9 @@ fn spawn(line: &str, timeout: Option<Duration>) -> Result<OpenStream, String> {
                 .unwrap();
             if !*finished {
                 *timed_out.lock().unwrap() = true;
-                let _ = child.lock().unwrap().kill();
+                let pid = child.lock().unwrap().id() as libc::pid_t;
+                // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
         });
     }
