@@ -1,1 +1,17 @@
+//! End-to-end tests of the `vault` binary: real processes, real files, real repositories.
+//!
+//! Every test runs in its own temp dir with `VAULT_REPO`, `VAULT_CACHE_DIR` and `HOME` pointing
+//! inside it (see `util::Env`), so the user's default repository is never touched. Run with
+//! `cargo test --release -p vault-cli --test integration` (the tests move GiBs of data).
 
+mod util;
+
+mod app_backup;
+mod concurrency;
+mod dedup;
+mod errors;
+mod hostile;
+mod roundtrip;
+mod select;
+mod sources;
+mod stdin;

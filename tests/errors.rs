@@ -1,0 +1,331 @@
+//! Failure modes and their exit codes: 1 error (nothing committed), 2 usage error, 3 completed
+//! with problems.
+//!
+//! Unreadable sources need a process that permission bits apply to. Tests run as root in CI and
+//! root ignores them, so when euid is 0 the snapshot runs as uid/gid 65534 through
+//! `setpriv --reuid=65534 --regid=65534 --clear-groups` (see `Env::cmd_unprivileged`), with the
+//! repository, cache and home handed to that user (`Env::share_with_nobody`).
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use crate::util::*;
+
+#[test]
+fn unreadable_file_and_directory_give_an_incomplete_snapshot() {
+    let env = Env::init();
+    env.share_with_nobody();
+    let src = env.path("src");
+    write(&src.join("ok/a.txt"), b"readable\n");
+    write_generated(&src.join("ok/big.bin"), 1, 3 << 20, random_bytes);
+    write(&src.join("secret.txt"), b"nobody may read this\n");
+    write(&src.join("locked/inside.txt"), b"behind a locked door\n");
+    write(&src.join("zz-after.txt"), b"listed after the problems\n");
+    chmod(&src.join("secret.txt"), 0o000);
+    chmod(&src.join("locked"), 0o000);
+
+    let mut cmd = env.cmd_unprivileged(["snapshot", "--json"]);
+    cmd.arg(&src);
+    let out = run_cmd(cmd);
+    out.code(3);
+    let snap = out.json();
+    check_snapshot_json(&snap);
+    assert_eq!(snap["complete"], false);
+    let problems: BTreeSet<String> = snap["summary"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(!e["reason"].as_str().unwrap().is_empty(), "{e}");
+            e["path"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: BTreeSet<String> = [src.join("secret.txt"), src.join("locked")]
+        .iter()
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(problems, expected, "{snap}");
+    out.stderr_has("secret.txt").stderr_has("locked");
+
+    // Committed, and listed as incomplete.
+    let listed = env.list(Vec::<&str>::new());
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], snap["id"]);
+    assert_eq!(listed[0]["complete"], false);
+    assert_eq!(listed[0]["summary"]["errors"], snap["summary"]["errors"]);
+    let table = env.run(["list"]);
+    table.ok();
+    assert!(
+        table.stdout_str().contains("incomplete"),
+        "{}",
+        table.stdout_str()
+    );
+
+    // Everything else restores exactly; the unreadable file is absent, the locked directory
+    // is there, empty.
+    let target = env.path("t");
+    env.restore("latest", &target, Vec::<&str>::new()).ok();
+    let restored = Env::restored(&target, &src);
+    let diffs: BTreeSet<String> = compare_trees(&src, &restored, Compare::default())
+        .into_iter()
+        .collect();
+    let expected_diffs: BTreeSet<String> = [
+        "\"secret.txt\": missing in restore (File)",
+        "\"locked/inside.txt\": missing in restore (File)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(diffs, expected_diffs);
+    assert!(names(&restored.join("locked")).is_empty());
+}
+
+#[test]
+fn missing_source_path_commits_nothing() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let missing = env.path("does-not-exist");
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&missing);
+    run_cmd(cmd).code(1).stderr_has(missing.to_str().unwrap());
+    // Also when given next to a good path: all or nothing.
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&src).arg(&missing);
+    run_cmd(cmd).code(1).stderr_has("does-not-exist");
+    assert!(env.snapshot_ids().is_empty());
+    assert!(names(&env.repo.join("snapshots")).is_empty());
+}
+
+#[test]
+fn restore_refuses_non_empty_target_without_overwrite() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("file.txt"), b"from the snapshot\n");
+    write(&src.join("dir/nested.txt"), b"nested\n");
+    env.snapshot([&src]);
+
+    let target = env.path("t");
+    write(&target.join("existing.txt"), b"already here\n");
+    let before = fingerprint(&target);
+    env.restore("latest", &target, Vec::<&str>::new())
+        .code(2)
+        .stderr_has("--overwrite");
+    assert_eq!(
+        fingerprint(&target),
+        before,
+        "restore wrote into the target"
+    );
+
+    // With --overwrite it restores, keeping unrelated files; a conflicting entry is replaced.
+    let restored = Env::restored(&target, &src);
+    write(&restored.join("file.txt"), b"stale\n");
+    fs::create_dir_all(restored.join("dir/nested.txt")).unwrap(); // a dir where a file goes
+    env.restore("latest", &target, ["--overwrite"]).ok();
+    assert_eq!(
+        fs::read(target.join("existing.txt")).unwrap(),
+        b"already here\n"
+    );
+    assert_same_tree(&src, &restored, Compare::default());
+}
+
+#[test]
+fn unknown_snapshots_are_usage_errors() {
+    let env = Env::init();
+    let target = env.path("t");
+    // Empty repository: even latest is unknown.
+    env.restore("latest", &target, Vec::<&str>::new()).code(2);
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let snap = env.snapshot([src.as_os_str(), "--tag".as_ref(), "x".as_ref()]);
+    let id = id_of(&snap);
+    let other = if id.starts_with('0') { "1" } else { "0" }.repeat(64);
+    for wanted in [
+        other.as_str(),
+        "deadbeef",
+        "zzzz",
+        "abc",
+        &id[..3],
+        "latest:/nope",
+    ] {
+        let out = env.restore(wanted, &target, Vec::<&str>::new());
+        out.code(2);
+        assert!(
+            !target.exists() || names(&target).is_empty(),
+            "{wanted}: target written"
+        );
+        env.run(["dump", wanted, "/a"]).code(2);
+    }
+    env.restore("latest", &target, ["--tag", "nope"]).code(2);
+    env.run([
+        "dump",
+        "latest",
+        src.join("a").to_str().unwrap(),
+        "--host",
+        "nope",
+    ])
+    .code(2);
+    // The real one works, by full id and by 4-character prefix.
+    env.run(["dump", &id, src.join("a").to_str().unwrap()]).ok();
+    let unique = env.run(["dump", &id[..4], src.join("a").to_str().unwrap()]);
+    unique.ok();
+    assert_eq!(unique.stdout, b"a");
+}
+
+#[test]
+fn missing_repository() {
+    let env = Env::new();
+    let out = env.run(["list"]);
+    out.code(1).stderr_has(env.repo.to_str().unwrap());
+    // With an explicit repository, snapshot does not create one.
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&src);
+    run_cmd(cmd).code(1).stderr_has(env.repo.to_str().unwrap());
+    assert!(!env.repo.exists(), "snapshot created the repository");
+    env.run(["dump", "latest", "/a"]).code(1);
+    env.restore("latest", &env.path("t"), Vec::<&str>::new())
+        .code(1);
+    assert!(!env.path("t").exists());
+    // A second init is refused.
+    env.run(["init"]).ok();
+    env.run(["init"]).fails().stderr_has("already exists");
+}
+
+#[test]
+fn dump_of_non_files() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("dir/file"), b"content");
+    std::os::unix::fs::symlink("dir/file", src.join("link")).unwrap();
+    env.snapshot([&src]);
+    let dir = src.join("dir");
+    let out = env.run(["dump", "latest", dir.to_str().unwrap()]);
+    out.fails().stderr_has("not a regular file");
+    assert!(out.stdout.is_empty());
+    env.run(["dump", "latest", src.join("link").to_str().unwrap()])
+        .fails()
+        .stderr_has("not a regular file");
+    env.run(["dump", "latest", "/"]).fails();
+    env.run(["dump", "latest", src.join("nope").to_str().unwrap()])
+        .code(2)
+        .stderr_has("does not exist");
+    let ok = env.run(["dump", "latest", src.join("dir/file").to_str().unwrap()]);
+    ok.ok();
+    assert_eq!(ok.stdout, b"content");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    env.run(["snapshot"]).code(2); // nothing to back up
+    env.run(["snapshot", "--label", "novalue", src.to_str().unwrap()])
+        .code(2);
+    env.run(["snapshot", "--time", "yesterday", src.to_str().unwrap()])
+        .code(2);
+    env.run(["snapshot", "--stdin-name", "x", src.to_str().unwrap()])
+        .code(2); // needs --stdin
+    env.run(["snapshot", "--exclude", "[", src.to_str().unwrap()])
+        .code(2);
+    env.run(["restore", "latest"]).code(2); // no --target
+    env.run(["frobnicate"]).code(2);
+    let fresh = Env::new();
+    fresh.run(["init", "--compression", "gzip"]).code(2);
+    fresh.run(["init", "--chunk-avg", "1"]).code(2);
+    assert!(!fresh.repo.join("config").exists());
+    assert!(env.snapshot_ids().is_empty());
+}
+
+/// A damaged pack is detected when read: the chunk digest check fails the restore and dump.
+#[test]
+fn damaged_pack_is_detected() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_generated(&src.join("data.bin"), 9, 2 << 20, random_bytes);
+    env.snapshot([&src]);
+    // Flip one byte in the middle of the (only, 2 MiB) data pack's blob area.
+    let mut packs = Vec::new();
+    for sub in fs::read_dir(env.repo.join("packs")).unwrap() {
+        for p in fs::read_dir(sub.unwrap().path()).unwrap() {
+            let p = p.unwrap().path();
+            packs.push((fs::metadata(&p).unwrap().len(), p));
+        }
+    }
+    packs.sort();
+    let (len, biggest) = packs.last().unwrap().clone();
+    assert!(len > 1 << 20);
+    let mut bytes = fs::read(&biggest).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    chmod(&biggest, 0o644);
+    fs::write(&biggest, &bytes).unwrap();
+
+    let path = src.join("data.bin");
+    let (code, _, _, stderr) = env.dump_digest("latest", path.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "dump of damaged data succeeded: {stderr}");
+    assert!(stderr.contains("damaged"), "{stderr}");
+    let out = env.restore("latest", &env.path("t"), Vec::<&str>::new());
+    out.code(1).stderr_has("damaged");
+}
+
+/// An I/O error is rendered as `vault: <path>: <cause>`. The engine's `Error::Io` already puts
+/// its source in its own message and also returns it from `source()`, and the CLI prints the
+/// chain with `{:#}`, so every I/O error names its cause twice.
+#[test]
+fn io_error_messages_state_their_cause_once() {
+    let env = Env::init();
+    let missing = env.path("does-not-exist");
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&missing);
+    let out = run_cmd(cmd);
+    out.code(1);
+    let cause = "No such file or directory";
+    assert_eq!(out.stderr.matches(cause).count(), 1, "{}", out.stderr);
+}
+
+/// A file that grows while vault reads it is recorded as a problem: the snapshot is committed
+/// but incomplete (exit 3), naming the file.
+#[test]
+fn file_changing_during_snapshot_is_reported() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let env = Env::init();
+    let src = env.path("src");
+    let log = src.join("growing.log");
+    write_generated(&log, 3, 96 << 20, compressible_bytes);
+    write(&src.join("calm.txt"), b"unchanging\n");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (stop.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'x'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let mut cmd = env.cmd(["snapshot", "--json"]);
+    cmd.arg(&src);
+    let out = run_cmd(cmd);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    out.code(3);
+    let snap = out.json();
+    assert_eq!(snap["complete"], false);
+    let errors = snap["summary"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{snap}");
+    assert_eq!(errors[0]["path"], log.to_str().unwrap());
+    assert!(
+        errors[0]["reason"].as_str().unwrap().contains("changed"),
+        "{snap}"
+    );
+    // The calm file is in the snapshot.
+    let ok = env.run(["dump", "latest", src.join("calm.txt").to_str().unwrap()]);
+    ok.ok();
+    assert_eq!(ok.stdout, b"unchanging\n");
+}
