@@ -1,0 +1,42 @@
+//! `format::pack::decode_pack` on a whole pack file, then `format::pack::open_blob` on the stored
+//! bytes of every entry it returns (and the tree / chunk-list decoder on blobs that open).
+//! Run on the input and on the input with its trailer checksum fixed.
+//! Oracles: accepted entries lie inside the pack, in order; an opened blob has its raw length and
+//! its id is its digest in its kind's domain.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vault_engine::format::pack::{self, BlobKind};
+use vault_engine::format::tree;
+
+fn check(data: &[u8]) {
+    let Ok(entries) = pack::decode_pack(data) else {
+        return;
+    };
+    let range = vault_fuzz::trailer_range(data).expect("decode_pack accepted a bad footer");
+    vault_fuzz::assert_entries_valid(&entries, range.len(), data.len() as u64);
+    for e in &entries {
+        let stored = vault_fuzz::stored_bytes(data, e);
+        let Ok(raw) = pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored) else {
+            continue;
+        };
+        assert_eq!(raw.len(), e.raw_len as usize);
+        assert_eq!(e.kind.digest(&raw), e.id);
+        match e.kind {
+            BlobKind::Tree => {
+                let _ = tree::decode_tree(&raw);
+            }
+            BlobKind::List => {
+                let _ = tree::decode_list(&raw);
+            }
+            BlobKind::Chunk => {}
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    if let Some(fixed) = vault_fuzz::fix_pack_trailer(data) {
+        check(&fixed);
+    }
+});

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Seeds fuzz/corpus/<target>/ with real repository objects.
+#
+# Builds the vault binary, makes two small repositories in a temporary directory (zstd and
+# uncompressed blobs, tiny chunk sizes so that a 40 KiB file already needs chunk lists), takes a
+# directory snapshot and a --stdin snapshot in each, and copies their config, snapshot manifests and
+# packs into the corpus directories. Tree blobs, chunk-list blobs and pack tails are extracted from
+# the packs by examples/extract.rs.
+#
+# Seeds are named seed-*; earlier seeds are replaced on every run, while inputs the fuzzer found
+# (named by their SHA-1) are kept.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+corpus="$here/corpus"
+targets=(config manifest sealed pack pack_trailer tree chunk_list repository)
+
+echo "seed-corpus: building vault" >&2
+(cd "$root" && cargo build --quiet --release -p vault-cli)
+vault="${CARGO_TARGET_DIR:-$root/target}/release/vault"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/vault-seed.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# A small directory with every kind of entry a snapshot records (devices need root; skipped).
+src="$work/src"
+mkdir -p "$src/etc/app" "$src/data/nested/deeper" "$src/empty-dir"
+printf 'port = 8080\nname = "demo"\n' > "$src/etc/app/app.toml"
+printf 'hello\n' > "$src/data/hello.txt"
+: > "$src/data/empty"
+for i in $(seq 1 200); do echo "line $i of a log file with some repeated text"; done > "$src/data/nested/log.txt"
+head -c 40000 /dev/urandom > "$src/data/nested/deeper/random.bin"    # > 64 chunks: chunk lists
+ln -s ../etc/app/app.toml "$src/data/link-to-config"
+ln "$src/data/hello.txt" "$src/data/hardlink-to-hello"
+mkfifo "$src/data/fifo"
+chmod 0640 "$src/etc/app/app.toml"
+
+dump="$work/db.sql"
+{
+    echo "CREATE TABLE users (id integer primary key, name text);"
+    for i in $(seq 1 1500); do echo "INSERT INTO users VALUES ($i, 'user number $i');"; done
+} > "$dump"
+
+for t in "${targets[@]}"; do
+    mkdir -p "$corpus/$t"
+    find "$corpus/$t" -maxdepth 1 -name 'seed-*' -delete
+done
+
+# Copies a file into corpus/<target>/seed-<sha1 of its content>.
+seed() {
+    local file="$1" target="$2" sum
+    sum="$(sha1sum "$file" | cut -c1-40)"
+    cp "$file" "$corpus/$target/seed-$sum"
+}
+
+packs=()
+for compression in zstd:1 none; do
+    repo="$work/repo-${compression%%:*}"
+    export VAULT_REPO="$repo" VAULT_CACHE_DIR="$work/cache"
+    "$vault" --quiet init --chunk-min 64 --chunk-avg 256 --chunk-max 1024 --compression "$compression" >/dev/null
+    "$vault" --quiet snapshot --tag seed "$src" >/dev/null
+    "$vault" --quiet snapshot --stdin --stdin-name db.sql --label kind=dump < "$dump" >/dev/null
+    seed "$repo/config" config
+    seed "$repo/config" sealed
+    for f in "$repo"/snapshots/*; do
+        seed "$f" manifest
+        seed "$f" sealed
+    done
+    for f in "$repo"/packs/*/*; do
+        seed "$f" pack
+        seed "$f" repository
+        packs+=("$f")
+    done
+done
+
+(cd "$here" && cargo run --quiet --example extract -- "$corpus" "${packs[@]}")
+
+for t in "${targets[@]}"; do
+    printf 'seed-corpus: %-12s %3d seeds\n' "$t" "$(find "$corpus/$t" -maxdepth 1 -name 'seed-*' | wc -l)"
+done
