@@ -5,7 +5,8 @@
 # uncompressed blobs, tiny chunk sizes so that a 40 KiB file already needs chunk lists), takes a
 # directory snapshot and a --stdin snapshot in each, and copies their config, snapshot manifests and
 # packs into the corpus directories. Tree blobs, chunk-list blobs and pack tails are extracted from
-# the packs by examples/extract.rs.
+# the packs by examples/extract.rs. The sealed-file test vectors in format-spec/vectors/ are seeds
+# too; they are the only seeds of the prune-plan target (a finished prune deletes its plan).
 #
 # Seeds are named seed-*; earlier seeds are replaced on every run, while inputs the fuzzer found
 # (named by their SHA-1) are kept.
@@ -14,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 corpus="$here/corpus"
-targets=(config manifest sealed pack pack_trailer tree chunk_list repository)
+targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository)
 
 echo "seed-corpus: building vault" >&2
 (cd "$root" && cargo build --quiet --release -p vault-cli)
@@ -75,6 +76,12 @@ for compression in zstd:1 none; do
 done
 
 (cd "$here" && cargo run --quiet --example extract -- "$corpus" "${packs[@]}")
+
+vectors="$root/format-spec/vectors"
+for kind in config manifest plan; do
+    seed "$vectors/$kind.bin" "$kind"
+    seed "$vectors/$kind.bin" sealed
+done
 
 for t in "${targets[@]}"; do
     printf 'seed-corpus: %-12s %3d seeds\n' "$t" "$(find "$corpus/$t" -maxdepth 1 -name 'seed-*' | wc -l)"

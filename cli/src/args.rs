@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "vault", version, about = "Content-addressed, deduplicating backups", long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems."
+    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running)."
 )]
 pub struct Cli {
     /// Repository location [default: ~/.local/share/vault/repo, created on first snapshot]
@@ -45,9 +45,102 @@ pub enum Command {
     Dump(DumpArgs),
     /// Check that snapshots can be restored; report what is damaged and what it affects
     Verify(VerifyArgs),
+    /// Forget snapshots by retention policy or id (soft delete until `vault prune`)
+    Forget(ForgetArgs),
+    /// Delete what no snapshot needs: forgotten snapshots and unused data (repacking partly used packs)
+    Prune(PruneArgs),
+    /// Protect snapshots from every retention policy and from prune
+    Protect(SnapshotIdsArgs),
+    /// Remove the protection of snapshots
+    Unprotect(SnapshotIdsArgs),
+    /// Bring back forgotten snapshots (possible until a prune deletes them)
+    Undelete(SnapshotIdsArgs),
+    /// Remove the prune lock and snapshot registrations left by vault processes that are gone
+    Unlock(UnlockArgs),
     /// Manage the local index cache
     #[command(subcommand)]
     Index(IndexCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotIdsArgs {
+    /// Snapshot ids or unique id prefixes
+    #[arg(value_name = "SNAPSHOT", required = true)]
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Also remove registrations and locks of processes on other hosts, or that seem alive
+    /// (only when no vault process uses the repository anywhere)
+    #[arg(long)]
+    pub remove_all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneOptionsArgs {
+    /// Repack a pack when more than this share of it is unused (e.g. 10%, 0% repacks every pack with unused data)
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = crate::convert::parse_percent)]
+    pub max_unused: f64,
+    /// Do not wait for running snapshots before deleting packs; the next prune finishes instead
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Report what would be deleted and repacked, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub options: PruneOptionsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Forget these snapshots (ids or prefixes) instead of applying a policy
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within DURATION before the group's newest (e.g. 30d, 2w, 6m, 1y)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Apply the policy per group of: host, paths, tags, label:KEY (comma-separated; "" = one group)
+    #[arg(long, value_name = "KEYS", default_value = "host,paths")]
+    pub group_by: String,
+    /// Compute hour, day, week, month and year buckets in UTC instead of local time
+    #[arg(long)]
+    pub utc: bool,
+    /// Show what would be kept and forgotten, and why; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run `vault prune` afterwards
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_options: PruneOptionsArgs,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -138,10 +231,16 @@ pub struct SnapshotArgs {
     /// Record this time instead of now (RFC 3339, e.g. 2026-01-31T23:00:00Z)
     #[arg(long, value_name = "RFC3339", value_parser = crate::convert::parse_time)]
     pub time: Option<jiff::Timestamp>,
+    /// Protect the snapshot from every retention policy (manual and pre-upgrade backups)
+    #[arg(long)]
+    pub protect: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// List forgotten snapshots (restorable with `vault undelete` until a prune) instead
+    #[arg(long)]
+    pub forgotten: bool,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

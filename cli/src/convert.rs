@@ -146,6 +146,22 @@ pub fn parse_budget(text: &str) -> Result<vault_engine::verify::ReadData, String
     })
 }
 
+/// Parses a share such as `10%` (or `0.1`) into 0..=1.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{text:?}: use a percentage like 10%"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!(
+            "{text:?}: the percentage must be between 0% and 100%"
+        ));
+    }
+    Ok(value)
+}
+
 pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
     text.parse()
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))

@@ -6,6 +6,8 @@ pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 pub const USAGE: i32 = 2;
 pub const PROBLEMS: i32 = 3;
+/// Another vault process holds a lock the command needs (a prune is running).
+pub const BUSY: i32 = 4;
 
 /// Whether the error is a closed output pipe (`vault dump ... | head`).
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -32,6 +34,7 @@ pub fn report(error: &anyhow::Error) -> i32 {
     eprintln!("{line}");
     match engine.map(Error::kind) {
         Some(ErrorKind::Usage) => USAGE,
+        Some(ErrorKind::Busy) => BUSY,
         _ => ERROR,
     }
 }

@@ -5,8 +5,15 @@ use serde_json::{json, Value};
 use vault_engine::{Manifest, SnapshotId};
 
 /// The JSON object for one snapshot, as `list --json` and `snapshot --json` print it.
-pub fn snapshot_json(id: &SnapshotId, manifest: &Manifest) -> Value {
+pub fn snapshot_json(
+    id: &SnapshotId,
+    manifest: &Manifest,
+    protected: bool,
+    forgotten: bool,
+) -> Value {
     json!({
+        "protected": protected,
+        "forgotten": forgotten,
         "id": id.to_hex(),
         "short_id": id.short(),
         "time": manifest.time,

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Repository,
     /// An operating-system or storage failure (I/O, permissions, full disk).
     Io,
+    /// Another process holds a lock the operation needs.
+    Busy,
     /// A source (stdin, a command) failed in a way that must not produce a snapshot.
     Source,
 }
@@ -68,6 +70,12 @@ pub enum Error {
     TargetNotEmpty { path: PathBuf },
     #[error("{what}: {reason}")]
     InvalidArgument { what: String, reason: String },
+    #[error(
+        "{lock} is held by {holder}; wait for it to finish, or if it is gone run `vault unlock`"
+    )]
+    Locked { lock: String, holder: String },
+    #[error("snapshot {id} is protected; run `vault unprotect {id}` first")]
+    Protected { id: String },
     #[error("{name}: {reason}; nothing was committed")]
     SourceFailed { name: String, reason: String },
 }
@@ -88,7 +96,9 @@ impl Error {
             | Error::NoSuchPath { .. }
             | Error::NotAFile { .. }
             | Error::TargetNotEmpty { .. }
-            | Error::InvalidArgument { .. } => ErrorKind::Usage,
+            | Error::InvalidArgument { .. }
+            | Error::Protected { .. } => ErrorKind::Usage,
+            Error::Locked { .. } => ErrorKind::Busy,
             Error::SourceFailed { .. } => ErrorKind::Source,
         }
     }

@@ -17,14 +17,17 @@
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
 pub mod error;
+pub mod forget;
 pub mod format;
 pub mod id;
 pub mod index;
 pub mod limits;
 pub mod meta;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod storage;
 pub mod verify;

@@ -9,7 +9,7 @@ pub const MAX_PACK_SIZE: u64 = 4 << 30;
 pub const MAX_BLOBS_PER_PACK: u32 = 1 << 20;
 /// Largest uncompressed blob (a chunk, tree or chunk list).
 pub const MAX_BLOB_SIZE: u32 = 256 << 20;
-/// Largest config or snapshot manifest file.
+/// Largest sealed file: config, snapshot manifest or prune plan.
 pub const MAX_SEALED_FILE_SIZE: u64 = 16 << 20;
 /// Most entries in one tree object (one directory).
 pub const MAX_TREE_ENTRIES: u32 = 4_000_000;

@@ -1,5 +1,5 @@
-//! A frozen version-1 repository: `engine/tests/data/v1-repo/`, described by
-//! `engine/tests/data/v1-repo.json`.
+//! A frozen version-3 repository: `engine/tests/data/v3-repo/`, described by
+//! `engine/tests/data/v3-repo.json`.
 //!
 //! The repository was made by this engine (`Repository::init` on a `LocalBackend`, then
 //! `snapshot::run` over the deterministic fixture built below plus one stream). The test opens a
@@ -36,15 +36,15 @@ fn data_dir() -> PathBuf {
 }
 
 fn frozen_repo() -> PathBuf {
-    data_dir().join("v1-repo")
+    data_dir().join("v3-repo")
 }
 
 fn sidecar_path() -> PathBuf {
-    data_dir().join("v1-repo.json")
+    data_dir().join("v3-repo.json")
 }
 
 /// Where the generator builds the fixture; it is recorded in the snapshot, so it is fixed.
-const FIXTURE: &str = "/tmp/vault-v1-fixture";
+const FIXTURE: &str = "/tmp/vault-v3-fixture";
 const STREAM_NAME: &str = "db/dump.sql";
 const SNAPSHOT_TIME: &str = "2024-01-02T03:04:05Z";
 const HOST: &str = "frozen-host";
@@ -325,10 +325,10 @@ fn frozen_options() -> InitOptions {
 }
 
 #[test]
-#[ignore = "rewrites engine/tests/data/v1-repo; run with VAULT_REGENERATE_VECTORS=1"]
+#[ignore = "rewrites engine/tests/data/v3-repo; run with VAULT_REGENERATE_VECTORS=1"]
 fn regenerate_frozen_repository() {
     if std::env::var("VAULT_REGENERATE_VECTORS").as_deref() != Ok("1") {
-        eprintln!("set VAULT_REGENERATE_VECTORS=1 to rewrite engine/tests/data/v1-repo");
+        eprintln!("set VAULT_REGENERATE_VECTORS=1 to rewrite engine/tests/data/v3-repo");
         return;
     }
     let fixture = Path::new(FIXTURE);
@@ -374,7 +374,7 @@ fn regenerate_frozen_repository() {
         }
     }
     let sidecar = json!({
-        "about": "engine/tests/data/v1-repo: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs",
+        "about": "engine/tests/data/v3-repo: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs",
         "regenerate": "VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored",
         "format_version": format::FORMAT_VERSION,
         "repository_id": repo.id().to_hex(),

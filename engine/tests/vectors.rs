@@ -26,6 +26,7 @@ use vault_engine::format::manifest::{
     self, Manifest, SnapshotSummary, SourceProblem, SourceRecord,
 };
 use vault_engine::format::pack::{self, BlobEntry, BlobKind, Encoding, PackBuilder};
+use vault_engine::format::plan::{self, Plan, PLAN_MAGIC};
 use vault_engine::format::sealed;
 use vault_engine::format::tree::{
     self, ChunkRef, Content, Entry, EntryKind, FileData, ListRef, Metadata, Tree,
@@ -365,6 +366,28 @@ fn manifest_value() -> Manifest {
     }
 }
 
+/// A pack id that names no pack of the vectors: the plain `BLAKE3` of a fixed string.
+fn fixed_pack_id(what: &str) -> PackId {
+    PackId(*blake3::hash(format!("vault test vector: {what}").as_bytes()).as_bytes())
+}
+
+/// The prune plan vector: two condemned packs, one pack written by the prune, and the manifest
+/// vector as the one snapshot marked live.
+fn plan_value() -> Plan {
+    let (snapshot, _) = manifest::encode(&manifest_value());
+    Plan {
+        version: FORMAT_VERSION,
+        time: "2024-05-07T03:00:00Z".into(),
+        host: "db1.example.org".into(),
+        condemned: vec![
+            fixed_pack_id("condemned pack 1").to_hex(),
+            fixed_pack_id("condemned pack 2").to_hex(),
+        ],
+        written: vec![fixed_pack_id("pack written by prune").to_hex()],
+        snapshots: vec![snapshot.to_hex()],
+    }
+}
+
 /// The blobs of the pack vector: (kind, raw bytes). Encodings are what the compressor chooses at
 /// zstd level 1.
 fn pack_blobs() -> Vec<(BlobKind, Vec<u8>)> {
@@ -651,6 +674,11 @@ fn describe_sealed(bytes: &[u8], magic: [u8; 8]) -> Value {
         v["structure"] = json!("snapshot manifest, sealed file (02-sealed-files.md)");
         v["snapshot_id"] = json!(SnapshotId::digest(bytes).to_hex());
         v["file_name"] = json!(format!("snapshots/{}", SnapshotId::digest(bytes).to_hex()));
+    } else if magic == PLAN_MAGIC {
+        let id = hex(blake3::hash(bytes).as_bytes());
+        v["structure"] = json!("prune plan, sealed file (02-sealed-files.md, 09-rotation.md)");
+        v["plan_id"] = json!(id);
+        v["file_name"] = json!(format!("prune/{id}"));
     } else {
         v["structure"] = json!("config, sealed file (02-sealed-files.md)");
         v["file_name"] = json!("config");
@@ -793,6 +821,12 @@ fn all_vector_files() -> Vec<(String, Vec<u8>)> {
         pretty(&describe_sealed(&manifest_bytes, sealed::SNAPSHOT_MAGIC)),
     ));
     files.push(("manifest.bin".into(), manifest_bytes));
+    let (_, plan_bytes) = plan::encode(&plan_value());
+    files.push((
+        "plan.json".into(),
+        pretty(&describe_sealed(&plan_bytes, PLAN_MAGIC)),
+    ));
+    files.push(("plan.bin".into(), plan_bytes));
     let (_, pack_bytes, _) = build_pack();
     files.push(("pack.json".into(), pretty(&describe_pack(&pack_bytes))));
     files.push(("pack.bin".into(), pack_bytes));
@@ -912,35 +946,81 @@ fn manifest_vector() {
 }
 
 #[test]
+fn plan_vector() {
+    let bytes = read_vector("plan.bin");
+    let decoded = plan::decode(&bytes).unwrap();
+    assert_eq!(decoded, plan_value());
+    let (id, encoded) = plan::encode(&decoded);
+    assert_eq!(encoded, bytes);
+    assert_eq!(id, *blake3::hash(&bytes).as_bytes());
+    assert_eq!(&bytes[..8], b"VAULTPLN");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    assert_eq!(describe_sealed(&bytes, PLAN_MAGIC), read_json("plan.json"));
+    assert_eq!(decoded.condemned_packs().len(), 2);
+    // The snapshot it marked live is the manifest vector.
+    assert_eq!(
+        decoded.snapshots,
+        [SnapshotId::digest(&read_vector("manifest.bin")).to_hex()]
+    );
+    // What the decoder refuses behind a valid envelope (09-rotation.md §9.3).
+    let mut other_version = decoded.clone();
+    other_version.version = FORMAT_VERSION - 1;
+    assert!(plan::decode(&plan::encode(&other_version).1).is_err());
+    let mut not_a_pack = decoded.clone();
+    not_a_pack.condemned.push("condemned".into());
+    assert!(plan::decode(&plan::encode(&not_a_pack).1).is_err());
+    let mut short_id = decoded;
+    short_id.condemned[0].pop();
+    assert!(plan::decode(&plan::encode(&short_id).1).is_err());
+}
+
+/// Decodes a sealed vector with the decoder of the kind its name says; whether it was accepted.
+fn sealed_accepted(name: &str, bytes: &[u8]) -> bool {
+    match name {
+        "config.bin" => config::decode(bytes).is_ok(),
+        "manifest.bin" => manifest::decode(bytes).is_ok(),
+        "plan.bin" => plan::decode(bytes).is_ok(),
+        _ => unreachable!("{name} is not a sealed vector"),
+    }
+}
+
+const SEALED_VECTORS: [&str; 3] = ["config.bin", "manifest.bin", "plan.bin"];
+
+#[test]
 fn sealed_vectors_reject_every_flipped_byte() {
-    for name in ["config.bin", "manifest.bin"] {
+    for name in SEALED_VECTORS {
         let bytes = read_vector(name);
+        assert!(sealed_accepted(name, &bytes), "{name}");
         for i in 0..bytes.len() {
             for bit in [0x01u8, 0x80] {
                 let mut bad = bytes.clone();
                 bad[i] ^= bit;
-                let rejected = if name == "config.bin" {
-                    config::decode(&bad).is_err()
-                } else {
-                    manifest::decode(&bad).is_err()
-                };
-                assert!(rejected, "{name}: flip {bit:#x} at {i} accepted");
+                assert!(
+                    !sealed_accepted(name, &bad),
+                    "{name}: flip {bit:#x} at {i} accepted"
+                );
             }
         }
         // Truncation and extension too.
-        assert!(sealed::decode(
-            sealed::CONFIG_MAGIC,
-            FORMAT_VERSION,
-            &bytes[..bytes.len() - 1]
-        )
-        .is_err());
+        assert!(!sealed_accepted(name, &bytes[..bytes.len() - 1]), "{name}");
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(config::decode(&longer).is_err() && manifest::decode(&longer).is_err());
+        assert!(!sealed_accepted(name, &longer), "{name}");
     }
-    // The magic keeps the two kinds apart.
-    assert!(manifest::decode(&read_vector("config.bin")).is_err());
-    assert!(config::decode(&read_vector("manifest.bin")).is_err());
+    // The magic keeps the three kinds apart.
+    for file in SEALED_VECTORS {
+        for decoder in SEALED_VECTORS {
+            if file != decoder {
+                assert!(
+                    !sealed_accepted(decoder, &read_vector(file)),
+                    "{file} accepted as {decoder}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

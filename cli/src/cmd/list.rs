@@ -9,7 +9,8 @@ use crate::output;
 pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let filter = convert::filter(&args.filter);
-    let (snapshots, unreadable) = repo.snapshots()?;
+    let (mut snapshots, unreadable) = repo.all_snapshots()?;
+    snapshots.retain(|s| s.forgotten == args.forgotten);
     for (name, error) in &unreadable {
         eprintln!("vault: snapshot {name} cannot be read: {error}");
     }
@@ -21,7 +22,7 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
         output::print_json(&Value::Array(
             shown
                 .iter()
-                .map(|s| output::snapshot_json(&s.id, &s.manifest))
+                .map(|s| output::snapshot_json(&s.id, &s.manifest, s.protected, s.forgotten))
                 .collect(),
         ));
     } else {
@@ -38,11 +39,15 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                     m.tags.join(","),
                     labels.join(","),
                     output::bytes(m.summary.bytes_total),
-                    if m.complete {
-                        String::new()
-                    } else {
-                        "incomplete".into()
-                    },
+                    [
+                        (!m.complete).then_some("incomplete"),
+                        s.protected.then_some("protected"),
+                        s.forgotten.then_some("forgotten"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(","),
                     m.paths.join(" "),
                 ]
             })
@@ -55,7 +60,11 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
             )
         );
         if !cli.quiet {
-            println!("{} snapshots", rows.len());
+            println!(
+                "{} {}snapshots",
+                rows.len(),
+                if args.forgotten { "forgotten " } else { "" }
+            );
         }
     }
     Ok(if unreadable.is_empty() {

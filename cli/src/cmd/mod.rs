@@ -1,9 +1,12 @@
 //! One module per subcommand, plus opening the repository the global options name.
 
 mod dump;
+mod forget;
 mod index;
 mod init;
 mod list;
+mod marks;
+mod prune;
 mod restore;
 mod snapshot;
 mod verify;
@@ -25,6 +28,12 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Restore(args) => restore::run(cli, args),
         Command::Dump(args) => dump::run(cli, args),
         Command::Verify(args) => verify::run(cli, args),
+        Command::Forget(args) => forget::run(cli, args),
+        Command::Prune(args) => prune::run(cli, args),
+        Command::Protect(args) => marks::protect(cli, args, true),
+        Command::Unprotect(args) => marks::protect(cli, args, false),
+        Command::Undelete(args) => marks::undelete(cli, args),
+        Command::Unlock(args) => marks::unlock(cli, args),
         Command::Index(command) => index::run(cli, command),
     }
 }

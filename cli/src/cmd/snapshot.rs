@@ -28,6 +28,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
         excludes: args.excludes.clone(),
         force_read: args.force_read,
         time: args.time,
+        protect: args.protect,
     };
     let display = Display::new(cli.quiet, "snapshot");
     let result = snapshot::run(&repo, options, &display);
@@ -36,7 +37,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
     let m = &report.manifest;
     let s = &m.summary;
     if cli.json {
-        output::print_json(&output::snapshot_json(&report.id, m));
+        output::print_json(&output::snapshot_json(&report.id, m, args.protect, false));
     } else {
         println!("{}", report.id);
         if !cli.quiet {

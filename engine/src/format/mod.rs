@@ -8,12 +8,13 @@
 pub mod config;
 pub mod manifest;
 pub mod pack;
+pub mod plan;
 pub mod sealed;
 pub mod tree;
 
 /// The repository format version this code writes and reads.
 /// Version 2: tree and chunk-list ids hash in their own BLAKE3 domains.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a byte string is not a valid encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

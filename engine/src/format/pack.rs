@@ -161,6 +161,11 @@ impl PackBuilder {
     }
 }
 
+/// Bytes of a pack holding `blobs` blobs that are not blob data: header, trailer, footer.
+pub fn overhead(blobs: u64) -> u64 {
+    (HEADER_LEN + 4 + CHECKSUM_LEN + FOOTER_LEN) as u64 + blobs * ENTRY_LEN as u64
+}
+
 pub fn encode_trailer(entries: &[BlobEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + entries.len() * ENTRY_LEN + CHECKSUM_LEN);
     out.put_u32(entries.len() as u32);

@@ -107,6 +107,8 @@ impl Index {
             txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
             txn.open_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
             txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+            txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
+            txn.open_table(PLANS).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -125,8 +127,160 @@ impl Index {
     }
 
     /// Records a durable pack and its blobs. Blobs already indexed elsewhere keep their location.
-    /// Adding a pack that is already known does nothing.
+    /// Adding a pack that is already known, or that a prune plan condemned, does nothing.
     pub fn add_packs(&self, packs: &[(PackId, u64, Vec<BlobEntry>)]) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.add_packs_in(&txn, packs, false)?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Like [`Self::add_packs`], for packs a prune wrote with copies of blobs: when such a pack
+    /// is already known (the copy reproduced it), its blobs that are indexed nowhere are
+    /// pointed at it.
+    pub fn add_copies(&self, packs: &[(PackId, u64, Vec<BlobEntry>)]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.add_packs_in(&txn, packs, true)?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// With `fill_known`, a pack that is already known has its blobs that are not indexed
+    /// anywhere pointed at it (a prune's copy can reproduce a pack that exists already).
+    fn add_packs_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        packs: &[(PackId, u64, Vec<BlobEntry>)],
+        fill_known: bool,
+    ) -> Result<()> {
+        let mut numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+        let mut pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        let damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+        let condemned = txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
+        for (pack, size, entries) in packs {
+            if condemned.get(pack.0).map_err(|e| self.err(e))?.is_some() {
+                continue;
+            }
+            let known = numbers
+                .get(pack.0)
+                .map_err(|e| self.err(e))?
+                .map(|n| n.value());
+            let next = match known {
+                Some(_) if !fill_known => continue,
+                Some(number) => number,
+                None => {
+                    let next = pack_table
+                        .last()
+                        .map_err(|e| self.err(e))?
+                        .map(|(k, _)| k.value() + 1)
+                        .unwrap_or(0);
+                    numbers.insert(pack.0, next).map_err(|e| self.err(e))?;
+                    let value = PackValue {
+                        id: *pack,
+                        size: *size,
+                        blobs: entries.len() as u32,
+                    };
+                    pack_table
+                        .insert(next, value.encode())
+                        .map_err(|e| self.err(e))?;
+                    next
+                }
+            };
+            for entry in entries {
+                let bad_copy = damaged
+                    .get(key(&entry.id))
+                    .map_err(|e| self.err(e))?
+                    .is_some_and(|p| p.value() == pack.0);
+                if !bad_copy
+                    && blobs
+                        .get(key(&entry.id))
+                        .map_err(|e| self.err(e))?
+                        .is_none()
+                {
+                    blobs
+                        .insert(key(&entry.id), BlobValue::from_entry(next, entry).encode())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this cache has applied prune plan `plan`.
+    pub fn plan_applied(&self, plan: &[u8; 32]) -> Result<bool> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(PLANS).map_err(|e| self.err(e))?;
+        Ok(table.get(plan).map_err(|e| self.err(e))?.is_some())
+    }
+
+    /// Packs condemned by a prune plan and not yet seen to be gone.
+    pub fn condemned(&self) -> Result<HashSet<PackId>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            out.insert(PackId(item.map_err(|e| self.err(e))?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Applies a prune plan in one transaction: its packs become condemned and no blob is found
+    /// in them any more. With `new_packs` (the pruning process, whose index the plan was computed
+    /// from) the edit is exact: entries into condemned packs are removed and the repacked copies
+    /// added. Without (any other cache), a blob's indexed copy may be one the plan discarded as a
+    /// duplicate, so the location tables are emptied and the caller must sync fully.
+    pub fn apply_plan(
+        &self,
+        plan: &[u8; 32],
+        condemned_packs: &HashSet<PackId>,
+        new_packs: Option<&[(PackId, u64, Vec<BlobEntry>)]>,
+    ) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut condemned = txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
+            for pack in condemned_packs {
+                condemned.insert(pack.0, 0).map_err(|e| self.err(e))?;
+            }
+            txn.open_table(PLANS)
+                .map_err(|e| self.err(e))?
+                .insert(plan, 0)
+                .map_err(|e| self.err(e))?;
+        }
+        match new_packs {
+            Some(new_packs) => {
+                {
+                    let numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+                    let mut gone = HashSet::new();
+                    for pack in condemned_packs {
+                        if let Some(n) = numbers.get(pack.0).map_err(|e| self.err(e))? {
+                            gone.insert(n.value());
+                        }
+                    }
+                    let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+                    blobs
+                        .retain(|_, v| {
+                            BlobValue::decode(&v).is_some_and(|b| !gone.contains(&b.pack))
+                        })
+                        .map_err(|e| self.err(e))?;
+                }
+                self.add_packs_in(&txn, new_packs, true)?;
+            }
+            None => {
+                txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
+                txn.delete_table(PACKS).map_err(|e| self.err(e))?;
+                txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+                txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+                txn.open_table(PACKS).map_err(|e| self.err(e))?;
+                txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Forgets condemned packs that are gone from the repository.
+    pub fn drop_packs(&self, packs: &[PackId]) -> Result<()> {
         if packs.is_empty() {
             return Ok(());
         }
@@ -134,45 +288,62 @@ impl Index {
         {
             let mut numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
             let mut pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
-            let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
-            let damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
-            for (pack, size, entries) in packs {
-                if numbers.get(pack.0).map_err(|e| self.err(e))?.is_some() {
-                    continue;
+            let mut condemned = txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
+            let mut verified = txn.open_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
+            for pack in packs {
+                if let Some(n) = numbers.remove(pack.0).map_err(|e| self.err(e))? {
+                    pack_table.remove(n.value()).map_err(|e| self.err(e))?;
                 }
-                let next = pack_table
-                    .last()
-                    .map_err(|e| self.err(e))?
-                    .map(|(k, _)| k.value() + 1)
-                    .unwrap_or(0);
-                numbers.insert(pack.0, next).map_err(|e| self.err(e))?;
-                let value = PackValue {
-                    id: *pack,
-                    size: *size,
-                    blobs: entries.len() as u32,
-                };
-                pack_table
-                    .insert(next, value.encode())
-                    .map_err(|e| self.err(e))?;
-                for entry in entries {
-                    let bad_copy = damaged
-                        .get(key(&entry.id))
-                        .map_err(|e| self.err(e))?
-                        .is_some_and(|p| p.value() == pack.0);
-                    if !bad_copy
-                        && blobs
-                            .get(key(&entry.id))
-                            .map_err(|e| self.err(e))?
-                            .is_none()
-                    {
-                        blobs
-                            .insert(key(&entry.id), BlobValue::from_entry(next, entry).encode())
-                            .map_err(|e| self.err(e))?;
-                    }
-                }
+                condemned.remove(pack.0).map_err(|e| self.err(e))?;
+                verified.remove(pack.0).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Forgets that plans were applied once they are gone from the repository.
+    pub fn drop_plans(&self, plans: &[[u8; 32]]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(PLANS).map_err(|e| self.err(e))?;
+            for plan in plans {
+                table.remove(plan).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every indexed blob with its location, for prune's accounting (one read transaction).
+    pub fn for_each_blob(&self, mut f: impl FnMut(BlobId, BlobLocation)) -> Result<()> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        let packs = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let mut pack_ids: HashMap<u32, PackId> = HashMap::new();
+        for item in packs.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            pack_ids.insert(k.value(), PackValue::decode(&v.value()).id);
+        }
+        for item in blobs.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let Some(b) = BlobValue::decode(&v.value()) else {
+                continue;
+            };
+            let Some(pack) = pack_ids.get(&b.pack) else {
+                continue;
+            };
+            f(
+                BlobId(k.value()),
+                BlobLocation {
+                    pack: *pack,
+                    offset: b.offset,
+                    stored_len: b.stored_len,
+                    raw_len: b.raw_len,
+                    kind: b.kind,
+                    encoding: b.encoding,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Every pack the index knows, by id.

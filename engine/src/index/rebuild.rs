@@ -61,8 +61,20 @@ pub fn sync(index: &Index, backend: &dyn Backend, full: bool) -> Result<SyncRepo
         }
     }
     let known = index.packs()?;
+    let condemned = index.condemned()?;
     let present_ids: HashSet<PackId> = present.iter().map(|(id, _)| *id).collect();
-    report.packs_vanished = known.keys().filter(|id| !present_ids.contains(id)).count() as u64;
+    // Condemned packs are expected to go (a prune deletes them); any other pack that vanished
+    // may have held the indexed copy of a blob that exists elsewhere, so the index is rebuilt.
+    let gone_condemned: Vec<PackId> = condemned
+        .iter()
+        .filter(|id| !present_ids.contains(id))
+        .copied()
+        .collect();
+    index.drop_packs(&gone_condemned)?;
+    report.packs_vanished = known
+        .keys()
+        .filter(|id| !present_ids.contains(id) && !condemned.contains(id))
+        .count() as u64;
     let rebuild = full || report.packs_vanished > 0;
     if rebuild {
         index.clear()?;
@@ -70,7 +82,7 @@ pub fn sync(index: &Index, backend: &dyn Backend, full: bool) -> Result<SyncRepo
     }
     let wanted: Vec<(PackId, u64)> = present
         .into_iter()
-        .filter(|(id, _)| rebuild || !known.contains_key(id))
+        .filter(|(id, _)| !condemned.contains(id) && (rebuild || !known.contains_key(id)))
         .collect();
     // Trailers are read in parallel and committed in batches, so a crash loses little work.
     for batch in wanted.chunks(256) {

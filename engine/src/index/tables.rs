@@ -16,11 +16,16 @@ pub const PACK_VERIFIED: TableDefinition<[u8; 32], u64> = TableDefinition::new("
 /// blob id -> pack id where verify found that copy damaged. The copy is never indexed again (not
 /// even by a rebuild), so the next snapshot that meets the data stores a good copy.
 pub const DAMAGED: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("damaged");
+/// pack id -> 0: packs a prune plan condemned. Their blobs are never indexed; their disappearance
+/// is expected and does not trigger a rebuild.
+pub const CONDEMNED: TableDefinition<[u8; 32], u8> = TableDefinition::new("condemned");
+/// plan id -> 0: prune plans this cache has applied.
+pub const PLANS: TableDefinition<[u8; 32], u8> = TableDefinition::new("plans");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Version of the table layout above; a cache with another layout is rebuilt.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 
 /// Where a blob lives: pack number, offset, lengths, kind and encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,9 @@
 //! Opening one reads the config, opens the index and brings it up to date with the packs that
 //! exist (reading only trailers of packs it does not know): it never loads the whole index.
 
+mod state;
+pub mod writers;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,6 +56,10 @@ impl Default for InitOptions {
 pub struct SnapshotInfo {
     pub id: SnapshotId,
     pub manifest: Manifest,
+    /// No retention policy forgets it (`vault protect`, `snapshot --protect`).
+    pub protected: bool,
+    /// Soft-deleted by `vault forget`; restorable with `vault undelete` until a prune.
+    pub forgotten: bool,
 }
 
 /// Which snapshots a command considers (`--host`, `--tag`, `--label`).
@@ -178,7 +185,16 @@ impl Repository {
             index,
             notices,
         };
+        let (full, bad_plans) = repo.apply_plans()?;
+        for (_, error) in bad_plans {
+            repo.notices.push(error.to_string());
+        }
         let report = repo.sync_index(false)?;
+        if full {
+            repo.notices.push(
+                "a prune changed which packs hold which blobs; index cache re-read from the pack trailers".into(),
+            );
+        }
         repo.note_sync(&report);
         Ok(repo)
     }
@@ -276,8 +292,18 @@ impl Repository {
         manifest::decode(&bytes).map_err(|e| Error::damaged(format!("snapshot {name}"), e))
     }
 
-    /// Every snapshot, oldest first, plus the ones that could not be read (name, error).
+    /// Every snapshot that is not forgotten, oldest first, plus the ones that could not be read
+    /// (name, error).
     pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, Error)>)> {
+        let (mut good, bad) = self.all_snapshots()?;
+        good.retain(|s| !s.forgotten);
+        Ok((good, bad))
+    }
+
+    /// Every snapshot including forgotten ones, oldest first, plus the unreadable ones.
+    pub fn all_snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, Error)>)> {
+        let forgotten = self.forgotten()?;
+        let protected = self.protected()?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for info in self.backend.list(ObjectKind::Snapshot)? {
@@ -285,7 +311,17 @@ impl Repository {
                 continue;
             };
             match self.read_snapshot(id) {
-                Ok(manifest) => good.push(SnapshotInfo { id, manifest }),
+                Ok(manifest) => good.push(SnapshotInfo {
+                    id,
+                    manifest,
+                    protected: protected.contains(&id),
+                    forgotten: forgotten.contains(&id),
+                }),
+                // Deleted by a prune between list and read.
+                Err(e) if is_not_found(&e) => {}
+                Err(e) if forgotten.contains(&id) => {
+                    let _ = e; // a forgotten snapshot's damage is no longer anyone's concern
+                }
                 Err(e) => bad.push((info.name, e)),
             }
         }
@@ -297,6 +333,17 @@ impl Repository {
     /// Resolves `latest` (newest matching `filter`), a full id or a unique prefix.
     pub fn find_snapshot(&self, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
         let (all, _) = self.snapshots()?;
+        Self::pick(all, wanted, filter)
+    }
+
+    /// Like [`Self::find_snapshot`], among forgotten snapshots only (for `undelete`).
+    pub fn find_forgotten(&self, wanted: &str) -> Result<SnapshotInfo> {
+        let (mut all, _) = self.all_snapshots()?;
+        all.retain(|s| s.forgotten);
+        Self::pick(all, wanted, &SnapshotFilter::default())
+    }
+
+    fn pick(all: Vec<SnapshotInfo>, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
         if wanted == "latest" {
             return all
                 .into_iter()
@@ -320,9 +367,13 @@ impl Repository {
         }
     }
 
-    /// Writes a manifest (last step of a snapshot, invariant I3).
-    pub fn write_snapshot(&self, manifest: &Manifest) -> Result<SnapshotId> {
+    /// Writes a manifest (last step of a snapshot, invariant I3). With `protect`, the protection
+    /// marker is written first, so the snapshot is protected from the instant it exists.
+    pub fn write_snapshot(&self, manifest: &Manifest, protect: bool) -> Result<SnapshotId> {
         let (id, bytes) = manifest::encode(manifest);
+        if protect {
+            self.set_protected(id, true)?;
+        }
         match self
             .backend
             .write(ObjectKind::Snapshot, &id.to_hex(), &bytes)

@@ -18,6 +18,7 @@ pub fn dump(
     path: &str,
     out: &mut dyn Write,
 ) -> Result<u64> {
+    let _reader = repo.register("dump", false)?;
     let entry = super::lookup_path(repo, snapshot, path)?;
     let EntryKind::File(data) = entry.kind else {
         return Err(Error::NotAFile {

@@ -275,6 +275,8 @@ pub fn run(
     options: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    // Prune waits for registered readers before deleting packs (format-spec/09-rotation.md).
+    let _reader = repo.register("restore", false)?;
     let includes = if options.includes.is_empty() {
         None
     } else {

@@ -77,6 +77,8 @@ pub struct SnapshotOptions {
     pub force_read: bool,
     /// Defaults to now.
     pub time: Option<jiff::Timestamp>,
+    /// Protect the snapshot from every retention policy (`--protect`).
+    pub protect: bool,
 }
 
 /// A committed snapshot.
@@ -577,6 +579,10 @@ pub fn run(
     }
     let excludes = Excludes::new(&options.excludes).map_err(|e| Error::invalid("--exclude", e))?;
 
+    // Register as a writer, then re-read the prune plans: from here on no prune deletes a
+    // pack this run might deduplicate against (format-spec/09-rotation.md).
+    let _writer = repo.register("snapshot", true)?;
+
     // Sources: absolute, existing, and none inside another.
     let mut paths: Vec<PathBuf> = Vec::new();
     for p in &options.paths {
@@ -728,7 +734,7 @@ pub fn run(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     // I3: the manifest is written last, after every pack it reaches is durable.
-    let id = repo.write_snapshot(&manifest)?;
+    let id = repo.write_snapshot(&manifest, options.protect)?;
     Ok(SnapshotReport { id, manifest })
 }
 

@@ -27,11 +27,7 @@ impl LocalBackend {
     }
 
     fn dir_of(&self, kind: ObjectKind) -> PathBuf {
-        match kind {
-            ObjectKind::Config => self.root.clone(),
-            ObjectKind::Pack => self.root.join("packs"),
-            ObjectKind::Snapshot => self.root.join("snapshots"),
-        }
+        self.root.join(kind.dir())
     }
 
     fn path_of(&self, kind: ObjectKind, name: &str) -> Result<PathBuf> {
@@ -52,10 +48,20 @@ impl LocalBackend {
                 .dir_of(kind)
                 .join(&name[..2.min(name.len())])
                 .join(name),
-            ObjectKind::Snapshot => self.dir_of(kind).join(name),
+            _ => self.dir_of(kind).join(name),
         })
     }
 }
+
+/// Kinds whose objects live directly in their directory (no fan-out).
+const FLAT_KINDS: [ObjectKind; 6] = [
+    ObjectKind::Snapshot,
+    ObjectKind::Forgotten,
+    ObjectKind::Protected,
+    ObjectKind::Writer,
+    ObjectKind::Plan,
+    ObjectKind::Lock,
+];
 
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
@@ -81,8 +87,10 @@ impl Backend for LocalBackend {
             fs::create_dir_all(&sub).at(&sub)?;
         }
         sync_dir(&packs)?;
-        let snapshots = self.dir_of(ObjectKind::Snapshot);
-        fs::create_dir_all(&snapshots).at(&snapshots)?;
+        for kind in FLAT_KINDS {
+            let dir = self.dir_of(kind);
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
         sync_dir(&self.root)?;
         if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
@@ -129,7 +137,7 @@ impl Backend for LocalBackend {
                     scan(&self.dir_of(kind).join(format!("{i:02x}")))?;
                 }
             }
-            ObjectKind::Snapshot => scan(&self.dir_of(kind))?,
+            _ => scan(&self.dir_of(kind))?,
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

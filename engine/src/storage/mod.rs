@@ -25,6 +25,16 @@ pub enum ObjectKind {
     Config,
     Pack,
     Snapshot,
+    /// A soft-delete marker: `forgotten/<snapshot id>` (`vault forget`, undone by `undelete`).
+    Forgotten,
+    /// A protection marker: `protected/<snapshot id>`; no policy forgets that snapshot.
+    Protected,
+    /// A running snapshot's registration: `writers/<random id>`, removed when it ends.
+    Writer,
+    /// A prune plan: `prune/<plan id>`, packs condemned but not yet deleted.
+    Plan,
+    /// A lock: `locks/<name>` (only `locks/prune`).
+    Lock,
 }
 
 impl ObjectKind {
@@ -33,6 +43,25 @@ impl ObjectKind {
             ObjectKind::Config => "config",
             ObjectKind::Pack => "pack",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Forgotten => "forgotten marker",
+            ObjectKind::Protected => "protection marker",
+            ObjectKind::Writer => "writer registration",
+            ObjectKind::Plan => "prune plan",
+            ObjectKind::Lock => "lock",
+        }
+    }
+
+    /// The directory of each kind's objects, relative to the repository root (`""` for config).
+    pub fn dir(self) -> &'static str {
+        match self {
+            ObjectKind::Config => "",
+            ObjectKind::Pack => "packs",
+            ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Forgotten => "forgotten",
+            ObjectKind::Protected => "protected",
+            ObjectKind::Writer => "writers",
+            ObjectKind::Plan => "prune",
+            ObjectKind::Lock => "locks",
         }
     }
 }

@@ -1,0 +1,95 @@
+//! `vault protect`, `unprotect`, `undelete` and `unlock`: the small state changes beside the
+//! immutable snapshots.
+
+use anyhow::Result;
+use serde_json::json;
+use vault_engine::repo::writers;
+use vault_engine::storage::ObjectKind;
+use vault_engine::SnapshotFilter;
+
+use crate::args::{Cli, SnapshotIdsArgs, UnlockArgs};
+use crate::exit;
+use crate::output;
+
+pub fn protect(cli: &Cli, args: &SnapshotIdsArgs, protected: bool) -> Result<i32> {
+    let repo = super::open(cli, false)?;
+    let mut done = Vec::new();
+    for wanted in &args.snapshots {
+        let snapshot = repo.find_snapshot(wanted, &SnapshotFilter::default())?;
+        repo.set_protected(snapshot.id, protected)?;
+        done.push(snapshot.id);
+    }
+    let verb = if protected {
+        "protected"
+    } else {
+        "unprotected"
+    };
+    if cli.json {
+        output::print_json(&json!({ verb: done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }));
+    } else if !cli.quiet {
+        for id in &done {
+            println!("snapshot {} {verb}", id.short());
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
+    let repo = super::open(cli, false)?;
+    let mut done = Vec::new();
+    for wanted in &args.snapshots {
+        let snapshot = repo.find_forgotten(wanted)?;
+        repo.undelete_snapshot(snapshot.id)?;
+        done.push(snapshot.id);
+    }
+    if cli.json {
+        output::print_json(
+            &json!({ "undeleted": done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
+        );
+    } else if !cli.quiet {
+        for id in &done {
+            println!("snapshot {} is back", id.short());
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
+    let repo = super::open(cli, false)?;
+    let backend = repo.backend();
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    let mut entries: Vec<(ObjectKind, String, Option<writers::Owner>)> = Vec::new();
+    for (name, owner) in writers::writers(backend.as_ref())? {
+        entries.push((ObjectKind::Writer, name, owner));
+    }
+    for (name, owner) in writers::locks(backend.as_ref())? {
+        entries.push((ObjectKind::Lock, name, owner));
+    }
+    for (kind, name, owner) in entries {
+        let describe = owner
+            .as_ref()
+            .map(|o| o.describe())
+            .unwrap_or_else(|| format!("unreadable {} {name}", kind.name()));
+        if args.remove_all || owner.as_ref().is_some_and(|o| o.is_dead()) {
+            writers::remove(backend.as_ref(), kind, &name)?;
+            removed.push(describe);
+        } else {
+            kept.push(describe);
+        }
+    }
+    if cli.json {
+        output::print_json(&json!({ "removed": removed, "kept": kept }));
+    } else if !cli.quiet {
+        for r in &removed {
+            println!("removed: {r}");
+        }
+        for k in &kept {
+            println!("kept (still running or on another host; --remove-all removes it): {k}");
+        }
+        if removed.is_empty() && kept.is_empty() {
+            println!("no locks or registrations");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,194 @@
+//! Who is writing: registrations of running snapshots (`writers/`) and the prune lock (`locks/`).
+//!
+//! A snapshot registers itself before it reads the prune plans and the index, and removes its
+//! registration when it ends. Prune deletes condemned packs only once every writer registered
+//! when its plan became durable is gone (format-spec/09-rotation.md). A registration left by a
+//! crashed process is recognised as dead when it was made on this host (same host name and boot,
+//! and the process id no longer runs the process that registered); one from another host counts
+//! as alive until removed with `vault unlock`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::{is_not_found, Backend, ObjectKind};
+
+/// What a registration or lock file says about its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+    /// `/proc/sys/kernel/random/boot_id` of the owner's boot ("" where unknown).
+    pub boot_id: String,
+    /// The owner's start time in clock ticks since boot (`/proc/<pid>/stat` field 22; 0 where
+    /// unknown), so that a reused process id is not mistaken for the owner.
+    pub start_ticks: u64,
+    /// RFC 3339, when it registered.
+    pub time: String,
+    /// What the owner is doing (`snapshot`, `prune`).
+    pub what: String,
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Owner {
+    pub fn current(what: &str) -> Owner {
+        let pid = std::process::id();
+        Owner {
+            host: crate::snapshot::hostname(),
+            pid,
+            boot_id: boot_id(),
+            start_ticks: start_ticks(pid).unwrap_or(0),
+            time: jiff::Timestamp::now().to_string(),
+            what: what.into(),
+        }
+    }
+
+    /// True only when the owner certainly no longer runs: it registered on this host, and
+    /// either the host has rebooted since or its process is gone (or is another process now).
+    pub fn is_dead(&self) -> bool {
+        if self.host != crate::snapshot::hostname() || self.boot_id.is_empty() {
+            return false;
+        }
+        if self.boot_id != boot_id() {
+            return true;
+        }
+        match start_ticks(self.pid) {
+            None => true,
+            Some(ticks) => self.start_ticks != 0 && ticks != self.start_ticks,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on host {} (pid {}, since {})",
+            self.what, self.host, self.pid, self.time
+        )
+    }
+}
+
+/// A registration or lock object; removed from the repository when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    backend: Arc<dyn Backend>,
+    kind: ObjectKind,
+    name: String,
+}
+
+impl Registration {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // A registration that cannot be removed is left behind; prune recognises it as dead
+        // once this process has exited.
+        let _ = self.backend.delete(self.kind, &self.name);
+    }
+}
+
+fn random_name() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("random source");
+    hex::encode(bytes)
+}
+
+/// Registers a running writer (`writers/<random>`); durable when this returns.
+pub fn register_writer(backend: &Arc<dyn Backend>, what: &str) -> Result<Registration> {
+    let name = random_name();
+    let owner = serde_json::to_vec(&Owner::current(what)).expect("owner serializes");
+    backend.write(ObjectKind::Writer, &name, &owner)?;
+    Ok(Registration {
+        backend: backend.clone(),
+        kind: ObjectKind::Writer,
+        name,
+    })
+}
+
+/// Every registered writer: its name and owner (`None` when the file is unreadable, which
+/// counts as alive).
+pub fn writers(backend: &dyn Backend) -> Result<Vec<(String, Option<Owner>)>> {
+    owners(backend, ObjectKind::Writer)
+}
+
+/// Every lock: its name and owner.
+pub fn locks(backend: &dyn Backend) -> Result<Vec<(String, Option<Owner>)>> {
+    owners(backend, ObjectKind::Lock)
+}
+
+fn owners(backend: &dyn Backend, kind: ObjectKind) -> Result<Vec<(String, Option<Owner>)>> {
+    let mut out = Vec::new();
+    for info in backend.list(kind)? {
+        match backend.read(kind, &info.name) {
+            Ok(bytes) => out.push((info.name, serde_json::from_slice(&bytes).ok())),
+            Err(e) if is_not_found(&e) => {} // ended between list and read
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Takes the exclusive lock `locks/<name>`. A lock whose owner is dead is broken and taken;
+/// a live one gives [`Error::Locked`].
+pub fn lock(backend: &Arc<dyn Backend>, name: &str, what: &str) -> Result<Registration> {
+    let owner = serde_json::to_vec(&Owner::current(what)).expect("owner serializes");
+    for _ in 0..2 {
+        match backend.write(ObjectKind::Lock, name, &owner) {
+            Ok(()) => {
+                return Ok(Registration {
+                    backend: backend.clone(),
+                    kind: ObjectKind::Lock,
+                    name: name.into(),
+                })
+            }
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let holder: Option<Owner> = match backend.read(ObjectKind::Lock, name) {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        match holder {
+            Some(h) if h.is_dead() => match backend.delete(ObjectKind::Lock, name) {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            },
+            holder => {
+                return Err(Error::Locked {
+                    lock: format!("{}/locks/{name}", backend.location()),
+                    holder: holder
+                        .map(|h| h.describe())
+                        .unwrap_or_else(|| "an unknown process".into()),
+                })
+            }
+        }
+    }
+    Err(Error::Locked {
+        lock: format!("{}/locks/{name}", backend.location()),
+        holder: "another process (it changed while being broken)".into(),
+    })
+}
+
+/// Removes a registration or lock by name (`vault unlock`).
+pub fn remove(backend: &dyn Backend, kind: ObjectKind, name: &str) -> Result<()> {
+    match backend.delete(kind, name) {
+        Err(e) if is_not_found(&e) => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,560 @@
+//! Rotation through the real binary: `forget` (policies, ids, protection, soft delete and
+//! undelete), `prune` (space comes back, kept snapshots restore byte-exact, verify stays clean),
+//! prune killed at random points, and snapshots running while a prune deletes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// Relative path -> content digest of every regular file under `root`.
+fn digests(root: &Path) -> BTreeMap<PathBuf, blake3::Hash> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel, file_digest(&path).0);
+            }
+        }
+    }
+    out
+}
+
+/// Bytes of all files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// A source directory that changes every "day": a shared base file, plus one file of random
+/// (incompressible) data unique to that day, replacing the previous day's.
+struct Days {
+    src: PathBuf,
+    /// Snapshot id -> the source's digests when it was taken.
+    taken: BTreeMap<String, BTreeMap<PathBuf, blake3::Hash>>,
+}
+
+impl Days {
+    fn new(env: &Env) -> Days {
+        let src = env.path("src");
+        fs::create_dir_all(src.join("assets")).unwrap();
+        write(&src.join("assets/base.bin"), &random_bytes(1, 3 << 20));
+        Days {
+            src,
+            taken: BTreeMap::new(),
+        }
+    }
+
+    /// Takes day `day`'s snapshot (at 03:00 UTC on 2026-10-`day`) with extra arguments.
+    fn snapshot(&mut self, env: &Env, day: u32, extra: &[&str]) -> String {
+        for old in fs::read_dir(&self.src).unwrap() {
+            let path = old.unwrap().path();
+            if path.is_file() {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        write(
+            &self.src.join(format!("day-{day:02}.bin")),
+            &random_bytes(100 + day as u64, 2 << 20),
+        );
+        let time = format!("2026-10-{day:02}T03:00:00Z");
+        let mut args = vec!["--time", &time];
+        args.extend_from_slice(extra);
+        let src = self.src.to_str().unwrap().to_string();
+        args.push(&src);
+        let id = id_of(&env.snapshot(&args));
+        self.taken.insert(id.clone(), digests(&self.src));
+        id
+    }
+
+    /// Restores `id` and compares it with the source as it was.
+    #[track_caller]
+    fn check_restore(&self, env: &Env, id: &str) {
+        let target = env.path(format!("restore-{}-{}", &id[..8], rand_suffix()));
+        env.restore(id, &target, Vec::<String>::new()).ok();
+        let restored = digests(&Env::restored(&target, &self.src));
+        assert_eq!(
+            &restored, &self.taken[id],
+            "snapshot {id} did not restore byte-exact"
+        );
+        fs::remove_dir_all(&target).unwrap();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn ids(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[track_caller]
+fn verify_clean(env: &Env) {
+    let out = env.run(["verify", "--read-data", "--json"]);
+    if out.code != 0 && std::env::var("VAULT_KEEP_FAILED").is_ok() {
+        let kept = PathBuf::from(format!("/tmp/vault-kept-{}", rand_suffix()));
+        copy_dir(env.dir.path(), &kept);
+        eprintln!("repository kept in {}", kept.display());
+    }
+    assert_eq!(
+        out.code,
+        0,
+        "verify --read-data not clean:\n{}",
+        out.stdout_str()
+    );
+}
+
+#[test]
+fn forget_refuses_without_a_policy_and_changes_nothing() {
+    let env = Env::init();
+    let mut days = Days::new(&env);
+    days.snapshot(&env, 1, &[]);
+    env.run(["forget"])
+        .code(2)
+        .stderr_has("no --keep-* option given");
+    env.run(["forget", "--keep-daily", "1", "deadbeef"])
+        .code(2)
+        .stderr_has("not both");
+    assert_eq!(env.list(Vec::<String>::new()).len(), 1);
+}
+
+#[test]
+fn forget_then_prune_frees_the_space_of_forgotten_days_and_keeps_the_rest_exact() {
+    let env = Env::init();
+    let mut days = Days::new(&env);
+    let snaps: Vec<String> = (1..=5).map(|d| days.snapshot(&env, d, &[])).collect();
+    let repo_before = dir_bytes(&env.repo.join("packs"));
+
+    // Dry run: says what it would do, changes nothing.
+    let dry = env
+        .run(["forget", "--keep-last", "2", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    let would: Vec<&str> = dry["forgotten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(would, vec![&snaps[2], &snaps[1], &snaps[0]]);
+    assert_eq!(env.list(Vec::<String>::new()).len(), 5);
+
+    // Forget: soft delete.
+    env.run(["forget", "--keep-last", "2"]).ok();
+    assert_eq!(
+        ids(&env.list(Vec::<String>::new())),
+        vec![snaps[3].clone(), snaps[4].clone()]
+    );
+    assert_eq!(
+        ids(&env.list(["--forgotten"])),
+        vec![snaps[0].clone(), snaps[1].clone(), snaps[2].clone()]
+    );
+    // A forgotten snapshot is gone for restore ...
+    env.restore(&snaps[0], &env.path("gone"), Vec::<String>::new())
+        .code(2);
+    // ... until undeleted.
+    env.run(["undelete", &snaps[0][..12]]).ok();
+    days.check_restore(&env, &snaps[0]);
+    env.run(["forget", &snaps[0]]).ok();
+
+    // Prune: the three forgotten days' unique 2 MiB each come back.
+    let report = env.run(["prune", "--json"]).ok().json();
+    assert_eq!(report["snapshots_deleted"], 3, "{report}");
+    assert_eq!(report["snapshots"], 2);
+    assert!(report["packs_deleted"].as_u64().unwrap() >= 1, "{report}");
+    let freed = report["bytes_freed"].as_u64().unwrap();
+    let repo_after = dir_bytes(&env.repo.join("packs"));
+    assert_eq!(repo_before - repo_after, freed, "{report}");
+    assert!(
+        freed >= 3 * (2 << 20) && freed < 3 * (2 << 20) + (1 << 20),
+        "freed {freed} bytes, expected a little over 6 MiB: {report}"
+    );
+    assert!(env.list(["--forgotten"]).is_empty());
+    // Undelete after prune: the snapshot is gone for good, and says so.
+    env.run(["undelete", &snaps[1]]).code(2);
+
+    verify_clean(&env);
+    for id in &snaps[3..] {
+        days.check_restore(&env, id);
+    }
+    // Nothing left to do: a second prune deletes nothing.
+    let again = env.run(["prune", "--json"]).ok().json();
+    assert_eq!(again["packs_deleted"], 0, "{again}");
+    assert_eq!(again["packs_repacked"], 0, "{again}");
+    // And new snapshots still work and deduplicate against what remains.
+    let next = days.snapshot(&env, 6, &[]);
+    days.check_restore(&env, &next);
+}
+
+#[test]
+fn protected_snapshots_survive_every_policy_and_explicit_forget() {
+    let env = Env::init();
+    let mut days = Days::new(&env);
+    let manual = days.snapshot(&env, 1, &["--protect", "--tag", "manual"]);
+    let others: Vec<String> = (2..=4).map(|d| days.snapshot(&env, d, &[])).collect();
+    let listed = env.list(Vec::<String>::new());
+    assert_eq!(listed[0]["protected"], true);
+    assert_eq!(listed[1]["protected"], false);
+
+    let report = env
+        .run(["forget", "--keep-last", "1", "--json"])
+        .ok()
+        .json();
+    let fates = &report["groups"][0]["snapshots"];
+    let fate_of = |id: &str| {
+        fates
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {report}"))
+            .clone()
+    };
+    assert_eq!(fate_of(&manual)["keep"], true);
+    assert!(fate_of(&manual)["reasons"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("protected")));
+    assert_eq!(
+        fate_of(&others[2])["reasons"],
+        serde_json::json!(["last #1"])
+    );
+    assert_eq!(fate_of(&others[0])["keep"], false);
+    assert_eq!(
+        ids(&env.list(Vec::<String>::new())),
+        vec![manual.clone(), others[2].clone()]
+    );
+
+    // By id: refused while protected, exit 2, naming the fix.
+    env.run(["forget", &manual])
+        .code(2)
+        .stderr_has("vault unprotect");
+    env.run(["prune"]).ok();
+    days.check_restore(&env, &manual);
+    env.run(["unprotect", &manual]).ok();
+    env.run(["forget", &manual]).ok();
+    env.run(["prune"]).ok();
+    assert_eq!(
+        ids(&env.list(Vec::<String>::new())),
+        vec![others[2].clone()]
+    );
+    verify_clean(&env);
+    days.check_restore(&env, &others[2]);
+}
+
+#[test]
+fn group_by_label_keeps_a_rotation_per_application() {
+    let env = Env::init();
+    let src = env.path("data");
+    fs::create_dir_all(&src).unwrap();
+    write(&src.join("f"), b"same data for every app");
+    let mut made = Vec::new();
+    for (i, app) in ["website", "shop", "website", "shop", "website"]
+        .iter()
+        .enumerate()
+    {
+        let time = format!("2026-11-0{}T03:00:00Z", i + 1);
+        let label = format!("app={app}");
+        let v = env.snapshot(["--time", &time, "--label", &label, src.to_str().unwrap()]);
+        made.push(id_of(&v));
+    }
+    let report = env
+        .run([
+            "forget",
+            "--group-by",
+            "label:app",
+            "--keep-last",
+            "1",
+            "--dry-run",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{report}");
+    let kept: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["snapshots"].as_array().unwrap())
+        .filter(|f| f["keep"] == true)
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    // The newest of each app: shop (day 4) and website (day 5); groups sorted by key.
+    assert_eq!(kept, vec![made[3].as_str(), made[4].as_str()], "{report}");
+    // The default grouping (host, paths) puts all five in one group.
+    let all = env
+        .run(["forget", "--keep-last", "1", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(all["groups"].as_array().unwrap().len(), 1);
+}
+
+/// A snapshot that deduplicates against the data of a forgotten snapshot while a prune runs:
+/// the prune waits for it and copies what it needs out of the packs it deletes.
+#[test]
+fn snapshot_running_during_prune_keeps_the_blobs_it_deduplicated_against() {
+    let env = Env::init();
+    let big = env.path("big.bin");
+    write(&big, &random_bytes(7, 12 << 20));
+    // Yesterday's snapshot holds the data; it is forgotten.
+    let old = id_of(&env.snapshot(["--command", &format!("db.sql=cat {}", big.display())]));
+    env.run(["forget", &old]).ok();
+
+    // Today's snapshot streams the same data, then lingers (a slow pg_dump), so the prune runs
+    // while it holds chunks that only the forgotten snapshot's packs contain.
+    let mut today = env.cmd([
+        "snapshot",
+        "--json",
+        "--command",
+        &format!("db.sql=cat {} && sleep 3", big.display()),
+    ]);
+    today.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let today = today.spawn().unwrap();
+    // Wait until it is registered (its registration file appears).
+    let started = Instant::now();
+    while fs::read_dir(env.repo.join("writers"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "snapshot never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700)); // it has read (and deduplicated) the data
+
+    let report = env.run(["prune", "--json"]).ok().json();
+    let today = today.wait_with_output().unwrap();
+    assert!(
+        today.status.success(),
+        "{}",
+        String::from_utf8_lossy(&today.stderr)
+    );
+    let today: Value = serde_json::from_slice(&today.stdout).unwrap();
+    let today_id = id_of(&today);
+    assert_eq!(report["snapshots_deleted"], 1, "{report}");
+    assert!(
+        !report["waited_for"].as_array().unwrap().is_empty(),
+        "prune did not wait for the running snapshot: {report}"
+    );
+    assert!(
+        report["blobs_rescued"].as_u64().unwrap() > 0,
+        "nothing rescued: {report}"
+    );
+    verify_clean(&env);
+    let (code, digest, len, stderr) = env.dump_digest(&today_id, "/db.sql", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!((digest, len), file_digest(&big));
+}
+
+/// With --no-wait, a prune that meets a running snapshot leaves its plan; snapshots started
+/// after the plan store the condemned data anew; the next prune finishes the job.
+#[test]
+fn prune_without_waiting_leaves_a_plan_that_new_snapshots_honour_and_the_next_prune_finishes() {
+    let env = Env::init();
+    let big = env.path("big.bin");
+    write(&big, &random_bytes(8, 6 << 20));
+    let old = id_of(&env.snapshot([big.to_str().unwrap()]));
+    env.run(["forget", &old]).ok();
+
+    // A long-running snapshot of something else holds a registration.
+    let mut slow = env.cmd([
+        "snapshot",
+        "--json",
+        "--command",
+        "slow.sql=sleep 4; echo done",
+    ]);
+    slow.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let slow = slow.spawn().unwrap();
+    let started = Instant::now();
+    while fs::read_dir(env.repo.join("writers"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "snapshot never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let first = env.run(["prune", "--no-wait", "--json"]).ok().json();
+    assert_eq!(first["pending"], true, "{first}");
+    assert_eq!(objects(&env.repo.join("prune")), 1);
+
+    // Started after the plan: must not deduplicate against the condemned packs.
+    let fresh = env.snapshot([big.to_str().unwrap()]);
+    assert!(
+        summary(&fresh, "chunks_new") > 0,
+        "a snapshot after the plan reused condemned data: {fresh}"
+    );
+
+    let slow = slow.wait_with_output().unwrap();
+    assert!(slow.status.success());
+    let second = env.run(["prune", "--json"]).ok().json();
+    assert_eq!(second["plans_finished"], 1, "{second}");
+    assert_eq!(objects(&env.repo.join("prune")), 0);
+    verify_clean(&env);
+    let target = env.path("r");
+    env.restore(&id_of(&fresh), &target, Vec::<String>::new())
+        .ok();
+    assert_eq!(
+        file_digest(&Env::restored(&target, &big)),
+        file_digest(&big)
+    );
+}
+
+/// Two prunes at once: the second is refused with exit code 4 while the first holds the lock.
+#[test]
+fn a_second_prune_is_refused_while_one_runs() {
+    let env = Env::init();
+    let mut days = Days::new(&env);
+    let a = days.snapshot(&env, 1, &[]);
+    env.run(["forget", &a]).ok();
+    let mut slow = env.cmd(["snapshot", "--command", "slow.sql=sleep 3"]);
+    slow.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut slow = slow.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // The first prune waits for the slow snapshot while holding the lock.
+    let mut first = env.cmd(["prune"]);
+    first.stdout(Stdio::null()).stderr(Stdio::piped());
+    let first = first.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    env.run(["prune"]).code(4).stderr_has("locks/prune");
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    slow.wait().unwrap();
+    // The lock is gone with its holder.
+    env.run(["prune"]).ok();
+}
+
+fn crash_iterations() -> usize {
+    std::env::var("VAULT_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+/// Prune killed with SIGKILL at random points: every remaining snapshot restores byte-exact,
+/// verify --read-data is clean, and the next prune finishes the job.
+#[test]
+fn prune_killed_at_random_points_leaves_a_repository_that_verifies_and_a_rerun_finishes() {
+    let mut rng = Rng::new(0x5eed);
+    for round in 0..crash_iterations() {
+        let env = Env::init();
+        let mut days = Days::new(&env);
+        let snaps: Vec<String> = (1..=6).map(|d| days.snapshot(&env, d, &[])).collect();
+        env.run(["forget", "--keep-last", "2"]).ok();
+
+        // How long an undisturbed prune of this repository takes, measured on a copy.
+        let probe = Env::new();
+        copy_dir(&env.repo, &probe.repo);
+        let t = Instant::now();
+        probe.run(["prune", "--max-unused", "0%"]).ok();
+        let full = t.elapsed();
+
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 + 1));
+        let mut child = env.cmd(["prune", "--max-unused", "0%"]);
+        child.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = child.spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let plan_left = objects(&env.repo.join("prune"));
+        eprintln!(
+            "round {round}: killed after {delay:?} of {full:?}: {}, plans left {plan_left}",
+            if status.success() {
+                "had finished"
+            } else {
+                "interrupted"
+            }
+        );
+
+        let remaining = ids(&env.list(Vec::<String>::new()));
+        assert_eq!(remaining, snaps[4..].to_vec(), "round {round}");
+        verify_clean(&env);
+        for id in &remaining {
+            days.check_restore(&env, id);
+        }
+        let rerun = env
+            .run(["prune", "--max-unused", "0%", "--json"])
+            .ok()
+            .json();
+        assert_eq!(rerun["pending"], false, "round {round}: {rerun}");
+        assert_eq!(
+            objects(&env.repo.join("prune")),
+            0,
+            "round {round}: a plan is left"
+        );
+        verify_clean(&env);
+        let next = days.snapshot(&env, 7, &[]);
+        days.check_restore(&env, &next);
+        for id in &remaining {
+            days.check_restore(&env, id);
+        }
+    }
+}
+
+/// Objects in a repository directory (temporary `.tmp-*` files of a killed writer are not).
+fn objects(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
