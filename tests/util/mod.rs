@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod history;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::{self, File};
