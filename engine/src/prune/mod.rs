@@ -88,6 +88,8 @@ pub struct PruneReport {
     pub packs_left_for_next_prune: u64,
     /// Plans of earlier, interrupted prunes finished by this one.
     pub plans_finished: u64,
+    /// The owner of a prune lock left by a process that no longer runs, taken over.
+    pub stale_lock_taken_over: Option<String>,
     /// Running snapshots this prune waited for.
     pub waited_for: Vec<String>,
     /// A plan is left for the next prune (snapshots still running and `wait` off).
@@ -115,7 +117,15 @@ pub fn run(
     let _lock = if options.dry_run {
         None
     } else {
-        Some(writers::lock(repo.backend(), "prune", "prune")?)
+        let (lock, broken) = writers::lock(repo.backend(), "prune", "prune")?;
+        if let Some(dead) = broken {
+            progress.warning(&format!(
+                "took over the prune lock of a process that no longer runs: {}",
+                dead.describe()
+            ));
+            report.stale_lock_taken_over = Some(dead.describe());
+        }
+        Some(lock)
     };
     let before = repo.index().packs()?;
     report.packs_before = before.len() as u64;
@@ -172,11 +182,9 @@ pub fn run(
         .collect();
     let packs: HashMap<PackId, u64> = records.iter().map(|(id, p)| (*id, p.size)).collect();
     let mut used: HashMap<PackId, u64> = HashMap::new();
-    let mut live_in: HashMap<PackId, Vec<(BlobId, BlobLocation)>> = HashMap::new();
     repo.index().for_each_blob(|id, loc| {
         if live.contains(&id) {
             *used.entry(loc.pack).or_default() += loc.stored_len as u64;
-            live_in.entry(loc.pack).or_default().push((id, loc));
         }
     })?;
     let mut delete = Vec::new();
@@ -209,6 +217,18 @@ pub fn run(
         delete.truncate(MAX_CONDEMNED);
         repack.truncate(room);
     }
+    // The live blobs of the packs to repack only: memory follows what is copied, not the
+    // repository.
+    let repack_set: HashSet<PackId> = repack.iter().copied().collect();
+    let mut live_in: HashMap<PackId, Vec<(BlobId, BlobLocation)>> = HashMap::new();
+    if !repack_set.is_empty() {
+        repo.index().for_each_blob(|id, loc| {
+            if repack_set.contains(&loc.pack) && live.contains(&id) {
+                live_in.entry(loc.pack).or_default().push((id, loc));
+            }
+        })?;
+    }
+    drop(live);
     report.packs_deleted = delete.len() as u64;
     report.packs_repacked = repack.len() as u64;
     report.blobs_repacked = repack
@@ -234,7 +254,9 @@ pub fn run(
     // Repack: live blobs of repacked packs into new packs, checked on the way.
     let mut writer = PackWriter::new(repo);
     let mut condemned: Vec<PackId> = delete;
+    progress.total(repack.len() as u64, repack.iter().map(|p| packs[p]).sum());
     for pack in &repack {
+        progress.bytes(packs[pack]);
         let blobs = live_in.remove(pack).unwrap_or_default();
         match copy_blobs(repo, *pack, &blobs, &mut writer)? {
             true => condemned.push(*pack),

@@ -142,18 +142,24 @@ fn owners(backend: &dyn Backend, kind: ObjectKind) -> Result<Vec<(String, Option
     Ok(out)
 }
 
-/// Takes the exclusive lock `locks/<name>`. A lock whose owner is dead is broken and taken;
-/// a live one gives [`Error::Locked`].
-pub fn lock(backend: &Arc<dyn Backend>, name: &str, what: &str) -> Result<Registration> {
+/// Takes the exclusive lock `locks/<name>`. A lock whose owner is dead is broken and taken
+/// (its owner is returned, for a message); a live one gives [`Error::Locked`].
+pub fn lock(
+    backend: &Arc<dyn Backend>,
+    name: &str,
+    what: &str,
+) -> Result<(Registration, Option<Owner>)> {
     let owner = serde_json::to_vec(&Owner::current(what)).expect("owner serializes");
+    let mut broken = None;
     for _ in 0..2 {
         match backend.write(ObjectKind::Lock, name, &owner) {
             Ok(()) => {
-                return Ok(Registration {
+                let lock = Registration {
                     backend: backend.clone(),
                     kind: ObjectKind::Lock,
                     name: name.into(),
-                })
+                };
+                return Ok((lock, broken));
             }
             Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
@@ -164,11 +170,14 @@ pub fn lock(backend: &Arc<dyn Backend>, name: &str, what: &str) -> Result<Regist
             Err(e) => return Err(e),
         };
         match holder {
-            Some(h) if h.is_dead() => match backend.delete(ObjectKind::Lock, name) {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e),
-            },
+            Some(h) if h.is_dead() => {
+                match backend.delete(ObjectKind::Lock, name) {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(e),
+                }
+                broken = Some(h);
+            }
             holder => {
                 return Err(Error::Locked {
                     lock: format!("{}/locks/{name}", backend.location()),
