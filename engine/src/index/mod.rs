@@ -109,6 +109,7 @@ impl Index {
             txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
             txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
             txn.open_table(PLANS).map_err(|e| self.err(e))?;
+            txn.open_table(DAMAGED_SNAPSHOTS).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -458,6 +459,29 @@ impl Index {
     }
 
     /// Blobs once found damaged, with the pack of the damaged copy.
+    /// Records which of `checked` snapshots are `damaged` now; returns those of `checked` that
+    /// an earlier verify found damaged and that are whole now (and forgets them).
+    pub fn update_damaged_snapshots(
+        &self,
+        checked: &[[u8; 32]],
+        damaged: &HashSet<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut whole = Vec::new();
+        {
+            let mut table = txn.open_table(DAMAGED_SNAPSHOTS).map_err(|e| self.err(e))?;
+            for id in checked {
+                if damaged.contains(id) {
+                    table.insert(id, 0).map_err(|e| self.err(e))?;
+                } else if table.remove(id).map_err(|e| self.err(e))?.is_some() {
+                    whole.push(*id);
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(whole)
+    }
+
     pub fn damaged(&self) -> Result<Vec<(BlobId, PackId)>> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;

@@ -16,6 +16,10 @@ pub const PACK_VERIFIED: TableDefinition<[u8; 32], u64> = TableDefinition::new("
 /// blob id -> pack id where verify found that copy damaged. The copy is never indexed again (not
 /// even by a rebuild), so the next snapshot that meets the data stores a good copy.
 pub const DAMAGED: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("damaged");
+/// snapshot id -> 0: snapshots a verify found damaged, until a verify finds them whole again
+/// (added to layout 3 without a bump: a cache without it only misses "whole again" reports).
+pub const DAMAGED_SNAPSHOTS: TableDefinition<[u8; 32], u8> =
+    TableDefinition::new("damaged_snapshots");
 /// pack id -> 0: packs a prune plan condemned. Their blobs are never indexed; their disappearance
 /// is expected and does not trigger a rebuild.
 pub const CONDEMNED: TableDefinition<[u8; 32], u8> = TableDefinition::new("condemned");

@@ -161,6 +161,7 @@ impl Repository {
         let id = config.repository_id().expect("validated");
         let path = index_path(cache_root, &id);
         let mut notices = Vec::new();
+        let existed = path.exists();
         let index = match Index::open(&path) {
             Ok(index) => index,
             Err(e) => {
@@ -190,6 +191,13 @@ impl Repository {
             repo.notices.push(error.to_string());
         }
         let report = repo.sync_index(false)?;
+        if !existed && report.packs_added > 0 {
+            repo.notices.push(format!(
+                "index cache {} was missing (first use here, or deleted); rebuilt it from the trailers of {} packs",
+                path.display(),
+                report.packs_added
+            ));
+        }
         if full {
             repo.notices.push(
                 "a prune changed which packs hold which blobs; index cache re-read from the pack trailers".into(),

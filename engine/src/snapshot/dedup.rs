@@ -40,6 +40,19 @@ impl<'a> Dedup<'a> {
             .collect())
     }
 
+    /// Whether every id is stored: indexed, or claimed by this run (durable before the
+    /// manifest, invariant I3).
+    pub fn all_stored(&self, ids: &[BlobId]) -> Result<bool> {
+        let reader = self.index.reader()?;
+        let pending = self.pending.lock().unwrap();
+        for id in ids {
+            if !pending.contains(id) && !reader.contains(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The pack holding these ids is durable and indexed.
     pub fn committed(&self, ids: impl IntoIterator<Item = BlobId>) {
         let mut pending = self.pending.lock().unwrap();

@@ -42,7 +42,7 @@ use crate::format::config::{ChunkerProfile, Compression};
 use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{
-    encode_list, encode_tree, valid_name, ChunkRef, Entry, EntryKind, FileData, Tree,
+    encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
 };
 use crate::format::FORMAT_VERSION;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
@@ -137,6 +137,9 @@ struct Pipeline<'a> {
     /// (dev, inode) -> (size, mtime, ctime, content) of hard-linked files already read this run.
     hardlinks: Mutex<HashMap<(u64, u64), FileData>>,
     parent_root: Option<TreeId>,
+    /// Verify has recorded damaged blobs: before reusing a parent's file, also read its chunk
+    /// lists and check every chunk in them, so that the damaged data is read and stored again.
+    check_lists: bool,
 }
 
 fn packer_gone() -> Error {
@@ -400,7 +403,9 @@ impl Pipeline<'_> {
                 && pm.ctime_sec == stat.ctime()
                 && pm.ctime_nsec == stat.ctime_nsec() as u32
                 && pm.inode == stat.ino();
-            if unchanged && !self.force_read {
+            // Reused only when its content is still stored: verify removes damaged blobs from
+            // the index, and the next snapshot must store them again (self-healing).
+            if unchanged && !self.force_read && self.content_stored(&previous.content)? {
                 add(&self.counters.files_unchanged, 1);
                 add(&self.counters.bytes_total, previous.size);
                 self.progress.file_done();
@@ -465,6 +470,31 @@ impl Pipeline<'_> {
                 .insert((stat.dev(), stat.ino()), data.clone());
         }
         Ok(Some(data))
+    }
+
+    /// Whether every blob a parent's file content references is stored (chunk lists' own chunks
+    /// only when verify has recorded damage; otherwise the list ids stand for them).
+    fn content_stored(&self, content: &Content) -> Result<bool> {
+        let direct: Vec<BlobId> = match content {
+            Content::Inline(refs) => refs.iter().map(|r| r.id.into()).collect(),
+            Content::Lists(lists) => lists.iter().map(|l| l.id.into()).collect(),
+        };
+        if !self.dedup.all_stored(&direct)? {
+            return Ok(false);
+        }
+        if let (true, Content::Lists(lists)) = (self.check_lists, content) {
+            let reader = self.repo.index().reader()?;
+            for list in lists {
+                let Ok(refs) = self.repo.read_list(&reader, list.id) else {
+                    return Ok(false);
+                };
+                let ids: Vec<BlobId> = refs.iter().map(|r| r.id.into()).collect();
+                if !self.dedup.all_stored(&ids)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The parent snapshot's entry at `components` (from the root), if any.
@@ -646,6 +676,7 @@ pub fn run(
     };
 
     let config = repo.config();
+    let check_lists = !repo.index().damaged()?.is_empty();
     let dedup = Dedup::new(repo.index());
     let (sender, receiver) = pack::channel();
     let time_sec = time.as_second();
@@ -675,6 +706,7 @@ pub fn run(
             counters: Counters::default(),
             hardlinks: Mutex::new(HashMap::new()),
             parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
+            check_lists,
         };
         let built = take_sources(&pipeline, options.streams, &stream_places, &paths, time_sec);
         let Pipeline {

@@ -144,8 +144,8 @@ struct Walker<'a> {
     trees: u64,
     /// Blobs once damaged that have a good copy again.
     healed: HashSet<BlobId>,
-    /// Snapshots reaching a healed blob.
-    reaching_healed: HashSet<String>,
+    /// Chunk lists (with the size and count their reference claims) already found whole.
+    clean_lists: HashSet<(crate::id::ListId, u64, u32)>,
 }
 
 impl Walker<'_> {
@@ -174,6 +174,11 @@ impl Walker<'_> {
         }
     }
 
+    /// The pack the index reads a blob from, to name it in a problem with that blob's bytes.
+    fn pack_of(&self, id: BlobId) -> Option<PackId> {
+        self.reader.lookup(&id).ok().flatten().map(|loc| loc.pack)
+    }
+
     fn walk_tree(&mut self, id: TreeId, path: &str, snapshot: &str, depth: usize) -> bool {
         if self.clean.contains(&id) {
             return true;
@@ -197,10 +202,11 @@ impl Walker<'_> {
         let tree = match self.repo.read_tree(&self.reader, id) {
             Ok(tree) => tree,
             Err(e) => {
+                let pack = self.pack_of(id.into());
                 let key = self.problems.add(
                     "tree_damaged",
                     id.to_hex(),
-                    None,
+                    pack,
                     Some(id.into()),
                     e.to_string(),
                 );
@@ -222,8 +228,7 @@ impl Walker<'_> {
                 _ => {}
             }
         }
-        // With healed blobs about, every snapshot must be walked to see which reach them.
-        if clean && self.healed.is_empty() {
+        if clean {
             self.clean.insert(id);
         }
         clean
@@ -238,9 +243,6 @@ impl Walker<'_> {
     ) -> bool {
         let mut clean = true;
         for r in refs {
-            if self.healed.contains(&r.id.into()) {
-                self.reaching_healed.insert(snapshot.to_string());
-            }
             if let Some(key) = self.blob_problem(r.id.into(), "chunk") {
                 self.problems.affect(&key, snapshot, path);
                 clean = false;
@@ -256,6 +258,11 @@ impl Walker<'_> {
         };
         let mut clean = true;
         for list in lists {
+            // A big file unchanged across many snapshots shares its lists: check each once.
+            let seen = (list.id, list.size, list.chunks);
+            if self.clean_lists.contains(&seen) {
+                continue;
+            }
             if let Some(key) = self.blob_problem(list.id.into(), "chunk list") {
                 self.problems.affect(&key, snapshot, path);
                 clean = false;
@@ -267,10 +274,11 @@ impl Walker<'_> {
                     if refs.len() != list.chunks as usize
                         || refs.iter().map(|r| r.len as u64).sum::<u64>() != list.size =>
                 {
+                    let pack = self.pack_of(list.id.into());
                     let key = self.problems.add(
                         "blob_damaged",
                         list.id.to_hex(),
-                        None,
+                        pack,
                         Some(list.id.into()),
                         "chunk list does not match the size recorded in its tree".into(),
                     );
@@ -278,12 +286,19 @@ impl Walker<'_> {
                     self.problems.affect(&key, snapshot, path);
                     clean = false;
                 }
-                Ok(refs) => clean &= self.check_refs(&refs, path, snapshot),
+                Ok(refs) => {
+                    if self.check_refs(&refs, path, snapshot) {
+                        self.clean_lists.insert(seen);
+                    } else {
+                        clean = false;
+                    }
+                }
                 Err(e) => {
+                    let pack = self.pack_of(list.id.into());
                     let key = self.problems.add(
                         "blob_damaged",
                         list.id.to_hex(),
-                        None,
+                        pack,
                         Some(list.id.into()),
                         e.to_string(),
                     );
@@ -317,6 +332,8 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
     let started = Instant::now();
+    // A concurrent prune waits for registered readers before deleting packs.
+    let _reader = repo.register("verify", false)?;
     let mut report = VerifyReport::default();
     let mut problems = Problems::default();
     let mut bad: HashMap<BlobId, ProblemKey> = HashMap::new();
@@ -513,7 +530,7 @@ pub fn run(
         problems,
         trees: 0,
         healed,
-        reaching_healed: HashSet::new(),
+        clean_lists: HashSet::new(),
     };
     for snapshot in &snapshots {
         let root = snapshot.manifest.root().expect("validated at decode");
@@ -523,10 +540,18 @@ pub fn run(
     report.healed_blobs = walker.healed.len() as u64;
     report.problems = walker.problems.finish();
     let damaged = report.damaged_snapshots();
-    let mut whole: Vec<String> = walker
-        .reaching_healed
+    // Whole *again*: snapshots an earlier verify found damaged that are whole now.
+    let checked: Vec<[u8; 32]> = snapshots.iter().map(|s| s.id.0).collect();
+    let damaged_ids: HashSet<[u8; 32]> = snapshots
+        .iter()
+        .filter(|s| damaged.contains(&s.id.to_hex()))
+        .map(|s| s.id.0)
+        .collect();
+    let mut whole: Vec<String> = repo
+        .index()
+        .update_damaged_snapshots(&checked, &damaged_ids)?
         .into_iter()
-        .filter(|s| !damaged.contains(s))
+        .map(hex::encode)
         .collect();
     whole.sort();
     report.snapshots_whole_again = whole;
