@@ -12,7 +12,9 @@ fn decode(target: &str, data: &[u8]) -> Result<(), String> {
         "config" => config::decode(data).map(drop).map_err(e),
         "manifest" => manifest::decode(data).map(drop).map_err(e),
         "plan" => plan::decode(data).map(drop).map_err(e),
-        "sealed" => sealed::decode(sealed::SNAPSHOT_MAGIC, 3, data).map(drop).map_err(e),
+        "sealed" => sealed::decode(sealed::SNAPSHOT_MAGIC, 3, data)
+            .map(drop)
+            .map_err(e),
         "tree" => tree::decode_tree(data).map(drop).map_err(e),
         "chunk_list" => tree::decode_list(data).map(drop).map_err(e),
         "pack" => pack::decode_pack(data).map(drop).map_err(e),
@@ -41,7 +43,11 @@ fn every_fuzz_regression_input_decodes_without_panicking() {
         assert!(result.is_ok(), "{name}: the decoder panicked");
         seen += 1;
     }
-    assert!(seen >= 2, "expected the regression inputs in {}", dir.display());
+    assert!(
+        seen >= 2,
+        "expected the regression inputs in {}",
+        dir.display()
+    );
 }
 
 #[test]
