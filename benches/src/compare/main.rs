@@ -1,0 +1,346 @@
+//! End-to-end comparison of vault with restic and borg on a deterministic application backup:
+//! a plain-SQL dump series fed over stdin plus an asset store of mixed files, through the same
+//! steps (initial snapshot, daily snapshots, restore of the latest, full data verification,
+//! forget + prune). Prints one Markdown table: wall time, CPU time, peak RSS and repository size
+//! per step and tool, with vault/peer ratios, and the dedup ratio.
+//!
+//! Usage: `compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K]
+//! [--tools vault,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]`.
+//! See benches/README.md.
+
+mod measure;
+mod tools;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+use measure::Cost;
+use tools::{Kind, Tool};
+use vault_benches::blobstore::BlobStore;
+use vault_benches::dumpgen::Database;
+
+struct Settings {
+    dump_mib: u64,
+    blobs_mib: u64,
+    days: u64,
+    keep: u64,
+    tools: Vec<Kind>,
+    work: Option<PathBuf>,
+    keep_work: bool,
+    vault: Option<PathBuf>,
+    out: Option<PathBuf>,
+    preset: String,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--tools vault,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
+    std::process::exit(2)
+}
+
+fn settings() -> Settings {
+    let mut s = Settings {
+        dump_mib: 64,
+        blobs_mib: 128,
+        days: 3,
+        keep: 2,
+        tools: vec![Kind::Vault, Kind::Restic, Kind::Borg],
+        work: None,
+        keep_work: false,
+        vault: None,
+        out: None,
+        preset: "quick".into(),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The preset first, so that explicit sizes override it wherever they stand.
+    if let Some(i) = args.iter().position(|a| a == "--preset") {
+        match args.get(i + 1).map(String::as_str) {
+            Some("quick") => {}
+            Some("full") => {
+                (s.dump_mib, s.blobs_mib, s.days, s.keep) = (1024, 2048, 7, 3);
+                s.preset = "full".into();
+            }
+            _ => usage(),
+        }
+    }
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().unwrap_or_else(|| usage());
+        let number = |v: String| v.parse::<u64>().unwrap_or_else(|_| usage());
+        match arg.as_str() {
+            "--preset" => {
+                value();
+            }
+            "--dump-mib" => s.dump_mib = number(value()),
+            "--blobs-mib" => s.blobs_mib = number(value()),
+            "--days" => s.days = number(value()),
+            "--keep" => s.keep = number(value()),
+            "--tools" => {
+                s.tools = value()
+                    .split(',')
+                    .map(|t| match t {
+                        "vault" => Kind::Vault,
+                        "restic" => Kind::Restic,
+                        "borg" => Kind::Borg,
+                        _ => usage(),
+                    })
+                    .collect()
+            }
+            "--work" => s.work = Some(value().into()),
+            "--keep-work" => s.keep_work = true,
+            "--vault" => s.vault = Some(value().into()),
+            "--out" => s.out = Some(value().into()),
+            _ => usage(),
+        }
+    }
+    if s.days == 0 || s.keep == 0 {
+        usage();
+    }
+    s
+}
+
+/// The vault binary next to this one (`target/release/vault`), unless given.
+fn vault_binary(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("own path");
+        exe.with_file_name("vault")
+    })
+}
+
+fn version(tool: &Tool) -> String {
+    Command::new(&tool.program)
+        .args(tool.version_args())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+const STEPS: [&str; 5] = [
+    "initial snapshot",
+    "daily snapshot (mean per day)",
+    "restore latest",
+    "verify all data",
+    "forget + prune",
+];
+
+/// What one tool measured: per step its cost and the repository's bytes after it.
+#[derive(Default, Clone)]
+struct Results {
+    steps: [(Cost, u64); 5],
+    cache_bytes: u64,
+}
+
+/// A database whose day-0 dump is about `bytes` long (its rows are longer than
+/// `Database::new` assumes, so the size is calibrated on a small one first).
+fn database(bytes: u64) -> Database {
+    let probe = 4u64 << 20;
+    let actual = Database::new(probe).dump_bytes().len() as f64;
+    Database::new((bytes as f64 * probe as f64 / actual) as u64)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+fn main() {
+    let s = settings();
+    let work = match &s.work {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).expect("work directory");
+            dir.clone()
+        }
+        None => std::env::temp_dir().join(format!("vault-compare-{}", std::process::id())),
+    };
+    let work = std::fs::canonicalize({
+        std::fs::create_dir_all(&work).expect("work directory");
+        &work
+    })
+    .expect("work directory");
+    let mut vault = Some(vault_binary(s.vault.clone()));
+    let tools: Vec<Tool> = s
+        .tools
+        .iter()
+        .map(|&kind| {
+            let program = match kind {
+                Kind::Vault => vault.take().expect("vault listed once"),
+                Kind::Restic => "restic".into(),
+                Kind::Borg => "borg".into(),
+            };
+            Tool::new(kind, program, &work)
+        })
+        .collect();
+    let log = work.join("commands.log");
+    let fail = |e: std::io::Error| -> ! {
+        eprintln!("compare: {e}");
+        std::process::exit(1)
+    };
+    for tool in &tools {
+        std::fs::create_dir_all(&tool.dir).unwrap_or_else(|e| fail(e));
+        measure::run_all(tool, &tool.init(), &log).unwrap_or_else(|e| fail(e));
+    }
+
+    // Day 0: the corpus, then each day's change; every tool snapshots each day's state.
+    let corpus = work.join("corpus");
+    let blobs = corpus.join("blobs");
+    let dump = corpus.join("app.sql");
+    eprintln!("compare: generating the corpus in {}", corpus.display());
+    let mut store = BlobStore::create(&blobs, s.blobs_mib << 20).unwrap_or_else(|e| fail(e));
+    let mut db = database(s.dump_mib << 20);
+    let mut results = vec![Results::default(); tools.len()];
+    let mut input_bytes = 0u64;
+    let first_dump;
+    let mut last_dump = 0;
+    {
+        let bytes = db.dump_bytes();
+        std::fs::write(&dump, &bytes).unwrap_or_else(|e| fail(e));
+        first_dump = bytes.len() as u64;
+    }
+    let (first_files, first_store) = (store.files(), store.bytes());
+    let mut daily = vec![Cost::default(); tools.len()];
+    for day in 0..=s.days {
+        if day > 0 {
+            store.advance(day).unwrap_or_else(|e| fail(e));
+            db.mutate(day, 0.02, 0.003, 0.01);
+            let bytes = db.dump_bytes();
+            std::fs::write(&dump, &bytes).unwrap_or_else(|e| fail(e));
+            last_dump = bytes.len() as u64;
+        }
+        input_bytes += std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0) + store.bytes();
+        for (i, (tool, result)) in tools.iter().zip(&mut results).enumerate() {
+            eprintln!("compare: {} day {day}", tool.name);
+            let cost = measure::run_all(tool, &tool.snapshot(day, &dump, &blobs), &log)
+                .unwrap_or_else(|e| fail(e));
+            let step = usize::from(day > 0);
+            if day > 0 {
+                daily[i].add(cost);
+                let mean = Cost {
+                    wall: daily[i].wall / day as f64,
+                    cpu: daily[i].cpu / day as f64,
+                    rss_kib: daily[i].rss_kib,
+                };
+                result.steps[step] = (mean, measure::tree_bytes(&tool.repo()));
+            } else {
+                result.steps[step] = (cost, measure::tree_bytes(&tool.repo()));
+            }
+        }
+    }
+
+    for (tool, result) in tools.iter().zip(&mut results) {
+        eprintln!("compare: {} restore, verify, prune", tool.name);
+        let target = work.join(format!("restore-{}", tool.name));
+        std::fs::create_dir_all(&target).unwrap_or_else(|e| fail(e));
+        let cost = measure::run_all(tool, &tool.restore(s.days, &target), &log)
+            .unwrap_or_else(|e| fail(e));
+        result.steps[2] = (cost, measure::tree_bytes(&tool.repo()));
+        let (restored_dump, restored_store) = tool.restored(&target, &blobs);
+        measure::same_file(&dump, &restored_dump).unwrap_or_else(|e| fail(e));
+        measure::same_tree(&blobs, &restored_store).unwrap_or_else(|e| fail(e));
+        std::fs::remove_dir_all(&target).unwrap_or_else(|e| fail(e));
+
+        let cost = measure::run_all(tool, &tool.verify(), &log).unwrap_or_else(|e| fail(e));
+        result.steps[3] = (cost, measure::tree_bytes(&tool.repo()));
+        let cost = measure::run_all(tool, &tool.prune(s.keep), &log).unwrap_or_else(|e| fail(e));
+        result.steps[4] = (cost, measure::tree_bytes(&tool.repo()));
+        result.cache_bytes = measure::tree_bytes(&tool.cache());
+    }
+
+    // The report.
+    let mut out = String::new();
+    let today = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    out += &format!(
+        "Preset `{}`, {today}, 2 shared cores. Corpus: dump {:.0} MiB on day 0 ({:.0} MiB on day {}; each day 2% of rows updated, 0.3% deleted, 1% appended), asset store {} files / {:.0} MiB on day 0 ({} files / {:.0} MiB on day {}; each day ~1% new files, 0.2% deleted); {} daily snapshots after the initial one, keep-last {}; {:.0} MiB input over all snapshots.\n\n",
+        s.preset,
+        mib(first_dump),
+        mib(last_dump),
+        s.days,
+        first_files,
+        mib(first_store),
+        store.files(),
+        mib(store.bytes()),
+        s.days,
+        s.days,
+        s.keep,
+        mib(input_bytes)
+    );
+    out += "Tools: ";
+    out += &tools
+        .iter()
+        .map(|t| format!("{} ({})", t.name, version(t)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    out += "\n\n";
+    let vault_at = tools.iter().position(|t| t.kind == Kind::Vault);
+    let peers: Vec<usize> = (0..tools.len()).filter(|&i| Some(i) != vault_at).collect();
+    out += "| step | metric |";
+    for t in &tools {
+        out += &format!(" {} |", t.name);
+    }
+    if vault_at.is_some() {
+        for &p in &peers {
+            out += &format!(" vault/{} |", tools[p].name);
+        }
+    }
+    out += "\n|---|---|";
+    for _ in 0..tools.len() + if vault_at.is_some() { peers.len() } else { 0 } {
+        out += "---:|";
+    }
+    out += "\n";
+    let row = |out: &mut String, step: &str, metric: &str, values: &[f64], digits: usize| {
+        *out += &format!("| {step} | {metric} |");
+        for v in values {
+            *out += &format!(" {v:.digits$} |");
+        }
+        if let Some(v) = vault_at {
+            for &p in &peers {
+                let ratio = values[v] / values[p];
+                *out += &format!(" {ratio:.2} |");
+            }
+        }
+        *out += "\n";
+    };
+    for (i, step) in STEPS.iter().enumerate() {
+        let pick = |f: &dyn Fn(&(Cost, u64)) -> f64| -> Vec<f64> {
+            results.iter().map(|r| f(&r.steps[i])).collect()
+        };
+        row(&mut out, step, "wall s", &pick(&|c| c.0.wall), 2);
+        row(&mut out, "", "CPU s", &pick(&|c| c.0.cpu), 2);
+        row(
+            &mut out,
+            "",
+            "peak RSS MiB",
+            &pick(&|c| c.0.rss_kib as f64 / 1024.0),
+            0,
+        );
+        row(&mut out, "", "repo MiB after", &pick(&|c| mib(c.1)), 1);
+    }
+    let dedup: Vec<f64> = results
+        .iter()
+        .map(|r| input_bytes as f64 / r.steps[1].1 as f64)
+        .collect();
+    row(
+        &mut out,
+        "all snapshots",
+        "dedup ratio (input / repo, higher is better)",
+        &dedup,
+        1,
+    );
+    let cache: Vec<f64> = results.iter().map(|r| mib(r.cache_bytes)).collect();
+    row(&mut out, "end", "local cache MiB (not in repo)", &cache, 1);
+    println!("{out}");
+    if let Some(path) = &s.out {
+        let mut file = std::fs::File::create(path).unwrap_or_else(|e| fail(e));
+        file.write_all(out.as_bytes()).unwrap_or_else(|e| fail(e));
+    }
+    if s.keep_work || s.work.is_some() {
+        eprintln!("compare: work directory kept: {}", work.display());
+    } else if let Err(e) = std::fs::remove_dir_all(&work) {
+        eprintln!("compare: could not remove {}: {e}", work.display());
+    }
+}
