@@ -11,7 +11,6 @@
 
 mod util;
 
-use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

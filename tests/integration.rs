@@ -11,6 +11,7 @@ mod concurrency;
 mod dedup;
 mod errors;
 mod hostile;
+mod reliability;
 mod rotation;
 mod roundtrip;
 mod select;

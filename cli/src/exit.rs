@@ -1,5 +1,7 @@
 //! Exit codes and the one-line rendering of errors.
 
+use std::path::Path;
+
 use vault_engine::{Error, ErrorKind};
 
 pub const OK: i32 = 0;
@@ -17,6 +19,26 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// The repository `path` is a file of: the nearest ancestor holding a `config` file and a
+/// `packs` directory.
+fn repository_of(path: &Path) -> Option<&Path> {
+    path.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("config").is_file() && dir.join("packs").is_dir())
+}
+
+/// What to do about a full disk, for the device that is full: the repository's (a failed write
+/// commits nothing there) or another one (a restore target).
+fn no_space_hint(path: &Path) -> String {
+    match repository_of(path) {
+        Some(repo) => format!(
+            ": no space left on the device of repository {}; nothing was committed and its snapshots are intact; free space there (`vault prune` deletes data that failed runs left) and run the command again",
+            repo.display()
+        ),
+        None => ": no space left on the device holding this path; free space there and run the command again".into(),
+    }
+}
+
 /// Prints `vault: <what>` (with a hint where one helps) and returns the exit code.
 pub fn report(error: &anyhow::Error) -> i32 {
     if is_broken_pipe(error) {
@@ -28,8 +50,8 @@ pub fn report(error: &anyhow::Error) -> i32 {
         Some(e) if error.downcast_ref::<Error>().is_some() => format!("vault: {e}"),
         _ => format!("vault: {error:#}"),
     };
-    if engine.is_some_and(Error::is_no_space) {
-        line.push_str(": no space left on the repository's device; free space and run the command again (the repository is unchanged)");
+    if let Some(Error::Io { path, .. }) = engine.filter(|e| e.is_no_space()) {
+        line.push_str(&no_space_hint(path));
     }
     eprintln!("{line}");
     match engine.map(Error::kind) {

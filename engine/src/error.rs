@@ -71,7 +71,7 @@ pub enum Error {
     #[error("{what}: {reason}")]
     InvalidArgument { what: String, reason: String },
     #[error(
-        "{lock} is held by {holder}; wait for it to finish, or if it is gone run `vault unlock`"
+        "{lock} is held by {holder}; wait for it to finish or, if that process is gone, run `vault unlock --remove-all`"
     )]
     Locked { lock: String, holder: String },
     #[error("snapshot {id} is protected; run `vault unprotect {id}` first")]

@@ -113,6 +113,7 @@ fn spawn(line: &str, timeout: Option<Duration>) -> Result<OpenStream, String> {
             }
         });
     }
+    let line = line.to_owned();
     let finish: Finish = Box::new(move || {
         let status = wait(&child);
         let (lock, signal) = &*done;
@@ -121,20 +122,46 @@ fn spawn(line: &str, timeout: Option<Duration>) -> Result<OpenStream, String> {
         let status = status.map_err(|e| format!("cannot wait for the command: {e}"))?;
         if *timed_out.lock().unwrap() {
             return Err(format!(
-                "command timed out after {:?} and was killed",
+                "command `{line}` timed out after {:?} and was killed",
                 timeout.unwrap_or_default()
             ));
         }
         match (status.code(), status.signal()) {
             (Some(0), _) => Ok(()),
-            (Some(code), _) => Err(format!("command exited with status {code}")),
-            (None, Some(signal)) => Err(format!("command was killed by signal {signal}")),
-            (None, None) => Err("command ended abnormally".into()),
+            (Some(code), _) => Err(format!("command `{line}` exited with status {code}")),
+            (None, Some(signal)) => Err(format!(
+                "command `{line}` was killed by signal {signal}{}",
+                signal_name(signal)
+                    .map(|name| format!(" ({name})"))
+                    .unwrap_or_default()
+            )),
+            (None, None) => Err(format!("command `{line}` ended abnormally")),
         }
     });
     Ok(OpenStream {
         reader: Box::new(stdout),
         finish: Some(finish),
+    })
+}
+
+/// The name of a signal that commonly ends a dump command.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return None,
     })
 }
 

@@ -52,6 +52,10 @@ impl Excludes {
 
 /// The entries of directory `dir`, sorted by name bytes, excluded ones removed. Entries that
 /// vanish between listing and `lstat` are skipped (they were not there to back up).
+///
+/// Each entry is `lstat`ed relative to the open directory (`fstatat`), not by its absolute
+/// path: an entry whose absolute path is longer than `PATH_MAX` must not fail the listing of
+/// its directory (and so lose its siblings); it fails alone, later, where it is opened.
 pub fn list_dir(dir: &Path, excludes: &Excludes) -> io::Result<Vec<SourceEntry>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -60,7 +64,8 @@ pub fn list_dir(dir: &Path, excludes: &Excludes) -> io::Result<Vec<SourceEntry>>
         if excludes.excluded(&path) {
             continue;
         }
-        match fs::symlink_metadata(&path) {
+        // `DirEntry::metadata` is `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)` on Linux.
+        match entry.metadata() {
             Ok(stat) => out.push(SourceEntry {
                 name: entry.file_name(),
                 path,
