@@ -218,17 +218,7 @@ fn snapshot_running_during_prune_keeps_the_blobs_it_deduplicated_against() {
     today.stdout(Stdio::piped()).stderr(Stdio::piped());
     let today = today.spawn().unwrap();
     // Wait until it is registered (its registration file appears).
-    let started = Instant::now();
-    while fs::read_dir(env.repo.join("writers"))
-        .map(|d| d.count() == 0)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "snapshot never registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_registration(&env);
     std::thread::sleep(Duration::from_millis(700)); // it has read (and deduplicated) the data
 
     let report = env.run(["prune", "--json"]).ok().json();
@@ -274,17 +264,7 @@ fn prune_without_waiting_leaves_a_plan_that_new_snapshots_honour_and_the_next_pr
     ]);
     slow.stdout(Stdio::piped()).stderr(Stdio::piped());
     let slow = slow.spawn().unwrap();
-    let started = Instant::now();
-    while fs::read_dir(env.repo.join("writers"))
-        .map(|d| d.count() == 0)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "snapshot never registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_registration(&env);
 
     let first = env.run(["prune", "--no-wait", "--json"]).ok().json();
     assert_eq!(first["pending"], true, "{first}");
@@ -338,4 +318,16 @@ fn a_second_prune_is_refused_while_one_runs() {
     slow.wait().unwrap();
     // The lock is gone with its holder.
     env.run(["prune"]).ok();
+}
+
+/// Waits until a running snapshot has registered itself (its `writers/` file appears).
+fn wait_for_registration(env: &Env) {
+    let started = Instant::now();
+    while objects(&env.repo.join("writers")) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "snapshot never registered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -97,6 +97,18 @@ impl Out {
         self
     }
 
+    /// Asserts that the process did not panic.
+    #[track_caller]
+    pub fn no_panic(&self) -> &Self {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "{} panicked:\n{}",
+            self.cmdline,
+            self.stderr
+        );
+        self
+    }
+
     #[track_caller]
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.stdout)

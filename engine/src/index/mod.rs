@@ -268,14 +268,7 @@ impl Index {
                 }
                 self.add_packs_in(&txn, new_packs, true)?;
             }
-            None => {
-                txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
-                txn.delete_table(PACKS).map_err(|e| self.err(e))?;
-                txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
-                txn.open_table(BLOBS).map_err(|e| self.err(e))?;
-                txn.open_table(PACKS).map_err(|e| self.err(e))?;
-                txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
-            }
+            None => self.clear_locations(&txn)?,
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -509,13 +502,18 @@ impl Index {
     /// copies, verification times) is kept: the pack files say nothing about it.
     pub fn clear(&self) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.clear_locations(&txn)?;
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    fn clear_locations(&self, txn: &redb::WriteTransaction) -> Result<()> {
         txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
         txn.delete_table(PACKS).map_err(|e| self.err(e))?;
         txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
         txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         txn.open_table(PACKS).map_err(|e| self.err(e))?;
         txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))
+        Ok(())
     }
 }
 
