@@ -433,7 +433,7 @@ fn snapshot_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
-fn frozen_v1_repository_opens_verifies_and_restores() {
+fn frozen_v3_repository_opens_verifies_and_restores() {
     let expected: Value = serde_json::from_slice(&std::fs::read(sidecar_path()).unwrap()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let repo_dir = work.path().join("repo");

@@ -161,7 +161,9 @@ impl Repository {
         let id = config.repository_id().expect("validated");
         let path = index_path(cache_root, &id);
         let mut notices = Vec::new();
-        let existed = path.exists();
+        // A cache file missing from an existing cache directory was deleted (or lost); a missing
+        // directory is this machine's first use of the repository, which needs no notice.
+        let lost = !path.exists() && path.parent().is_some_and(Path::exists);
         let index = match Index::open(&path) {
             Ok(index) => index,
             Err(e) => {
@@ -191,9 +193,9 @@ impl Repository {
             repo.notices.push(error.to_string());
         }
         let report = repo.sync_index(false)?;
-        if !existed && report.packs_added > 0 {
+        if lost && report.packs_added > 0 {
             repo.notices.push(format!(
-                "index cache {} was missing (first use here, or deleted); rebuilt it from the trailers of {} packs",
+                "index cache {} was missing; rebuilt it from the trailers of {} packs",
                 path.display(),
                 report.packs_added
             ));
