@@ -248,11 +248,8 @@ fn damaged_pack_is_detected() {
     env.snapshot([&src]);
     // Flip one byte in the middle of the (only, 2 MiB) data pack's blob area.
     let mut packs = Vec::new();
-    for sub in fs::read_dir(env.repo.join("packs")).unwrap() {
-        for p in fs::read_dir(sub.unwrap().path()).unwrap() {
-            let p = p.unwrap().path();
-            packs.push((fs::metadata(&p).unwrap().len(), p));
-        }
+    for p in pack_files(&env.repo) {
+        packs.push((fs::metadata(&p).unwrap().len(), p));
     }
     packs.sort();
     let (len, biggest) = packs.last().unwrap().clone();

@@ -114,16 +114,10 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Names of the pack files of a repository.
 fn pack_names(repo: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for sub in fs::read_dir(repo.join("packs")).unwrap() {
-        for p in fs::read_dir(sub.unwrap().path()).unwrap() {
-            let name = p.unwrap().file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') {
-                out.insert(name);
-            }
-        }
-    }
-    out
+    pack_files(repo)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Fills the filesystem holding `path` by writing `path` until the device refuses a single

@@ -158,27 +158,20 @@ impl Fixture {
     /// Every pack in the repository, by id, decoded.
     fn packs(&self) -> BTreeMap<String, PackFile> {
         let mut out = BTreeMap::new();
-        for fan in names(&self.env.repo.join("packs")) {
-            let dir = self.env.repo.join("packs").join(&fan);
-            for name in names(&dir) {
-                let name = name.to_str().unwrap().to_string();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let path = dir.join(&name);
-                let data = fs::read(&path).unwrap();
-                let entries = pack::decode_pack(&data)
-                    .unwrap_or_else(|e| panic!("pack {name} does not decode: {e}"));
-                out.insert(
-                    name.clone(),
-                    PackFile {
-                        id: name,
-                        path,
-                        size: data.len() as u64,
-                        entries,
-                    },
-                );
-            }
+        for path in pack_files(&self.env.repo) {
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let data = fs::read(&path).unwrap();
+            let entries = pack::decode_pack(&data)
+                .unwrap_or_else(|e| panic!("pack {name} does not decode: {e}"));
+            out.insert(
+                name.clone(),
+                PackFile {
+                    id: name,
+                    path,
+                    size: data.len() as u64,
+                    entries,
+                },
+            );
         }
         out
     }
@@ -1106,6 +1099,111 @@ fn heal_a_damaged_chunk(snapshot_args: &[&str]) {
         let (code, got, got_len, stderr) = fx.env.dump_digest(old, &notes_path, &[]);
         assert_eq!((code, got, got_len), (0, want, len), "{stderr}");
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Prune over damaged packs
+// ------------------------------------------------------------------------------------------------
+
+/// A third snapshot after the middle of `media/video.bin` was rewritten, with the first two
+/// forgotten: the old middle's chunks become unused, and the pack holding them also holds live
+/// chunks of the same file. Returns that pack, one unused and one live chunk of it, and the
+/// third snapshot's id.
+fn unused_beside_live(fx: &Fixture) -> (PackFile, BlobEntry, BlobEntry, String) {
+    let old = fx.files["media/video.bin"].clone();
+    let mut new = old.clone();
+    let middle = old.len() / 2;
+    new[middle..middle + 256 * KIB].copy_from_slice(&random_bytes(77, 256 * KIB));
+    write(&fx.src.join("media/video.bin"), &new);
+    let video: BTreeSet<String> = ["media/video.bin".to_string()].into();
+    for pack in fx.packs().into_values() {
+        let data = fs::read(&pack.path).unwrap();
+        let (mut unused, mut live) = (None, None);
+        for e in pack.entries.iter().filter(|e| e.kind == BlobKind::Chunk) {
+            let raw = raw_blob(&data, e);
+            if fx.files_holding(&raw) == video {
+                match contains(&new, &raw) {
+                    false => unused = unused.or(Some(*e)),
+                    true => live = live.or(Some(*e)),
+                }
+            }
+        }
+        if let (Some(unused), Some(live)) = (unused, live) {
+            let third = id_of(&fx.env.snapshot([
+                fx.src.as_os_str(),
+                "--time".as_ref(),
+                "2026-01-03T00:00:00Z".as_ref(),
+            ]));
+            run_vault(&fx.env, &["forget", &fx.first, &fx.second], 0);
+            return (pack, unused, live, third);
+        }
+    }
+    panic!("no pack holds both rewritten and kept chunks of media/video.bin");
+}
+
+/// `prune --max-unused 0% --json`: the report.
+fn prune_everything(fx: &Fixture) -> Value {
+    run_vault(&fx.env, &["prune", "--max-unused", "0%", "--json"], 0).json()
+}
+
+/// A damaged blob that no snapshot needs any more does not stop its pack from being repacked:
+/// prune sees that the pack no longer matches its name, checks each blob it copies, and every
+/// one of those is good.
+#[test]
+fn prune_repacks_a_damaged_pack_whose_damage_is_in_unused_data() {
+    let fx = Fixture::new();
+    let (pack, unused, _, third) = unused_beside_live(&fx);
+    damage_blob(&pack, &unused);
+    let report = prune_everything(&fx);
+    assert_eq!(
+        report["packs_kept_damaged"],
+        serde_json::json!([]),
+        "{report:#}"
+    );
+    assert!(
+        report["packs_repacked"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(!pack.path.exists(), "the damaged pack was not repacked");
+    let (v, _) = verify_json(&fx.env, &["--read-data"], 0);
+    assert_eq!(problems(&v), vec![]);
+    let target = fx.env.path("t");
+    fx.env.restore(&third, &target, Vec::<&str>::new()).ok();
+    assert_same_tree(
+        &fx.src,
+        &Env::restored(&target, &fx.src),
+        Compare::default(),
+    );
+}
+
+/// A damaged blob that a snapshot still needs: its pack is kept whole (deleting it would lose
+/// the only copy, damaged as it is), reported, and verify still finds the damage afterwards.
+#[test]
+fn prune_keeps_a_pack_whose_needed_blob_is_damaged() {
+    let fx = Fixture::new();
+    let (pack, _, live, third) = unused_beside_live(&fx);
+    damage_blob(&pack, &live);
+    let report = prune_everything(&fx);
+    assert_eq!(
+        report["packs_kept_damaged"],
+        serde_json::json!([pack.id]),
+        "{report:#}"
+    );
+    assert!(pack.path.exists());
+    let (v, _) = verify_json(&fx.env, &["--read-data"], 3);
+    let found = problems(&v);
+    assert_eq!(found.len(), 1, "{v:#}");
+    assert_eq!(found[0].kind, "blob_damaged");
+    assert_eq!(damaged(&v), vec![third.clone()]);
+    // Everything else of the snapshot still restores: only the damaged file's chunk is lost.
+    let target = fx.env.path("t");
+    let out = fx.env.restore(&third, &target, ["--include", "**/docs/**"]);
+    out.code(0);
+    let restored = Env::restored(&target, &fx.src);
+    assert_eq!(
+        fs::read(restored.join("docs/report.txt")).unwrap(),
+        fx.files["docs/report.txt"]
+    );
 }
 
 /// The README's recovery: "Take a new snapshot of the same sources (`vault snapshot ...` as in

@@ -903,6 +903,25 @@ pub fn allocated(path: &Path) -> u64 {
     fs::symlink_metadata(path).unwrap().blocks() * 512
 }
 
+/// Every pack file of the repository at `repo` (`packs/<xx>/<id>`), sorted; temporary `.tmp-*`
+/// files (which a writer keeps in `packs/` itself while it fills a pack) are not listed.
+pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
+    let packs = repo.join("packs");
+    let mut out = Vec::new();
+    for fan in names(&packs) {
+        let dir = packs.join(&fan);
+        if fan.to_string_lossy().starts_with('.') || !dir.is_dir() {
+            continue;
+        }
+        for name in names(&dir) {
+            if !name.to_string_lossy().starts_with('.') {
+                out.push(dir.join(name));
+            }
+        }
+    }
+    out
+}
+
 /// Names directly in `dir` (sorted).
 pub fn names(dir: &Path) -> Vec<OsString> {
     let mut v: Vec<OsString> = match fs::read_dir(dir) {

@@ -89,9 +89,15 @@ pub struct BlobEntry {
     pub raw_len: u32,
 }
 
-/// Accumulates blobs into one pack in memory. Pure: the caller writes the bytes.
+/// Accumulates blobs into one pack. Pure: the caller writes the bytes. The bytes may be taken
+/// piece by piece as the pack grows ([`Self::take`]), so that a pack never needs to be in memory
+/// whole; the pack id (the BLAKE3 of all its bytes) is computed on the way.
 pub struct PackBuilder {
-    data: Vec<u8>,
+    /// Bytes added since the last [`Self::take`] (at first, the header).
+    pending: Vec<u8>,
+    /// BLAKE3 of the bytes taken so far.
+    hasher: blake3::Hasher,
+    len: u64,
     entries: Vec<BlobEntry>,
 }
 
@@ -106,14 +112,15 @@ impl PackBuilder {
         Self::with_capacity(0)
     }
 
-    /// A builder whose buffer will not reallocate before `bytes` (a pack's target size plus
-    /// room for its trailer).
+    /// A builder whose pending buffer will not reallocate before `bytes`.
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut data = Vec::with_capacity(bytes);
-        data.extend_from_slice(&HEADER_MAGIC);
-        data.put_u32(FORMAT_VERSION);
+        let mut pending = Vec::with_capacity(bytes.max(HEADER_LEN));
+        pending.extend_from_slice(&HEADER_MAGIC);
+        pending.put_u32(FORMAT_VERSION);
         PackBuilder {
-            data,
+            pending,
+            hasher: blake3::Hasher::new(),
+            len: HEADER_LEN as u64,
             entries: Vec::new(),
         }
     }
@@ -124,7 +131,12 @@ impl PackBuilder {
 
     /// Bytes the pack will have without its trailer.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len as usize
+    }
+
+    /// Bytes added since the last [`Self::take`].
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     pub fn entries(&self) -> &[BlobEntry] {
@@ -139,25 +151,65 @@ impl PackBuilder {
         raw_len: u32,
         stored: &[u8],
     ) {
-        let offset = self.data.len() as u64;
-        self.data.extend_from_slice(stored);
         self.entries.push(BlobEntry {
             id,
             kind,
             encoding,
-            offset,
+            offset: self.len,
             stored_len: stored.len() as u32,
             raw_len,
         });
+        self.pending.extend_from_slice(stored);
+        self.len += stored.len() as u64;
     }
 
-    /// Appends trailer and footer; returns the pack's id, its bytes and its entries.
+    /// Like [`Self::add`] followed by [`Self::take`], without copying `stored`: the pending
+    /// bytes, then `stored`, go to `sink`. For large blobs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_through<E>(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        encoding: Encoding,
+        raw_len: u32,
+        stored: &[u8],
+        mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.take(&mut sink)?;
+        self.entries.push(BlobEntry {
+            id,
+            kind,
+            encoding,
+            offset: self.len,
+            stored_len: stored.len() as u32,
+            raw_len,
+        });
+        self.len += stored.len() as u64;
+        self.hasher.update(stored);
+        sink(stored)
+    }
+
+    /// Hands the bytes added since the last call to `sink`, in file order, and forgets them.
+    pub fn take<E>(&mut self, sink: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        self.hasher.update(&self.pending);
+        let written = sink(&self.pending);
+        self.pending.clear();
+        written
+    }
+
+    /// Appends trailer and footer; returns the pack's id, its bytes not taken yet (all of them
+    /// if [`Self::take`] was never called) and its entries.
     pub fn finish(mut self) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
         let trailer = encode_trailer(&self.entries);
-        self.data.extend_from_slice(&trailer);
-        self.data.put_u32(trailer.len() as u32);
-        self.data.extend_from_slice(&FOOTER_MAGIC);
-        (PackId::digest(&self.data), self.data, self.entries)
+        self.pending.extend_from_slice(&trailer);
+        self.pending.put_u32(trailer.len() as u32);
+        self.pending.extend_from_slice(&FOOTER_MAGIC);
+        self.hasher.update(&self.pending);
+        (
+            PackId(*self.hasher.finalize().as_bytes()),
+            self.pending,
+            self.entries,
+        )
     }
 }
 
@@ -307,6 +359,44 @@ pub fn decode_pack(data: &[u8]) -> Result<Vec<BlobEntry>, DecodeError> {
     decode_trailer(&data[start..data.len() - FOOTER_LEN], size)
 }
 
+thread_local! {
+    /// One zstd decompression context per thread: creating one per blob costs more than
+    /// decompressing a small blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses a zstd blob into a buffer of exactly `raw_len` bytes (more is an error).
+fn decompress(stored: &[u8], raw_len: u32) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(raw_len as usize);
+    DECOMPRESSOR
+        .with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            slot.as_mut()
+                .expect("just set")
+                .decompress_to_buffer(stored, &mut out)
+        })
+        .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))?;
+    Ok(out)
+}
+
+/// Checks a blob's raw bytes against its trailer entry: length, then digest in `kind`'s domain.
+fn check_raw(id: BlobId, kind: BlobKind, raw_len: u32, raw: &[u8]) -> Result<(), DecodeError> {
+    if raw.len() != raw_len as usize {
+        return Err(DecodeError::invalid(
+            "blob length",
+            format!("decoded {} bytes, trailer says {raw_len}", raw.len()),
+        ));
+    }
+    if kind.digest(raw) != id {
+        return Err(DecodeError::Checksum);
+    }
+    Ok(())
+}
+
 /// Decompresses (if needed) a blob's stored bytes and checks length and digest (in the domain of
 /// `kind`) against the entry. Returns the raw bytes.
 pub fn open_blob(
@@ -319,19 +409,42 @@ pub fn open_blob(
     check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
     let raw = match encoding {
         Encoding::Raw => stored.to_vec(),
-        Encoding::Zstd => zstd::bulk::decompress(stored, raw_len as usize)
-            .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))?,
+        Encoding::Zstd => decompress(stored, raw_len)?,
     };
-    if raw.len() != raw_len as usize {
-        return Err(DecodeError::invalid(
-            "blob length",
-            format!("decoded {} bytes, trailer says {raw_len}", raw.len()),
-        ));
-    }
-    if kind.digest(&raw) != id {
-        return Err(DecodeError::Checksum);
-    }
+    check_raw(id, kind, raw_len, &raw)?;
     Ok(raw)
+}
+
+/// [`open_blob`] on stored bytes the caller owns: a raw blob is returned without a copy.
+pub fn open_blob_owned(
+    id: BlobId,
+    kind: BlobKind,
+    encoding: Encoding,
+    raw_len: u32,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, DecodeError> {
+    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
+    let raw = match encoding {
+        Encoding::Raw => stored,
+        Encoding::Zstd => decompress(&stored, raw_len)?,
+    };
+    check_raw(id, kind, raw_len, &raw)?;
+    Ok(raw)
+}
+
+/// [`open_blob`] without keeping the raw bytes: what verify and prune need to know.
+pub fn check_blob(
+    id: BlobId,
+    kind: BlobKind,
+    encoding: Encoding,
+    raw_len: u32,
+    stored: &[u8],
+) -> Result<(), DecodeError> {
+    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
+    match encoding {
+        Encoding::Raw => check_raw(id, kind, raw_len, stored),
+        Encoding::Zstd => check_raw(id, kind, raw_len, &decompress(stored, raw_len)?),
+    }
 }
 
 #[cfg(test)]

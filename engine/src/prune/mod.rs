@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::pack::{self, BlobEntry, BlobKind, PackBuilder};
+use crate::format::pack::{self, BlobEntry};
 use crate::format::plan::Plan;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::BlobLocation;
 use crate::progress::Progress;
+use crate::repo::packs::{FinishedPack, PackFiller, WrittenPack};
 use crate::repo::{writers, Repository, SnapshotInfo};
 use crate::storage::{is_not_found, ObjectKind};
 use mark::Marker;
@@ -255,14 +256,13 @@ pub fn run(
     let mut writer = PackWriter::new(repo);
     let mut condemned: Vec<PackId> = delete;
     progress.total(repack.len() as u64, repack.iter().map(|p| packs[p]).sum());
-    for pack in &repack {
-        progress.bytes(packs[pack]);
-        let blobs = live_in.remove(pack).unwrap_or_default();
-        match copy_blobs(repo, *pack, &blobs, &mut writer)? {
-            true => condemned.push(*pack),
+    copy_packs(repo, &repack, &mut live_in, &mut writer, |pack, copied| {
+        progress.bytes(packs[&pack]);
+        match copied {
+            true => condemned.push(pack),
             false => report.packs_kept_damaged.push(pack.to_hex()),
         }
-    }
+    })?;
     report.packs_repacked -= report.packs_kept_damaged.len() as u64;
     let written = writer.finish()?;
     // Copying can reproduce a pack byte for byte (same blobs, same order): then it is the same
@@ -402,13 +402,18 @@ fn finish_plan(
                 }
             }
             let mut writer = PackWriter::new(repo);
-            for (pack, blobs) in &by_pack {
-                if !copy_blobs(repo, *pack, blobs, &mut writer)? {
-                    return Err(Error::Corrupt {
-                        object: format!("pack {}", pack.to_hex()),
-                        reason: "a blob a new snapshot needs failed its check; prune deletes nothing (run `vault verify --read-data`)".into(),
-                    });
+            let sources: Vec<PackId> = by_pack.keys().copied().collect();
+            let mut damaged = None;
+            copy_packs(repo, &sources, &mut by_pack, &mut writer, |pack, copied| {
+                if !copied {
+                    damaged.get_or_insert(pack);
                 }
+            })?;
+            if let Some(pack) = damaged {
+                return Err(Error::Corrupt {
+                    object: format!("pack {}", pack.to_hex()),
+                    reason: "a blob a new snapshot needs failed its check; prune deletes nothing (run `vault verify --read-data`)".into(),
+                });
             }
             let written = writer.finish()?;
             drop(reader);
@@ -481,25 +486,48 @@ fn location(pack: PackId, e: &BlobEntry) -> BlobLocation {
     }
 }
 
-/// Copies blobs of one pack into new packs, checking each. Returns false (and copies nothing
-/// more) when one fails its check.
-fn copy_blobs(
+/// A pack read whole to copy blobs out of it.
+struct ReadPack {
+    data: Vec<u8>,
+    /// Its bytes hash to its name: every stored byte is as written.
+    intact: bool,
+}
+
+/// Reads a pack whole into `buf` and checks it against its name (one BLAKE3 pass). `None` for
+/// no pack.
+fn read_pack(
     repo: &Repository,
-    pack: PackId,
+    pack: Option<&PackId>,
+    mut buf: Vec<u8>,
+) -> Option<Result<ReadPack>> {
+    let pack = pack?;
+    Some(
+        repo.backend()
+            .read_into(ObjectKind::Pack, &pack.to_hex(), &mut buf)
+            .map(|()| ReadPack {
+                intact: PackId::digest(&buf) == *pack,
+                data: buf,
+            }),
+    )
+}
+
+/// Copies blobs of one pack into new packs. A pack that matches its name is copied from as it
+/// is (the writer checked each blob against its id when it made the pack, and no byte has
+/// changed since); otherwise each blob is checked (decompressed, its digest compared) and the
+/// copy stops at the first that fails, returning false.
+fn copy_blobs(
+    pack: &ReadPack,
     blobs: &[(BlobId, BlobLocation)],
     writer: &mut PackWriter<'_>,
 ) -> Result<bool> {
-    if blobs.is_empty() {
-        return Ok(true);
-    }
-    let name = pack.to_hex();
-    let data = repo.backend().read(ObjectKind::Pack, &name)?;
     for (id, loc) in blobs {
         let start = loc.offset as usize;
-        let Some(stored) = data.get(start..start + loc.stored_len as usize) else {
+        let Some(stored) = pack.data.get(start..start + loc.stored_len as usize) else {
             return Ok(false);
         };
-        if pack::open_blob(*id, loc.kind, loc.encoding, loc.raw_len, stored).is_err() {
+        if !pack.intact
+            && pack::check_blob(*id, loc.kind, loc.encoding, loc.raw_len, stored).is_err()
+        {
             return Ok(false);
         }
         writer.add(*id, loc, stored)?;
@@ -507,63 +535,65 @@ fn copy_blobs(
     Ok(true)
 }
 
-/// Writes blobs into new packs of the repository's target size: content chunks apart from
-/// trees and chunk lists, as a snapshot does. Packs are durable when `add`/`finish` return.
+/// Copies the live blobs of `packs`, in order, reading the next pack while the current one's
+/// blobs are written. Calls `done(pack, copied)` for each (false: a blob failed its check).
+fn copy_packs(
+    repo: &Repository,
+    packs: &[PackId],
+    blobs: &mut HashMap<PackId, Vec<(BlobId, BlobLocation)>>,
+    writer: &mut PackWriter<'_>,
+    mut done: impl FnMut(PackId, bool),
+) -> Result<()> {
+    // Two buffers, reused: the pack being copied and the one being read.
+    let mut spare = Vec::new();
+    let mut next = read_pack(repo, packs.first(), Vec::new());
+    for (i, pack) in packs.iter().enumerate() {
+        let current = next.take().expect("read ahead")?;
+        let live = blobs.remove(pack).unwrap_or_default();
+        let buffer = std::mem::take(&mut spare);
+        let (ahead, copied) = rayon::join(
+            || read_pack(repo, packs.get(i + 1), buffer),
+            || copy_blobs(&current, &live, writer),
+        );
+        next = ahead;
+        spare = current.data;
+        done(*pack, copied?);
+    }
+    Ok(())
+}
+
+/// Writes blobs into new packs of the repository's target size ([`PackFiller`], as a snapshot
+/// does). The packs are committed together by `finish`: each was handed to the disk as it
+/// closed, so the copying never waits for one to be synced.
 struct PackWriter<'a> {
-    repo: &'a Repository,
-    data: PackBuilder,
-    meta: PackBuilder,
-    written: Vec<(PackId, u64, Vec<BlobEntry>)>,
+    filler: PackFiller<'a>,
+    closed: Vec<FinishedPack<'a>>,
 }
 
 impl<'a> PackWriter<'a> {
     fn new(repo: &'a Repository) -> Self {
         PackWriter {
-            repo,
-            data: PackBuilder::new(),
-            meta: PackBuilder::new(),
-            written: Vec::new(),
+            filler: PackFiller::new(
+                repo.backend().as_ref(),
+                repo.config().pack_target_size as usize,
+            ),
+            closed: Vec::new(),
         }
     }
 
     fn add(&mut self, id: BlobId, loc: &BlobLocation, stored: &[u8]) -> Result<()> {
-        let target = self.repo.config().pack_target_size as usize;
-        let builder = match loc.kind {
-            BlobKind::Chunk => &mut self.data,
-            BlobKind::Tree | BlobKind::List => &mut self.meta,
-        };
-        builder.add(id, loc.kind, loc.encoding, loc.raw_len, stored);
-        if builder.len() >= target
-            || builder.entries().len() >= crate::limits::MAX_BLOBS_PER_PACK as usize
+        if let Some(pack) = self
+            .filler
+            .add(id, loc.kind, loc.encoding, loc.raw_len, stored)?
         {
-            let full = std::mem::take(builder);
-            self.flush(full)?;
+            self.closed.push(pack);
         }
         Ok(())
     }
 
-    fn flush(&mut self, builder: PackBuilder) -> Result<()> {
-        if builder.is_empty() {
-            return Ok(());
-        }
-        let (id, bytes, entries) = builder.finish();
-        match self
-            .repo
-            .backend()
-            .write(ObjectKind::Pack, &id.to_hex(), &bytes)
-        {
-            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        self.written.push((id, bytes.len() as u64, entries));
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<(PackId, u64, Vec<BlobEntry>)>> {
-        let data = std::mem::take(&mut self.data);
-        let meta = std::mem::take(&mut self.meta);
-        self.flush(data)?;
-        self.flush(meta)?;
-        Ok(self.written)
+    /// Closes the last packs and commits every pack: all are durable when this returns.
+    fn finish(mut self) -> Result<Vec<WrittenPack>> {
+        self.closed.extend(self.filler.finish()?);
+        self.closed.into_iter().map(FinishedPack::commit).collect()
     }
 }

@@ -4,6 +4,7 @@
 //! Opening one reads the config, opens the index and brings it up to date with the packs that
 //! exist (reading only trailers of packs it does not know): it never loads the whole index.
 
+pub mod packs;
 mod state;
 pub mod writers;
 
@@ -18,7 +19,7 @@ use crate::format::tree::{self, ChunkRef, Tree};
 use crate::format::FORMAT_VERSION;
 use crate::id::{resolve_prefix, BlobId, ListId, PrefixMatch, RepositoryId, SnapshotId, TreeId};
 use crate::index::rebuild::{self, SyncReport};
-use crate::index::{Index, IndexReader};
+use crate::index::{BlobLocation, Index, IndexReader};
 use crate::storage::{is_not_found, Backend, ObjectKind};
 
 /// Settings fixed at `vault init`.
@@ -253,20 +254,35 @@ impl Repository {
         id: BlobId,
         kind: BlobKind,
     ) -> Result<Vec<u8>> {
-        let loc = reader
+        let loc = self.locate(reader, id, kind)?;
+        self.read_located(id, kind, &loc)
+    }
+
+    /// Where the index says a blob of `kind` is; [`Error::MissingBlob`] when nowhere.
+    pub fn locate(
+        &self,
+        reader: &IndexReader<'_>,
+        id: BlobId,
+        kind: BlobKind,
+    ) -> Result<BlobLocation> {
+        reader
             .lookup(&id)?
             .filter(|l| l.kind == kind)
             .ok_or_else(|| Error::MissingBlob {
                 kind: kind.name(),
                 id: id.to_hex(),
-            })?;
+            })
+    }
+
+    /// Reads, checks and decompresses a blob at a location found by [`Self::locate`].
+    pub fn read_located(&self, id: BlobId, kind: BlobKind, loc: &BlobLocation) -> Result<Vec<u8>> {
         let stored = self.backend.read_range(
             ObjectKind::Pack,
             &loc.pack.to_hex(),
             loc.offset,
             loc.stored_len as u64,
         )?;
-        pack::open_blob(id, kind, loc.encoding, loc.raw_len, &stored).map_err(|e| {
+        pack::open_blob_owned(id, kind, loc.encoding, loc.raw_len, stored).map_err(|e| {
             Error::damaged(
                 format!(
                     "{} {} in pack {}",

@@ -2,13 +2,10 @@
 
 use std::io::Write;
 
-use super::content::for_each_batch;
-use super::write::BATCH;
+use super::write::fetch_content;
 use crate::error::{Error, Result};
-use crate::format::pack::BlobKind;
 use crate::format::tree::EntryKind;
 use crate::repo::{Repository, SnapshotInfo};
-use rayon::prelude::*;
 
 /// Writes the content of the regular file at `path` in `snapshot` to `out`. Returns its size.
 /// Each chunk's digest is checked before its bytes are written.
@@ -27,19 +24,10 @@ pub fn dump(
         });
     };
     let mut written = 0u64;
-    for_each_batch(repo, &data, BATCH * 2, |refs| {
-        let chunks: Vec<Vec<u8>> = refs
-            .par_iter()
-            .map(|r| {
-                let reader = repo.index().reader()?;
-                repo.read_blob(&reader, r.id.into(), BlobKind::Chunk)
-            })
-            .collect::<Result<_>>()?;
-        for chunk in chunks {
-            out.write_all(&chunk)
-                .map_err(|e| Error::io("standard output", e))?;
-            written += chunk.len() as u64;
-        }
+    fetch_content(repo, &data, |chunk| {
+        out.write_all(&chunk)
+            .map_err(|e| Error::io("standard output", e))?;
+        written += chunk.len() as u64;
         Ok(())
     })?;
     out.flush().map_err(|e| Error::io("standard output", e))?;

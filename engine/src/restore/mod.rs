@@ -201,10 +201,10 @@ impl Restorer<'_> {
                     }
                     links.insert(key, path.clone());
                 }
-                let mut file = target::create_file(&path, self.overwrite)?;
-                let written =
-                    write::write_content(self.repo, &mut file, &path, data, self.progress)?;
-                file.sync_all().ok();
+                let file = target::create_file(&path, self.overwrite)?;
+                // Not fsynced, like cp, tar and restic: the repository keeps the durable copy,
+                // and an fsync per file would make a restore wait for the disk file by file.
+                let written = write::write_content(self.repo, &file, &path, data, self.progress)?;
                 drop(file);
                 self.apply_meta(&path, &entry.meta, false);
                 self.bytes.fetch_add(written, Ordering::Relaxed);

@@ -1,6 +1,9 @@
 //! Stage 6, compress: raw blob bytes -> stored bytes. Input: a new blob. Output:
 //! ([`Encoding`], bytes). Blobs that zstd cannot shrink by at least 1/32 are stored raw, so media
-//! and already-compressed files cost one failed attempt, not a second decompression on restore.
+//! and already-compressed files are not decompressed on restore. A large blob is first tried on
+//! a sample (three slices: start, middle, end); when zstd cannot shrink the sample, the blob is
+//! stored raw without a full attempt, which for incompressible data costs about as much as
+//! compressing it.
 
 use std::cell::RefCell;
 
@@ -9,6 +12,33 @@ use crate::format::pack::Encoding;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Blobs at least this long are sampled before they are compressed.
+const SAMPLED_FROM: usize = 256 << 10;
+/// Bytes of each of the three sample slices.
+const SAMPLE: usize = 16 << 10;
+
+/// Whether zstd shrinks `raw` by at least 1/32: `Some(compressed)` if so.
+fn try_compress(compressor: &mut zstd::bulk::Compressor<'static>, raw: &[u8]) -> Option<Vec<u8>> {
+    // Output larger than this is not worth keeping: fail fast instead of finishing it.
+    let limit = raw.len() - raw.len() / 32;
+    let mut out = Vec::with_capacity(limit);
+    compressor
+        .compress_to_buffer(raw, &mut out)
+        .ok()
+        .map(|_| out)
+}
+
+/// Whether three slices of `raw` (start, middle, end) compress by at least 1/32 together.
+fn sample_compresses(compressor: &mut zstd::bulk::Compressor<'static>, raw: &[u8]) -> bool {
+    let middle = (raw.len() - SAMPLE) / 2;
+    let slices = [0, middle, raw.len() - SAMPLE].map(|start| &raw[start..start + SAMPLE]);
+    let stored: usize = slices
+        .iter()
+        .map(|s| try_compress(compressor, s).map_or(s.len(), |c| c.len()))
+        .sum();
+    stored <= 3 * SAMPLE - 3 * SAMPLE / 32
 }
 
 pub fn compress(raw: &[u8], compression: Compression) -> (Encoding, Vec<u8>) {
@@ -24,13 +54,10 @@ pub fn compress(raw: &[u8], compression: Compression) -> (Encoding, Vec<u8>) {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
         let (_, compressor) = slot.as_mut()?;
-        // Output larger than this is not worth keeping: fail fast instead of finishing it.
-        let limit = raw.len() - raw.len() / 32;
-        let mut out = Vec::with_capacity(limit);
-        compressor
-            .compress_to_buffer(raw, &mut out)
-            .ok()
-            .map(|_| out)
+        if raw.len() >= SAMPLED_FROM && !sample_compresses(compressor, raw) {
+            return None;
+        }
+        try_compress(compressor, raw)
     });
     match compressed {
         Some(out) => (Encoding::Zstd, out),
@@ -60,5 +87,37 @@ mod tests {
         let (enc, out) = compress(&noise, Compression::Zstd { level: 1 });
         assert_eq!(enc, Encoding::Raw);
         assert_eq!(out, noise);
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_blobs_are_sampled_where_it_cannot_lose_much() {
+        let level1 = Compression::Zstd { level: 1 };
+        // Incompressible throughout: raw, decided on the sample.
+        let random = noise(1 << 20, 7);
+        assert_eq!(compress(&random, level1).0, Encoding::Raw);
+        // Text throughout: compressed.
+        let text = b"{\"id\": 17, \"name\": \"asset\", \"tags\": [\"a\", \"b\"]}\n".repeat(30_000);
+        let (enc, out) = compress(&text, level1);
+        assert_eq!(enc, Encoding::Zstd);
+        assert!(out.len() < text.len() / 4);
+        // Random first half, text second half: one slice of the sample compresses, so the
+        // whole blob is compressed.
+        let mut mixed = noise(600 << 10, 9);
+        mixed.extend_from_slice(&text[..600 << 10]);
+        let (enc, out) = compress(&mixed, level1);
+        assert_eq!(enc, Encoding::Zstd);
+        assert!(out.len() < mixed.len() * 3 / 4);
     }
 }

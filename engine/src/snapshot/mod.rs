@@ -34,7 +34,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -124,7 +123,7 @@ impl From<Error> for ContentError {
 struct Pipeline<'a> {
     repo: &'a Repository,
     dedup: &'a Dedup<'a>,
-    blobs: Sender<StoredBlob>,
+    blobs: pack::BlobSender,
     compression: Compression,
     stream_chunker: Chunker,
     file_chunker: Chunker,

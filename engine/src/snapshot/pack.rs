@@ -1,21 +1,27 @@
 //! Stage 7, pack: stored blobs -> durable pack files -> index entries.
-//! Input: [`StoredBlob`] over a bounded channel. Output: packs in the backend, their blobs in the
+//! Input: [`StoredBlob`] over a queue bounded by bytes ([`QUEUE_BYTES`]). Output: packs in the backend, their blobs in the
 //! index, and [`PackerStats`].
 //!
-//! Runs on its own thread. Content chunks go to data packs; trees and chunk lists to separate
-//! metadata packs, so that reading every tree (verify, restore planning) touches little data.
-//! Ordering (invariant I1, I2): a pack is written durably *before* its blobs enter the index,
-//! and its ids leave the dedup pending set only after that.
+//! Runs on its own thread, with a committer thread behind it. The packer fills packs
+//! ([`PackFiller`]: their bytes go to the backend as they come, not yet visible under a name) and
+//! hands each closed pack to the committer, which makes it durable and visible and then indexes
+//! its blobs; meanwhile the packer fills the next one. So a snapshot never waits for the disk to
+//! sync a pack unless [`COMMIT_QUEUE`] packs are waiting already.
+//! Ordering (invariant I1, I2): a pack is committed (durable) *before* its blobs enter the
+//! index, and its ids leave the dedup pending set only after that.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::dedup::Dedup;
 use crate::error::{Error, Result};
-use crate::format::pack::{BlobKind, Encoding, PackBuilder};
+use crate::format::pack::{BlobKind, Encoding};
 use crate::id::BlobId;
 use crate::index::Index;
-use crate::limits::MAX_BLOBS_PER_PACK;
-use crate::storage::{Backend, ObjectKind};
+use crate::repo::packs::{FinishedPack, PackFiller};
+use crate::storage::Backend;
 
 /// A blob ready for a pack.
 pub struct StoredBlob {
@@ -34,89 +40,211 @@ pub struct PackerStats {
     pub blobs: u64,
 }
 
-/// Blobs waiting in the channel at most (bounds memory between compression and packing).
-pub const CHANNEL_BLOBS: usize = 64;
+/// Bytes of blobs waiting between compression and the packer at most (bounds memory whatever
+/// the chunk size: 8 incompressible 1 MiB file chunks, or thousands of compressed stream chunks).
+pub const QUEUE_BYTES: usize = 8 << 20;
 
-pub fn channel() -> (Sender<StoredBlob>, Receiver<StoredBlob>) {
-    crossbeam_channel::bounded(CHANNEL_BLOBS)
+/// What one blob counts against [`QUEUE_BYTES`] beyond its bytes (its entry, the allocation).
+const BLOB_OVERHEAD: usize = 256;
+
+/// Staged packs waiting for their commit at most. Their bytes are in the backend already (for
+/// the local backend: in the page cache), not in this process's memory.
+pub const COMMIT_QUEUE: usize = 4;
+
+/// Bytes in flight between the senders and the packer.
+#[derive(Default)]
+struct Budget {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
 }
 
-struct OpenPack {
-    builder: PackBuilder,
-    capacity: usize,
+/// The compressing side of the queue to the packer. Cloneable; `send` blocks while the queue
+/// holds [`QUEUE_BYTES`] (a blob always fits into an empty queue).
+#[derive(Clone)]
+pub struct BlobSender {
+    tx: Sender<StoredBlob>,
+    budget: Arc<Budget>,
 }
 
-/// Consumes blobs until every sender is gone, then flushes. On the first error it keeps
-/// draining (so senders never block) and returns that error.
+/// The packer's side of the queue.
+pub struct BlobReceiver {
+    rx: Receiver<StoredBlob>,
+    budget: Arc<Budget>,
+}
+
+/// The packer is gone (it failed or its thread ended).
+#[derive(Debug)]
+pub struct PackerGone;
+
+impl BlobSender {
+    pub fn send(&self, blob: StoredBlob) -> std::result::Result<(), PackerGone> {
+        let cost = blob.bytes.len() + BLOB_OVERHEAD;
+        {
+            let mut state = self.budget.state.lock().unwrap();
+            while state.0 > 0 && state.0 + cost > QUEUE_BYTES && !state.1 {
+                state = self.budget.changed.wait(state).unwrap();
+            }
+            if state.1 {
+                return Err(PackerGone);
+            }
+            state.0 += cost;
+        }
+        self.tx.send(blob).map_err(|_| PackerGone)
+    }
+}
+
+impl BlobReceiver {
+    /// The next blob, until every sender is gone.
+    fn recv(&self) -> Option<StoredBlob> {
+        let blob = self.rx.recv().ok()?;
+        let mut state = self.budget.state.lock().unwrap();
+        state.0 -= blob.bytes.len() + BLOB_OVERHEAD;
+        self.budget.changed.notify_all();
+        Some(blob)
+    }
+}
+
+impl Drop for BlobReceiver {
+    fn drop(&mut self) {
+        self.budget.state.lock().unwrap().1 = true;
+        self.budget.changed.notify_all();
+    }
+}
+
+pub fn channel() -> (BlobSender, BlobReceiver) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let budget = Arc::new(Budget::default());
+    (
+        BlobSender {
+            tx,
+            budget: budget.clone(),
+        },
+        BlobReceiver { rx, budget },
+    )
+}
+
+/// Consumes blobs until every sender is gone, then flushes and waits for every pack to be
+/// committed. On the first error it keeps draining (so senders never block) and returns that
+/// error.
 pub fn run_packer(
-    blobs: Receiver<StoredBlob>,
+    blobs: BlobReceiver,
     backend: &dyn Backend,
     index: &Index,
     dedup: &Dedup<'_>,
     target: usize,
 ) -> Result<PackerStats> {
-    let mut stats = PackerStats::default();
-    // Room for the last blob past the target (at most a maximum chunk) and the trailer.
-    let capacity = target + (20 << 20);
-    let mut data = OpenPack {
-        builder: PackBuilder::with_capacity(capacity),
-        capacity,
-    };
-    let mut meta = OpenPack {
-        builder: PackBuilder::new(),
-        capacity: 0,
-    };
+    let (staged, to_commit) = crossbeam_channel::bounded(COMMIT_QUEUE);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let committer = scope.spawn(|| run_committer(to_commit, index, dedup, &failed));
+        let packed = fill_packs(&blobs, PackFiller::new(backend, target), staged, &failed);
+        let committed = committer.join().expect("pack committer thread panicked");
+        // A commit failure stops the packer too; it is the cause to report.
+        match (packed, committed) {
+            (_, Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(stats)) => Ok(stats),
+        }
+    })
+}
+
+fn fill_packs<'a>(
+    blobs: &BlobReceiver,
+    mut filler: PackFiller<'a>,
+    staged: Sender<FinishedPack<'a>>,
+    failed: &AtomicBool,
+) -> Result<()> {
     let mut failure: Option<Error> = None;
-    for blob in blobs.iter() {
+    while let Some(blob) = blobs.recv() {
         if failure.is_some() {
             continue;
         }
-        let open = if blob.kind == BlobKind::Chunk {
-            &mut data
-        } else {
-            &mut meta
-        };
-        open.builder
-            .add(blob.id, blob.kind, blob.encoding, blob.raw_len, &blob.bytes);
-        if open.builder.len() >= target
-            || open.builder.entries().len() >= MAX_BLOBS_PER_PACK as usize
-        {
-            if let Err(e) = flush(open, backend, index, dedup, &mut stats) {
-                failure = Some(e);
-            }
+        let closed = filler.add(blob.id, blob.kind, blob.encoding, blob.raw_len, &blob.bytes);
+        if let Err(e) = closed.and_then(|pack| match pack {
+            Some(pack) => queue(pack, &staged, failed),
+            None => Ok(()),
+        }) {
+            failure = Some(e);
         }
     }
     if let Some(e) = failure {
         return Err(e);
     }
-    flush(&mut data, backend, index, dedup, &mut stats)?;
-    flush(&mut meta, backend, index, dedup, &mut stats)?;
-    Ok(stats)
+    for pack in filler.finish()? {
+        queue(pack, &staged, failed)?;
+    }
+    Ok(())
 }
 
-fn flush(
-    open: &mut OpenPack,
-    backend: &dyn Backend,
+/// Hands a closed pack to the committer, unless it has failed.
+fn queue<'a>(
+    pack: FinishedPack<'a>,
+    staged: &Sender<FinishedPack<'a>>,
+    failed: &AtomicBool,
+) -> Result<()> {
+    if failed.load(Ordering::Relaxed) {
+        return Err(packer_stopped());
+    }
+    staged.send(pack).map_err(|_| packer_stopped())
+}
+
+fn packer_stopped() -> Error {
+    Error::Corrupt {
+        object: "pack committer".into(),
+        reason: "stopped".into(),
+    }
+}
+
+/// Commits staged packs in order, then indexes each batch of committed packs in one index
+/// transaction. After a failure, drops what arrives (removing the staged bytes).
+fn run_committer(
+    to_commit: Receiver<FinishedPack<'_>>,
     index: &Index,
     dedup: &Dedup<'_>,
-    stats: &mut PackerStats,
-) -> Result<()> {
-    if open.builder.is_empty() {
-        return Ok(());
+    failed: &AtomicBool,
+) -> Result<PackerStats> {
+    let mut stats = PackerStats::default();
+    let mut failure: Option<Error> = None;
+    while let Ok(first) = to_commit.recv() {
+        if failure.is_some() {
+            continue;
+        }
+        // Whatever else is staged already is committed and indexed with it.
+        let mut committed = Vec::new();
+        for pack in std::iter::once(first).chain(to_commit.try_iter()) {
+            if failure.is_some() {
+                continue;
+            }
+            // I1: the pack is durable before anything points at it.
+            match pack.commit() {
+                Ok(written) => committed.push(written),
+                Err(e) => failure = Some(e),
+            }
+        }
+        // I2: index entries only for durable packs.
+        match index.add_packs(&committed) {
+            Ok(()) => {
+                for (_, size, entries) in &committed {
+                    stats.packs += 1;
+                    stats.bytes += size;
+                    stats.blobs += entries.len() as u64;
+                }
+                dedup.committed(
+                    committed
+                        .iter()
+                        .flat_map(|(_, _, e)| e.iter().map(|e| e.id)),
+                );
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+        if failure.is_some() {
+            failed.store(true, Ordering::Relaxed);
+        }
     }
-    let builder = std::mem::replace(&mut open.builder, PackBuilder::with_capacity(open.capacity));
-    let (id, bytes, entries) = builder.finish();
-    // I1: the pack is durable before anything points at it.
-    match backend.write(ObjectKind::Pack, &id.to_hex(), &bytes) {
-        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e),
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(stats),
     }
-    stats.packs += 1;
-    stats.bytes += bytes.len() as u64;
-    stats.blobs += entries.len() as u64;
-    let ids: Vec<BlobId> = entries.iter().map(|e| e.id).collect();
-    // I2: index entries only for durable packs.
-    index.add_packs(&[(id, bytes.len() as u64, entries)])?;
-    dedup.committed(ids);
-    Ok(())
 }

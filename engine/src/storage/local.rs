@@ -3,27 +3,55 @@
 //! Layout: `config`, `packs/<first two hex digits>/<pack id>`, `snapshots/<snapshot id>`.
 //! Temporary files start with `.tmp-` and are never listed.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use super::{Backend, ObjectInfo, ObjectKind};
+use super::{Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     root: PathBuf,
+    /// Packs opened by `read_range`, kept open: restore and verify read many blobs of one pack,
+    /// and an open + seek + close per blob costs more than the read. Objects are immutable, so
+    /// a handle never sees other bytes than a fresh open would (a deleted pack stays readable
+    /// through it, with the same bytes).
+    open_packs: Arc<Mutex<HashMap<PathBuf, Arc<File>>>>,
 }
+
+/// Open pack handles kept at most (then the cache starts over).
+const OPEN_PACKS: usize = 64;
 
 const TEMP_PREFIX: &str = ".tmp-";
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            open_packs: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// A shared handle on the object at `path`, opened once for many range reads.
+    fn open_for_ranges(&self, path: &Path) -> Result<Arc<File>> {
+        if let Some(file) = self.open_packs.lock().unwrap().get(path) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(File::open(path).at(path)?);
+        let mut open = self.open_packs.lock().unwrap();
+        if open.len() >= OPEN_PACKS {
+            open.clear();
+        }
+        open.insert(path.to_path_buf(), file.clone());
+        Ok(file)
     }
 
     fn dir_of(&self, kind: ObjectKind) -> PathBuf {
@@ -71,6 +99,88 @@ fn temp_name() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("random source");
     format!("{TEMP_PREFIX}{}", hex::encode(bytes))
+}
+
+/// An object being written into its temp file.
+struct LocalObject<'a> {
+    backend: &'a LocalBackend,
+    kind: ObjectKind,
+    /// Its final path and directory are set by `finish`.
+    staged: LocalStaged,
+}
+
+impl<'a> ObjectWriter<'a> for LocalObject<'a> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let file = self.staged.file.as_mut().expect("open until finished");
+        file.write_all(bytes).at(&self.staged.temp)
+    }
+
+    fn finish(self: Box<Self>, name: &str) -> Result<Box<dyn StagedObject + 'a>> {
+        let mut staged = self.staged;
+        let path = self.backend.path_of(self.kind, name)?;
+        if path.exists() {
+            return Err(Error::AlreadyExists { path });
+        }
+        let dir = path
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
+        if !dir.is_dir() {
+            // A fan-out directory removed by hand (or never made): recreate it.
+            fs::create_dir_all(&dir).at(&dir)?;
+            sync_dir(dir.parent().unwrap_or(&dir))?;
+        }
+        let file = staged.file.as_ref().expect("open until finished");
+        // Start writing back now, so that the commit's fsync finds little left to do.
+        // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+        unsafe {
+            libc::sync_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                0,
+                0,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        staged.path = path;
+        staged.dir = dir;
+        Ok(Box::new(staged))
+    }
+}
+
+/// A temp file holding a staged object's bytes; removed unless committed.
+struct LocalStaged {
+    file: Option<File>,
+    temp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+impl StagedObject for LocalStaged {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let file = self.file.take().expect("staged with its file");
+        file.sync_all().at(&self.temp)?;
+        drop(file);
+        match fs::hard_link(&self.temp, &self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists {
+                    path: self.path.clone(),
+                })
+            }
+            // Filesystems without hard links: rename (the existence check at staging stands
+            // in for link's atomic one; names here are content digests or unique).
+            Err(_) => fs::rename(&self.temp, &self.path).at(&self.path)?,
+        }
+        let _ = fs::remove_file(&self.temp);
+        sync_dir(&self.dir)
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        // After a commit the temp name is gone already (or renamed away): this fails quietly.
+        let _ = fs::remove_file(&self.temp);
+    }
 }
 
 impl Backend for LocalBackend {
@@ -148,16 +258,23 @@ impl Backend for LocalBackend {
         fs::read(&path).at(path)
     }
 
-    fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+    fn read_into(&self, kind: ObjectKind, name: &str, buf: &mut Vec<u8>) -> Result<()> {
         let path = self.path_of(kind, name)?;
         let mut file = File::open(&path).at(&path)?;
-        file.seek(SeekFrom::Start(offset)).at(&path)?;
-        let mut buf = vec![
-            0u8;
-            usize::try_from(len)
-                .map_err(|_| Error::invalid("read length", len.to_string()))?
-        ];
-        file.read_exact(&mut buf).at(&path)?;
+        let size = file.metadata().at(&path)?.len();
+        buf.clear();
+        buf.reserve_exact(size as usize);
+        std::io::Read::read_to_end(&mut file, buf).at(&path)?;
+        Ok(())
+    }
+
+    fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = self.path_of(kind, name)?;
+        let len =
+            usize::try_from(len).map_err(|_| Error::invalid("read length", len.to_string()))?;
+        let file = self.open_for_ranges(&path)?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset).at(&path)?;
         Ok(buf)
     }
 
@@ -166,49 +283,43 @@ impl Backend for LocalBackend {
         Ok(fs::metadata(&path).at(&path)?.len())
     }
 
-    /// temp file in the target directory -> write -> fsync -> hard link to the final name (fails
-    /// if it exists, so nothing is ever replaced) -> remove temp -> fsync the directory.
     fn write(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
-        let path = self.path_of(kind, name)?;
-        let dir = path
-            .parent()
-            .expect("object paths have a parent")
-            .to_path_buf();
-        if path.exists() {
-            return Err(Error::AlreadyExists { path });
-        }
+        self.stage(kind, name, data)?.commit()
+    }
+
+    /// A temp file in the kind's directory (for packs: `packs/`, above the fan-out, since the
+    /// name is not known yet). Finishing it starts its writeback; the commit fsyncs it,
+    /// hard-links it to the final name (which fails if that exists, so nothing is ever
+    /// replaced), removes the temp name and fsyncs the final directory.
+    fn create_object<'a>(&'a self, kind: ObjectKind) -> Result<Box<dyn ObjectWriter<'a> + 'a>> {
+        let dir = self.dir_of(kind);
         let temp = dir.join(temp_name());
-        let result = (|| {
-            let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
-            let mut file = match create() {
-                // A fan-out directory removed by hand (or never made): recreate it.
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    fs::create_dir_all(&dir).at(&dir)?;
-                    sync_dir(dir.parent().unwrap_or(&dir))?;
-                    create().at(&temp)?
-                }
-                other => other.at(&temp)?,
-            };
-            file.write_all(data).at(&temp)?;
-            file.sync_all().at(&temp)?;
-            drop(file);
-            match fs::hard_link(&temp, &path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    Err(Error::AlreadyExists { path: path.clone() })
-                }
-                // Filesystems without hard links: rename (the existence check above stands in
-                // for link's atomic one; names here are content digests or unique).
-                Err(_) => fs::rename(&temp, &path).at(&path),
+        let create = || OpenOptions::new().write(true).create_new(true).open(&temp);
+        let file = match create() {
+            // A directory removed by hand (or never made): recreate it.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).at(&dir)?;
+                sync_dir(dir.parent().unwrap_or(&dir))?;
+                create().at(&temp)?
             }
-        })();
-        let _ = fs::remove_file(&temp);
-        result?;
-        sync_dir(&dir)
+            other => other.at(&temp)?,
+        };
+        Ok(Box::new(LocalObject {
+            backend: self,
+            kind,
+            staged: LocalStaged {
+                file: Some(file),
+                temp,
+                path: PathBuf::new(),
+                dir: PathBuf::new(),
+            },
+        }))
     }
 
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()> {
         let path = self.path_of(kind, name)?;
+        // A handle kept open would keep the deleted pack's space in use.
+        self.open_packs.lock().unwrap().remove(&path);
         fs::remove_file(&path).at(&path)?;
         sync_dir(path.parent().expect("object paths have a parent"))
     }

@@ -7,8 +7,12 @@
 //! - `read_range` returns exactly the bytes asked for or an error.
 //! - `list` returns only complete objects (never temporary files).
 //!
+//! - `stage` + [`StagedObject::commit`] is `write` in two steps: the bytes leave the caller's
+//!   memory at `stage`, the object becomes durable and visible at `commit` (which may run on
+//!   another thread, so that a snapshot goes on packing while the disk catches up).
+//!
 //! Durability (temp file -> fsync -> link/rename -> fsync directory) lives in one place per
-//! backend: `LocalBackend::write`.
+//! backend: `LocalBackend::stage` and its commit.
 
 mod local;
 mod memory;
@@ -80,11 +84,93 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn create(&self) -> Result<()>;
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>>;
     fn read(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>>;
+    /// [`Self::read`] into `buf` (replacing its contents), reusing its memory: for callers that
+    /// read many large objects one after another.
+    fn read_into(&self, kind: ObjectKind, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.read(kind, name)?;
+        Ok(())
+    }
     fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     /// Size of an object, or a NotFound I/O error.
     fn size(&self, kind: ObjectKind, name: &str) -> Result<u64>;
     fn write(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()>;
+    /// Starts writing an object whose bytes are all in `data`: it appears, whole and durable,
+    /// only when the result is committed, and dropping the result uncommitted leaves nothing
+    /// behind.
+    fn stage<'a>(
+        &'a self,
+        kind: ObjectKind,
+        name: &str,
+        data: &[u8],
+    ) -> Result<Box<dyn StagedObject + 'a>> {
+        let mut object = self.create_object(kind)?;
+        object.write(data)?;
+        object.finish(name)
+    }
+    /// Starts an object whose bytes come piece by piece and whose name is known only at the end
+    /// (a pack is named by its digest). The default gathers the bytes in memory and writes them
+    /// at commit.
+    fn create_object<'a>(&'a self, kind: ObjectKind) -> Result<Box<dyn ObjectWriter<'a> + 'a>> {
+        Ok(Box::new(BufferedObject {
+            backend: self,
+            kind,
+            data: Vec::new(),
+        }))
+    }
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()>;
+}
+
+/// An object written by [`Backend::stage`], not yet visible.
+pub trait StagedObject: Send {
+    /// Makes the object durable and visible under its name; [`crate::Error::AlreadyExists`] if
+    /// an object of that name exists (it is left as it is).
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// An object being written by [`Backend::create_object`].
+pub trait ObjectWriter<'a>: Send {
+    /// Appends bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Ends the object as `name`; it becomes visible when the result is committed.
+    /// [`crate::Error::AlreadyExists`] when an object of that name exists.
+    fn finish(self: Box<Self>, name: &str) -> Result<Box<dyn StagedObject + 'a>>;
+}
+
+/// The default object writer: the bytes in memory, written at commit.
+struct BufferedObject<'a, B: Backend + ?Sized> {
+    backend: &'a B,
+    kind: ObjectKind,
+    data: Vec<u8>,
+}
+
+impl<'a, B: Backend + ?Sized> ObjectWriter<'a> for BufferedObject<'a, B> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, name: &str) -> Result<Box<dyn StagedObject + 'a>> {
+        Ok(Box::new(BufferedStaged {
+            backend: self.backend,
+            kind: self.kind,
+            name: name.to_string(),
+            data: self.data,
+        }))
+    }
+}
+
+/// A finished [`BufferedObject`].
+struct BufferedStaged<'a, B: Backend + ?Sized> {
+    backend: &'a B,
+    kind: ObjectKind,
+    name: String,
+    data: Vec<u8>,
+}
+
+impl<B: Backend + ?Sized> StagedObject for BufferedStaged<'_, B> {
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.backend.write(self.kind, &self.name, &self.data)
+    }
 }
 
 /// Whether an error is "object not found".

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::error::Result;
 use crate::format::pack;
 use crate::id::{BlobId, PackId};
 use crate::storage::{Backend, ObjectKind};
@@ -40,33 +39,43 @@ fn check_pack(backend: &dyn Backend, id: PackId) -> PackCheck {
         unreadable: None,
         damaged: HashMap::new(),
     };
-    let data: Result<Vec<u8>> = backend.read(ObjectKind::Pack, &id.to_hex());
-    let data = match data {
-        Ok(data) => data,
-        Err(e) => {
-            check.unreadable = Some(e.to_string());
-            return check;
-        }
-    };
+    // Taken out of the thread's slot while in use: the blob checks below are parallel, and this
+    // thread may start checking another pack meanwhile.
+    let mut data = PACK_BUFFER.take();
+    match backend.read_into(ObjectKind::Pack, &id.to_hex(), &mut data) {
+        Ok(()) => check_bytes(&mut check, &data),
+        Err(e) => check.unreadable = Some(e.to_string()),
+    }
+    PACK_BUFFER.set(data);
+    check
+}
+
+thread_local! {
+    /// Each worker reads its packs into one buffer, reused: a fresh 16 MiB allocation per pack
+    /// would leave the allocator holding several of them.
+    static PACK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn check_bytes(check: &mut PackCheck, data: &[u8]) {
+    let id = check.pack;
     check.bytes = data.len() as u64;
-    check.content_mismatch = PackId::digest(&data) != id;
-    let entries = match pack::decode_pack(&data) {
+    check.content_mismatch = PackId::digest(data) != id;
+    let entries = match pack::decode_pack(data) {
         Ok(entries) => entries,
         Err(e) => {
             check.unreadable = Some(format!("trailer: {e}"));
-            return check;
+            return;
         }
     };
     let damaged: Vec<(BlobId, String)> = entries
         .par_iter()
         .filter_map(|e| {
             let stored = &data[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-            pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
+            pack::check_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
                 .err()
                 .map(|err| (e.id, format!("{} {}", e.kind.name(), err)))
         })
         .collect();
     check.blobs = entries.len() as u64;
     check.damaged = damaged.into_iter().collect();
-    check
 }

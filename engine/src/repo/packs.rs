@@ -1,0 +1,158 @@
+//! Writing blobs into new packs: content chunks into data packs, trees and chunk lists into
+//! metadata packs (so that reading every tree touches little data), each closed at the
+//! repository's target size. A pack's bytes go to the backend piece by piece as it fills, so no
+//! pack is ever whole in memory; a closed pack is handed back *staged*: the caller commits it
+//! (a snapshot on its committer thread, prune at once) and only then indexes its blobs
+//! (invariants I1, I2).
+
+use crate::error::{Error, Result};
+use crate::format::pack::{BlobEntry, BlobKind, Encoding, PackBuilder};
+use crate::id::{BlobId, PackId};
+use crate::limits::MAX_BLOBS_PER_PACK;
+use crate::storage::{Backend, ObjectKind, ObjectWriter, StagedObject};
+
+/// Bytes gathered before they are hashed and written to the backend in one piece.
+const WRITE_PIECE: usize = 1 << 20;
+
+/// A closed pack, not yet visible. `object` is `None` when a pack with the same id (so the same
+/// bytes) exists already.
+pub struct FinishedPack<'a> {
+    pub object: Option<Box<dyn StagedObject + 'a>>,
+    pub id: PackId,
+    pub size: u64,
+    pub entries: Vec<BlobEntry>,
+}
+
+/// A committed pack: what the index records.
+pub type WrittenPack = (PackId, u64, Vec<BlobEntry>);
+
+impl FinishedPack<'_> {
+    /// Makes the pack durable and visible (I1).
+    pub fn commit(self) -> Result<WrittenPack> {
+        match self.object.map(|o| o.commit()) {
+            None | Some(Ok(())) | Some(Err(Error::AlreadyExists { .. })) => {}
+            Some(Err(e)) => return Err(e),
+        }
+        Ok((self.id, self.size, self.entries))
+    }
+}
+
+struct OpenPack<'a> {
+    builder: PackBuilder,
+    /// Created when the first piece is written.
+    object: Option<Box<dyn ObjectWriter<'a> + 'a>>,
+}
+
+impl<'a> OpenPack<'a> {
+    fn new() -> Self {
+        OpenPack {
+            builder: PackBuilder::with_capacity(WRITE_PIECE + (64 << 10)),
+            object: None,
+        }
+    }
+
+    /// Writes the pending bytes (and, when given, a large blob after them without copying it).
+    fn write_through(
+        &mut self,
+        backend: &'a dyn Backend,
+        blob: Option<(BlobId, BlobKind, Encoding, u32, &[u8])>,
+    ) -> Result<()> {
+        if self.object.is_none() {
+            self.object = Some(backend.create_object(ObjectKind::Pack)?);
+        }
+        let object = self.object.as_mut().expect("just created");
+        match blob {
+            None => self.builder.take(|bytes| object.write(bytes)),
+            Some((id, kind, encoding, raw_len, stored)) => {
+                self.builder
+                    .add_through(id, kind, encoding, raw_len, stored, |bytes| {
+                        object.write(bytes)
+                    })
+            }
+        }
+    }
+
+    fn finish(&mut self, backend: &'a dyn Backend) -> Result<FinishedPack<'a>> {
+        let builder = std::mem::take(&mut self.builder);
+        let taken = (builder.len() - builder.pending_len()) as u64;
+        let (id, rest, entries) = builder.finish();
+        let mut object = match self.object.take() {
+            Some(object) => object,
+            None => backend.create_object(ObjectKind::Pack)?,
+        };
+        object.write(&rest)?;
+        let object = match object.finish(&id.to_hex()) {
+            Ok(staged) => Some(staged),
+            Err(Error::AlreadyExists { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        *self = OpenPack::new();
+        Ok(FinishedPack {
+            object,
+            id,
+            size: taken + rest.len() as u64,
+            entries,
+        })
+    }
+}
+
+/// Fills data and metadata packs with blobs; see the module docs.
+pub struct PackFiller<'a> {
+    backend: &'a dyn Backend,
+    target: usize,
+    data: OpenPack<'a>,
+    meta: OpenPack<'a>,
+}
+
+impl<'a> PackFiller<'a> {
+    /// Packs close once they hold `target` bytes (or [`MAX_BLOBS_PER_PACK`] blobs).
+    pub fn new(backend: &'a dyn Backend, target: usize) -> Self {
+        PackFiller {
+            backend,
+            target,
+            data: OpenPack::new(),
+            meta: OpenPack::new(),
+        }
+    }
+
+    /// Adds a blob; returns the pack it closed, if it closed one.
+    pub fn add(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        encoding: Encoding,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<Option<FinishedPack<'a>>> {
+        let open = match kind {
+            BlobKind::Chunk => &mut self.data,
+            BlobKind::Tree | BlobKind::List => &mut self.meta,
+        };
+        if stored.len() >= WRITE_PIECE / 4 {
+            // Large blobs go straight to the backend rather than through the pending buffer.
+            open.write_through(self.backend, Some((id, kind, encoding, raw_len, stored)))?;
+        } else {
+            open.builder.add(id, kind, encoding, raw_len, stored);
+        }
+        if open.builder.len() >= self.target
+            || open.builder.entries().len() >= MAX_BLOBS_PER_PACK as usize
+        {
+            return open.finish(self.backend).map(Some);
+        }
+        if open.builder.pending_len() >= WRITE_PIECE {
+            open.write_through(self.backend, None)?;
+        }
+        Ok(None)
+    }
+
+    /// Closes the packs that hold blobs.
+    pub fn finish(mut self) -> Result<Vec<FinishedPack<'a>>> {
+        let mut out = Vec::new();
+        for open in [&mut self.data, &mut self.meta] {
+            if !open.builder.is_empty() {
+                out.push(open.finish(self.backend)?);
+            }
+        }
+        Ok(out)
+    }
+}
