@@ -83,6 +83,14 @@ impl Database {
         }
     }
 
+    /// A database whose day-0 dump is about `bytes` long (its rows are longer than
+    /// [`Self::new`] assumes, so the size is calibrated on a small one first).
+    pub fn with_dump_size(bytes: u64) -> Self {
+        let probe = 4u64 << 20;
+        let actual = Database::new(probe).dump_bytes().len() as f64;
+        Database::new((bytes as f64 * probe as f64 / actual) as u64)
+    }
+
     /// One day of changes, as applications make them: runs of 50-1000 consecutive rows
     /// updated in place (`updated` of all rows) and deleted (`deleted`), plus `appended` new rows
     /// at each table's end.

@@ -132,14 +132,6 @@ struct Results {
     cache_bytes: u64,
 }
 
-/// A database whose day-0 dump is about `bytes` long (its rows are longer than
-/// `Database::new` assumes, so the size is calibrated on a small one first).
-fn database(bytes: u64) -> Database {
-    let probe = 4u64 << 20;
-    let actual = Database::new(probe).dump_bytes().len() as f64;
-    Database::new((bytes as f64 * probe as f64 / actual) as u64)
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0
 }
@@ -187,7 +179,7 @@ fn main() {
     let dump = corpus.join("app.sql");
     eprintln!("compare: generating the corpus in {}", corpus.display());
     let mut store = BlobStore::create(&blobs, s.blobs_mib << 20).unwrap_or_else(|e| fail(e));
-    let mut db = database(s.dump_mib << 20);
+    let mut db = Database::with_dump_size(s.dump_mib << 20);
     let mut results = vec![Results::default(); tools.len()];
     let mut input_bytes = 0u64;
     let first_dump;
@@ -319,6 +311,14 @@ fn main() {
             0,
         );
         row(&mut out, "", "repo MiB after", &pick(&|c| mib(c.1)), 1);
+        if i == 1 {
+            // What one rotation costs in space: the growth from day 0 to the last day, per day.
+            let added: Vec<f64> = results
+                .iter()
+                .map(|r| mib(r.steps[1].1.saturating_sub(r.steps[0].1)) / s.days as f64)
+                .collect();
+            row(&mut out, "", "repo MiB added per day", &added, 1);
+        }
     }
     let dedup: Vec<f64> = results
         .iter()
