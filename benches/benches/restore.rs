@@ -53,7 +53,7 @@ fn restore(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(data.len() as u64));
         group.bench_function("engine write_content", |b| {
             b.iter(|| {
-                let mut file = File::create(&out).unwrap();
+                let file = File::create(&out).unwrap();
                 write::write_content(&repo, &file, &out, &content, &NoProgress).unwrap()
             })
         });

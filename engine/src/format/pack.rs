@@ -369,6 +369,13 @@ thread_local! {
 /// Decompresses a zstd blob into a buffer of exactly `raw_len` bytes (more is an error).
 fn decompress(stored: &[u8], raw_len: u32) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::with_capacity(raw_len as usize);
+    decompress_into(stored, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses a zstd blob into `out`, whose capacity bounds the output.
+fn decompress_into(stored: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.clear();
     DECOMPRESSOR
         .with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -377,10 +384,15 @@ fn decompress(stored: &[u8], raw_len: u32) -> Result<Vec<u8>, DecodeError> {
             }
             slot.as_mut()
                 .expect("just set")
-                .decompress_to_buffer(stored, &mut out)
+                .decompress_to_buffer(stored, out)
         })
         .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))?;
-    Ok(out)
+    Ok(())
+}
+
+thread_local! {
+    /// Where [`check_blob`] decompresses, reused: checking a pack's blobs allocates nothing.
+    static CHECK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Checks a blob's raw bytes against its trailer entry: length, then digest in `kind`'s domain.
@@ -432,6 +444,48 @@ pub fn open_blob_owned(
     Ok(raw)
 }
 
+/// [`open_blob`] appending the raw bytes to `out` (decompressed straight into it), for readers
+/// that gather consecutive blobs into one buffer. On error `out` is left as it was.
+pub fn open_blob_append(
+    id: BlobId,
+    kind: BlobKind,
+    encoding: Encoding,
+    raw_len: u32,
+    stored: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
+    let start = out.len();
+    out.reserve(raw_len as usize);
+    let opened = match encoding {
+        Encoding::Raw => {
+            out.extend_from_slice(stored);
+            Ok(())
+        }
+        Encoding::Zstd => {
+            let mut cursor = std::io::Cursor::new(&mut *out);
+            cursor.set_position(start as u64);
+            DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    slot.as_mut()
+                        .expect("just set")
+                        .decompress_to_buffer(stored, &mut cursor)
+                })
+                .map(|_| ())
+                .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))
+        }
+    };
+    let checked = opened.and_then(|()| check_raw(id, kind, raw_len, &out[start..]));
+    if checked.is_err() {
+        out.truncate(start);
+    }
+    checked
+}
+
 /// [`open_blob`] without keeping the raw bytes: what verify and prune need to know.
 pub fn check_blob(
     id: BlobId,
@@ -443,7 +497,17 @@ pub fn check_blob(
     check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
     match encoding {
         Encoding::Raw => check_raw(id, kind, raw_len, stored),
-        Encoding::Zstd => check_raw(id, kind, raw_len, &decompress(stored, raw_len)?),
+        Encoding::Zstd => {
+            let mut buffer = CHECK_BUFFER.take();
+            buffer.clear();
+            buffer.reserve_exact(raw_len as usize);
+            // The capacity may exceed raw_len (an earlier, larger blob): the length check
+            // below still catches output past raw_len.
+            let checked = decompress_into(stored, &mut buffer)
+                .and_then(|()| check_raw(id, kind, raw_len, &buffer));
+            CHECK_BUFFER.set(buffer);
+            checked
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::config::{self, ChunkerConfig, ChunkerParams, Compression, Config};
 use crate::format::manifest::{self, Manifest};
-use crate::format::pack::{self, BlobKind};
+use crate::format::pack::{self, BlobKind, Encoding};
 use crate::format::tree::{self, ChunkRef, Tree};
 use crate::format::FORMAT_VERSION;
 use crate::id::{resolve_prefix, BlobId, ListId, PrefixMatch, RepositoryId, SnapshotId, TreeId};
@@ -293,6 +293,64 @@ impl Repository {
                 e,
             )
         })
+    }
+
+    /// Reads blobs of `kind` that lie back to back in one pack (`locations` in pack order, each
+    /// starting where the previous ends) with one range read, checks each, and returns their
+    /// raw bytes back to back. `raw_lens[i]`, when given, is what the caller expects blob `i` to
+    /// be long (a chunk reference's length); a blob of another length is corrupt.
+    pub fn read_run(
+        &self,
+        ids: &[BlobId],
+        kind: BlobKind,
+        locations: &[BlobLocation],
+        raw_lens: Option<&[u32]>,
+    ) -> Result<Vec<u8>> {
+        let (Some(first), Some(last)) = (locations.first(), locations.last()) else {
+            return Ok(Vec::new());
+        };
+        let len = last.offset + last.stored_len as u64 - first.offset;
+        let stored =
+            self.backend
+                .read_range(ObjectKind::Pack, &first.pack.to_hex(), first.offset, len)?;
+        let object = |id: &BlobId| {
+            format!(
+                "{} {} in pack {}",
+                kind.name(),
+                id.to_hex(),
+                first.pack.to_hex()
+            )
+        };
+        let damaged = |id: &BlobId, e| Error::damaged(object(id), e);
+        for (i, (id, loc)) in ids.iter().zip(locations).enumerate() {
+            if let Some(expected) = raw_lens.map(|l| l[i]).filter(|&l| l != loc.raw_len) {
+                return Err(Error::Corrupt {
+                    object: object(id),
+                    reason: format!(
+                        "{} bytes long, but the file's chunk list says {expected}",
+                        loc.raw_len
+                    ),
+                });
+            }
+        }
+        // Raw blobs back to back are their own raw bytes: checked in place, not copied.
+        if locations.iter().all(|l| l.encoding == Encoding::Raw) {
+            for (id, loc) in ids.iter().zip(locations) {
+                let start = (loc.offset - first.offset) as usize;
+                let bytes = &stored[start..start + loc.stored_len as usize];
+                pack::check_blob(*id, kind, loc.encoding, loc.raw_len, bytes)
+                    .map_err(|e| damaged(id, e))?;
+            }
+            return Ok(stored);
+        }
+        let mut out = Vec::with_capacity(locations.iter().map(|l| l.raw_len as usize).sum());
+        for (id, loc) in ids.iter().zip(locations) {
+            let start = (loc.offset - first.offset) as usize;
+            let bytes = &stored[start..start + loc.stored_len as usize];
+            pack::open_blob_append(*id, kind, loc.encoding, loc.raw_len, bytes, &mut out)
+                .map_err(|e| damaged(id, e))?;
+        }
+        Ok(out)
     }
 
     pub fn read_tree(&self, reader: &IndexReader<'_>, id: TreeId) -> Result<Tree> {

@@ -24,10 +24,10 @@ pub fn dump(
         });
     };
     let mut written = 0u64;
-    fetch_content(repo, &data, |chunk| {
-        out.write_all(&chunk)
+    fetch_content(repo, &data, |piece| {
+        out.write_all(piece)
             .map_err(|e| Error::io("standard output", e))?;
-        written += chunk.len() as u64;
+        written += piece.len() as u64;
         Ok(())
     })?;
     out.flush().map_err(|e| Error::io("standard output", e))?;

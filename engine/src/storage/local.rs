@@ -263,7 +263,9 @@ impl Backend for LocalBackend {
         let mut file = File::open(&path).at(&path)?;
         let size = file.metadata().at(&path)?.len();
         buf.clear();
-        buf.reserve_exact(size as usize);
+        // Amortized growth: packs differ in size by a few MiB, and reallocating the buffer for
+        // each slightly larger one fragments the heap.
+        buf.reserve(size as usize);
         std::io::Read::read_to_end(&mut file, buf).at(&path)?;
         Ok(())
     }

@@ -21,16 +21,18 @@ pub struct PackCheck {
     pub damaged: HashMap<BlobId, String>,
 }
 
-/// Reads `packs` in parallel (each whole, once) and checks each blob's digest.
+/// Reads `packs` one after another (each whole, once, into one reused buffer) and checks each
+/// pack's blobs in parallel. One pack in memory at a time keeps the peak small (packs reach
+/// ~20 MiB); reading from the page cache costs little beside decompressing and hashing.
 pub fn check_packs(backend: &dyn Backend, packs: &[PackId]) -> Vec<PackCheck> {
+    let mut buffer = Vec::new();
     packs
-        .par_iter()
-        .with_max_len(1)
-        .map(|id| check_pack(backend, *id))
+        .iter()
+        .map(|id| check_pack(backend, *id, &mut buffer))
         .collect()
 }
 
-fn check_pack(backend: &dyn Backend, id: PackId) -> PackCheck {
+fn check_pack(backend: &dyn Backend, id: PackId, data: &mut Vec<u8>) -> PackCheck {
     let mut check = PackCheck {
         pack: id,
         bytes: 0,
@@ -39,21 +41,11 @@ fn check_pack(backend: &dyn Backend, id: PackId) -> PackCheck {
         unreadable: None,
         damaged: HashMap::new(),
     };
-    // Taken out of the thread's slot while in use: the blob checks below are parallel, and this
-    // thread may start checking another pack meanwhile.
-    let mut data = PACK_BUFFER.take();
-    match backend.read_into(ObjectKind::Pack, &id.to_hex(), &mut data) {
-        Ok(()) => check_bytes(&mut check, &data),
+    match backend.read_into(ObjectKind::Pack, &id.to_hex(), data) {
+        Ok(()) => check_bytes(&mut check, data),
         Err(e) => check.unreadable = Some(e.to_string()),
     }
-    PACK_BUFFER.set(data);
     check
-}
-
-thread_local! {
-    /// Each worker reads its packs into one buffer, reused: a fresh 16 MiB allocation per pack
-    /// would leave the allocator holding several of them.
-    static PACK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn check_bytes(check: &mut PackCheck, data: &[u8]) {
