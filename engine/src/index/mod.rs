@@ -39,7 +39,7 @@ pub struct PackRecord {
 }
 
 /// Memory redb may use for its page cache.
-const CACHE_BYTES: usize = 32 << 20;
+const CACHE_BYTES: usize = 8 << 20;
 
 pub struct Index {
     db: Database,

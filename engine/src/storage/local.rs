@@ -271,13 +271,26 @@ impl Backend for LocalBackend {
     }
 
     fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_range_into(kind, name, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_range_into(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         let path = self.path_of(kind, name)?;
         let len =
             usize::try_from(len).map_err(|_| Error::invalid("read length", len.to_string()))?;
         let file = self.open_for_ranges(&path)?;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset).at(&path)?;
-        Ok(buf)
+        // Only memory the buffer did not hold yet is zeroed; the read overwrites all of it.
+        buf.resize(len, 0);
+        file.read_exact_at(buf, offset).at(&path)
     }
 
     fn size(&self, kind: ObjectKind, name: &str) -> Result<u64> {

@@ -91,6 +91,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(())
     }
     fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    /// [`Self::read_range`] into `buf` (replacing its contents), reusing its memory.
+    fn read_range_into(
+        &self,
+        kind: ObjectKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        *buf = self.read_range(kind, name, offset, len)?;
+        Ok(())
+    }
     /// Size of an object, or a NotFound I/O error.
     fn size(&self, kind: ObjectKind, name: &str) -> Result<u64>;
     fn write(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()>;

@@ -1,12 +1,20 @@
 //! `--read-data`: read whole packs and check every blob.
+//!
+//! A pack is read in pieces: its footer and trailer first, then its blob area front to back in
+//! pieces of whole blobs (about [`PIECE`] bytes), the next piece read while the blobs of the
+//! current one are checked in parallel, and every byte hashed in file order to compare the pack
+//! with its name. Memory holds two pieces, not a pack.
 
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::format::pack;
+use crate::format::pack::{self, BlobEntry, FOOTER_LEN, HEADER_LEN};
 use crate::id::{BlobId, PackId};
 use crate::storage::{Backend, ObjectKind};
+
+/// Bytes of blob area read at once (a larger blob is a piece of its own).
+const PIECE: u64 = 4 << 20;
 
 /// What reading one pack found.
 pub struct PackCheck {
@@ -21,18 +29,17 @@ pub struct PackCheck {
     pub damaged: HashMap<BlobId, String>,
 }
 
-/// Reads `packs` one after another (each whole, once, into one reused buffer) and checks each
-/// pack's blobs in parallel. One pack in memory at a time keeps the peak small (packs reach
-/// ~20 MiB); reading from the page cache costs little beside decompressing and hashing.
+/// Reads `packs` one after another and checks each blob's digest.
 pub fn check_packs(backend: &dyn Backend, packs: &[PackId]) -> Vec<PackCheck> {
-    let mut buffer = Vec::new();
+    // Two piece buffers, reused for every pack: one being checked, one being read.
+    let mut buffers = [Vec::new(), Vec::new()];
     packs
         .iter()
-        .map(|id| check_pack(backend, *id, &mut buffer))
+        .map(|id| check_pack(backend, *id, &mut buffers))
         .collect()
 }
 
-fn check_pack(backend: &dyn Backend, id: PackId, data: &mut Vec<u8>) -> PackCheck {
+fn check_pack(backend: &dyn Backend, id: PackId, buffers: &mut [Vec<u8>; 2]) -> PackCheck {
     let mut check = PackCheck {
         pack: id,
         bytes: 0,
@@ -41,33 +48,166 @@ fn check_pack(backend: &dyn Backend, id: PackId, data: &mut Vec<u8>) -> PackChec
         unreadable: None,
         damaged: HashMap::new(),
     };
-    match backend.read_into(ObjectKind::Pack, &id.to_hex(), data) {
-        Ok(()) => check_bytes(&mut check, data),
-        Err(e) => check.unreadable = Some(e.to_string()),
+    if let Err(reason) = read_pack(backend, &mut check, buffers) {
+        check.unreadable = Some(reason);
     }
     check
 }
 
-fn check_bytes(check: &mut PackCheck, data: &[u8]) {
-    let id = check.pack;
-    check.bytes = data.len() as u64;
-    check.content_mismatch = PackId::digest(data) != id;
-    let entries = match pack::decode_pack(data) {
-        Ok(entries) => entries,
-        Err(e) => {
-            check.unreadable = Some(format!("trailer: {e}"));
-            return;
+/// A range of the blob area and the blobs that lie in it.
+struct Piece<'e> {
+    start: u64,
+    end: u64,
+    entries: &'e [BlobEntry],
+}
+
+/// Cuts the blob area `[HEADER_LEN, area_end)` into pieces that end where blobs end (gaps
+/// between blobs, if any, belong to the piece after them).
+fn pieces(entries: &[BlobEntry], area_end: u64) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let (mut start, mut first) = (HEADER_LEN as u64, 0);
+    for (i, e) in entries.iter().enumerate() {
+        let end = e.offset + e.stored_len as u64;
+        if end - start >= PIECE || i + 1 == entries.len() {
+            out.push(Piece {
+                start,
+                end,
+                entries: &entries[first..=i],
+            });
+            (start, first) = (end, i + 1);
         }
+    }
+    if start < area_end {
+        out.push(Piece {
+            start,
+            end: area_end,
+            entries: &[],
+        });
+    }
+    out
+}
+
+/// Reads and checks one pack; `Err` is why it could not be read.
+fn read_pack(
+    backend: &dyn Backend,
+    check: &mut PackCheck,
+    buffers: &mut [Vec<u8>; 2],
+) -> std::result::Result<(), String> {
+    let name = check.pack.to_hex();
+    let read_into = |offset: u64, len: u64, buf: &mut Vec<u8>| {
+        backend
+            .read_range_into(ObjectKind::Pack, &name, offset, len, buf)
+            .map_err(|e| e.to_string())
     };
-    let damaged: Vec<(BlobId, String)> = entries
+    let read = |offset: u64, len: u64| {
+        let mut buf = Vec::new();
+        read_into(offset, len, &mut buf).map(|()| buf)
+    };
+    let size = backend
+        .size(ObjectKind::Pack, &name)
+        .map_err(|e| e.to_string())?;
+    check.bytes = size;
+    if size < (HEADER_LEN + FOOTER_LEN) as u64 {
+        return Err(format!("trailer: only {size} bytes long"));
+    }
+    let header = read(0, HEADER_LEN as u64)?;
+    let footer = read(size - FOOTER_LEN as u64, FOOTER_LEN as u64)?;
+    let trailer_len = pack::decode_header(&header)
+        .and_then(|()| pack::decode_footer(&footer, size))
+        .map_err(|e| format!("trailer: {e}"))? as u64;
+    let area_end = size - FOOTER_LEN as u64 - trailer_len;
+    let trailer = read(area_end, trailer_len)?;
+    let entries = pack::decode_trailer(&trailer, size).map_err(|e| format!("trailer: {e}"))?;
+    check.blobs = entries.len() as u64;
+
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&header);
+    let pieces = pieces(&entries, area_end);
+    let [current, ahead] = buffers;
+    if let Some(first) = pieces.first() {
+        read_into(first.start, first.end - first.start, current)?;
+    }
+    let mut damaged: Vec<(BlobId, String)> = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let (next, found) = rayon::join(
+            || match pieces.get(i + 1) {
+                Some(p) => read_into(p.start, p.end - p.start, ahead),
+                None => Ok(()),
+            },
+            || check_blobs(piece, current),
+        );
+        hasher.update(current);
+        damaged.extend(found);
+        next?;
+        std::mem::swap(current, ahead);
+    }
+    hasher.update(&trailer);
+    hasher.update(&footer);
+    check.content_mismatch = PackId(*hasher.finalize().as_bytes()) != check.pack;
+    check.damaged = damaged.into_iter().collect();
+    Ok(())
+}
+
+/// The blobs of a piece that do not decode to their id, with the reason.
+fn check_blobs(piece: &Piece<'_>, bytes: &[u8]) -> Vec<(BlobId, String)> {
+    piece
+        .entries
         .par_iter()
         .filter_map(|e| {
-            let stored = &data[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+            let start = (e.offset - piece.start) as usize;
+            let stored = &bytes[start..start + e.stored_len as usize];
             pack::check_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
                 .err()
                 .map(|err| (e.id, format!("{} {}", e.kind.name(), err)))
         })
-        .collect();
-    check.blobs = entries.len() as u64;
-    check.damaged = damaged.into_iter().collect();
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::pack::{BlobKind, Encoding};
+
+    fn blob(offset: u64, stored_len: u32) -> BlobEntry {
+        BlobEntry {
+            id: BlobId([0; 32]),
+            kind: BlobKind::Chunk,
+            encoding: Encoding::Raw,
+            offset,
+            stored_len,
+            raw_len: stored_len,
+        }
+    }
+
+    #[test]
+    fn pieces_cover_the_blob_area_and_end_at_blob_ends() {
+        let mib = 1u32 << 20;
+        let h = HEADER_LEN as u64;
+        let entries = [
+            blob(h, mib),
+            blob(h + mib as u64, 3 * mib), // reaches 4 MiB: the first piece ends here
+            blob(h + 4 * mib as u64 + 7, 6 * mib), // after a 7-byte gap; larger than a piece
+            blob(h + 10 * mib as u64 + 7, 10),
+        ];
+        let area_end = h + 10 * mib as u64 + 17;
+        let got: Vec<(u64, u64, usize)> = pieces(&entries, area_end)
+            .iter()
+            .map(|p| (p.start, p.end, p.entries.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (h, h + 4 * mib as u64, 2),
+                (h + 4 * mib as u64, h + 10 * mib as u64 + 7, 1),
+                (h + 10 * mib as u64 + 7, area_end, 1),
+            ]
+        );
+        // No blobs: one piece over whatever lies between header and trailer.
+        let got: Vec<(u64, u64)> = pieces(&[], h + 5)
+            .iter()
+            .map(|p| (p.start, p.end))
+            .collect();
+        assert_eq!(got, vec![(h, h + 5)]);
+        assert!(pieces(&[], h).is_empty());
+    }
 }
