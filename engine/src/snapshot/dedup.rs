@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use crate::error::Result;
 use crate::id::BlobId;
-use crate::index::Index;
+use crate::index::{Index, IndexReader};
 
 pub struct Dedup<'a> {
     index: &'a Index,
@@ -40,6 +40,15 @@ impl<'a> Dedup<'a> {
             .collect())
     }
 
+    /// A claimer for one thread: [`Claimer::claim`] is [`Self::claim`] for one id at a time,
+    /// with one index read view for all of them.
+    pub fn claimer(&self) -> Claimer<'_, 'a> {
+        Claimer {
+            dedup: self,
+            reader: None,
+        }
+    }
+
     /// Whether every id is stored: indexed, or claimed by this run (durable before the
     /// manifest, invariant I3).
     pub fn all_stored(&self, ids: &[BlobId]) -> Result<bool> {
@@ -59,5 +68,23 @@ impl<'a> Dedup<'a> {
         for id in ids {
             pending.remove(&id);
         }
+    }
+}
+
+/// Claims ids one at a time (see [`Dedup::claimer`]).
+pub struct Claimer<'d, 'a> {
+    dedup: &'d Dedup<'a>,
+    /// Opened on first use.
+    reader: Option<IndexReader<'a>>,
+}
+
+impl Claimer<'_, '_> {
+    /// Whether `id` must be stored; if so, it is claimed (see [`Dedup::claim`]).
+    pub fn claim(&mut self, id: BlobId) -> Result<bool> {
+        if self.reader.is_none() {
+            self.reader = Some(self.dedup.index.reader()?);
+        }
+        let known = self.reader.as_ref().expect("just opened").contains(&id)?;
+        Ok(!known && self.dedup.pending.lock().unwrap().insert(id))
     }
 }

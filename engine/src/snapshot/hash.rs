@@ -1,7 +1,6 @@
-//! Stage 4, hash: the BLAKE3 digest of every chunk of a window, in parallel.
-//! Input: a window and its cut lengths. Output: [`ChunkId`]s in order.
-
-use rayon::prelude::*;
+//! Stage 4, hash: the BLAKE3 digest of a chunk. Input: a window and its cut lengths. Output: each
+//! chunk's bytes and [`ChunkId`], computed where the chunk is stored next (so its bytes are still
+//! in cache when they are compressed).
 
 use crate::id::ChunkId;
 
@@ -18,10 +17,13 @@ pub fn offsets(lengths: &[u32]) -> Vec<usize> {
         .collect()
 }
 
-pub fn hash_chunks(data: &[u8], offsets: &[usize], lengths: &[u32]) -> Vec<ChunkId> {
-    offsets
-        .par_iter()
-        .zip(lengths.par_iter())
-        .map(|(&start, &len)| ChunkId::digest(&data[start..start + len as usize]))
-        .collect()
+/// Chunk `i` of a window and its id.
+pub fn chunk<'d>(
+    data: &'d [u8],
+    offsets: &[usize],
+    lengths: &[u32],
+    i: usize,
+) -> (&'d [u8], ChunkId) {
+    let raw = &data[offsets[i]..offsets[i] + lengths[i] as usize];
+    (raw, ChunkId::digest(raw))
 }

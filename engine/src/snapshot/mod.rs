@@ -169,35 +169,44 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Hash, dedup, compress and send the chunks of `data` cut at `lengths`.
+    /// Hash, dedup, compress and send the chunks of `data` cut at `lengths`: each chunk goes
+    /// through all three on one thread, while its bytes are in that core's cache.
     fn store_chunks(&self, data: &[u8], lengths: &[u32]) -> Result<Vec<ChunkRef>> {
         let offsets = hash::offsets(lengths);
-        let ids = hash::hash_chunks(data, &offsets, lengths);
-        let blob_ids: Vec<BlobId> = ids.iter().map(|&id| id.into()).collect();
-        let new = self.dedup.claim(&blob_ids)?;
-        let new_count = new.iter().filter(|&&n| n).count() as u64;
-        (0..ids.len())
+        let stored: Vec<(ChunkRef, bool)> = (0..lengths.len())
             .into_par_iter()
-            .filter(|&i| new[i])
-            .try_for_each(|i| {
-                let raw = &data[offsets[i]..offsets[i] + lengths[i] as usize];
-                let (encoding, bytes) = compress::compress(raw, self.compression);
-                let blob = StoredBlob {
-                    id: blob_ids[i],
-                    kind: BlobKind::Chunk,
-                    encoding,
-                    raw_len: lengths[i],
-                    bytes,
-                };
-                self.blobs.send(blob).map_err(|_| packer_gone())
-            })?;
-        add(&self.counters.chunks_total, ids.len() as u64);
-        add(&self.counters.chunks_new, new_count);
-        Ok(ids
-            .into_iter()
-            .zip(lengths)
-            .map(|(id, &len)| ChunkRef { id, len })
-            .collect())
+            .map_init(
+                || self.dedup.claimer(),
+                |claimer, i| {
+                    let (raw, id) = hash::chunk(data, &offsets, lengths, i);
+                    let new = claimer.claim(id.into())?;
+                    if new {
+                        let (encoding, bytes) = compress::compress(raw, self.compression);
+                        let blob = StoredBlob {
+                            id: id.into(),
+                            kind: BlobKind::Chunk,
+                            encoding,
+                            raw_len: lengths[i],
+                            bytes,
+                        };
+                        self.blobs.send(blob).map_err(|_| packer_gone())?;
+                    }
+                    Ok((
+                        ChunkRef {
+                            id,
+                            len: lengths[i],
+                        },
+                        new,
+                    ))
+                },
+            )
+            .collect::<Result<_>>()?;
+        add(&self.counters.chunks_total, stored.len() as u64);
+        add(
+            &self.counters.chunks_new,
+            stored.iter().filter(|(_, new)| *new).count() as u64,
+        );
+        Ok(stored.into_iter().map(|(r, _)| r).collect())
     }
 
     /// Stores one metadata blob (tree or chunk list) unless the repository has it.
