@@ -373,9 +373,11 @@ fn decompress(stored: &[u8], raw_len: u32) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-/// Decompresses a zstd blob into `out`, whose capacity bounds the output.
+/// Decompresses a zstd blob onto the end of `out`, whose capacity bounds the output.
 fn decompress_into(stored: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    out.clear();
+    let start = out.len() as u64;
+    let mut cursor = std::io::Cursor::new(out);
+    cursor.set_position(start);
     DECOMPRESSOR
         .with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -384,7 +386,7 @@ fn decompress_into(stored: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> 
             }
             slot.as_mut()
                 .expect("just set")
-                .decompress_to_buffer(stored, out)
+                .decompress_to_buffer(stored, &mut cursor)
         })
         .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))?;
     Ok(())
@@ -462,22 +464,7 @@ pub fn open_blob_append(
             out.extend_from_slice(stored);
             Ok(())
         }
-        Encoding::Zstd => {
-            let mut cursor = std::io::Cursor::new(&mut *out);
-            cursor.set_position(start as u64);
-            DECOMPRESSOR
-                .with(|cell| {
-                    let mut slot = cell.borrow_mut();
-                    if slot.is_none() {
-                        *slot = Some(zstd::bulk::Decompressor::new()?);
-                    }
-                    slot.as_mut()
-                        .expect("just set")
-                        .decompress_to_buffer(stored, &mut cursor)
-                })
-                .map(|_| ())
-                .map_err(|e| DecodeError::invalid("zstd data", e.to_string()))
-        }
+        Encoding::Zstd => decompress_into(stored, out),
     };
     let checked = opened.and_then(|()| check_raw(id, kind, raw_len, &out[start..]));
     if checked.is_err() {
