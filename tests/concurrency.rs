@@ -137,6 +137,10 @@ fn two_simultaneous_snapshots_into_one_repository() {
 #[test]
 fn many_concurrent_small_snapshots_and_readers() {
     let env = Env::init();
+    // Nobody has an index cache yet: every process creates or catches up the same one.
+    // (Removed before any process starts: removing it under running writers races with
+    // them creating it.)
+    std::fs::remove_dir_all(&env.cache).unwrap();
     let n = 6u64;
     let writers: Vec<_> = (0..n)
         .map(|i| {
@@ -158,8 +162,6 @@ fn many_concurrent_small_snapshots_and_readers() {
             Fed::spawn(cmd, data.bytes(24 * MIB))
         })
         .collect();
-    // Nobody has an index cache yet: every process creates or catches up the same one.
-    std::fs::remove_dir_all(&env.cache).unwrap();
     let readers: Vec<_> = (0..3)
         .map(|_| {
             let mut cmd = env.cmd(["list", "--json"]);
