@@ -143,11 +143,25 @@ fn snapshot_killed_at_random_points_leaves_no_partial_snapshot_and_a_clean_repos
         let listed = ids(&env.list(Vec::<String>::new()));
         if status.success() {
             assert_eq!(listed.len(), 3, "round {round}: {listed:?}");
-        } else {
+        } else if listed != before {
+            // Killed after its manifest was committed, before the process exited: then the
+            // snapshot must be whole, never partial.
+            assert_eq!(listed.len(), 3, "round {round}: {listed:?}");
+            assert_eq!(listed[..2], before[..], "round {round}");
+            let (code, digest, len, stderr) = env.dump_digest(&listed[2], "/db/app.sql", &[]);
+            assert_eq!(code, 0, "round {round}: {stderr}");
             assert_eq!(
-                listed, before,
-                "round {round}: a killed snapshot was committed"
+                (digest, len),
+                file_digest(&stream),
+                "round {round}: a killed snapshot was committed partial"
             );
+            let (code, digest, len, stderr) = env.dump_digest(
+                &listed[2],
+                days.src.join("big-new.bin").to_str().unwrap(),
+                &[],
+            );
+            assert_eq!(code, 0, "round {round}: {stderr}");
+            assert_eq!((digest, len), file_digest(&days.src.join("big-new.bin")));
         }
         verify_clean(&env);
         for id in &before {
