@@ -15,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 corpus="$here/corpus"
-targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository)
+targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository key_file encrypted)
 
 echo "seed-corpus: building vault" >&2
 (cd "$root" && cargo build --quiet --release -p vault-cli)
@@ -59,7 +59,7 @@ packs=()
 for compression in zstd:1 none; do
     repo="$work/repo-${compression%%:*}"
     export VAULT_REPO="$repo" VAULT_CACHE_DIR="$work/cache"
-    "$vault" --quiet init --chunk-min 64 --chunk-avg 256 --chunk-max 1024 --compression "$compression" >/dev/null
+    "$vault" --quiet init --encryption none --chunk-min 64 --chunk-avg 256 --chunk-max 1024 --compression "$compression" >/dev/null
     "$vault" --quiet snapshot --tag seed "$src" >/dev/null
     "$vault" --quiet snapshot --stdin --stdin-name db.sql --label kind=dump < "$dump" >/dev/null
     seed "$repo/config" config
@@ -74,6 +74,17 @@ for compression in zstd:1 none; do
         packs+=("$f")
     done
 done
+
+# An encrypted repository: its key file, config, manifests and packs seed the key-file and
+# encrypted targets (their key differs from the target's fixed one: the seeds exercise the
+# envelope and length checks before authentication).
+repo="$work/repo-encrypted"
+export VAULT_REPO="$repo" VAULT_CACHE_DIR="$work/cache" VAULT_PASSWORD=seed VAULT_KDF_MEMORY=64KiB VAULT_KDF_PASSES=1
+"$vault" --quiet init --chunk-min 64 --chunk-avg 256 --chunk-max 1024 >/dev/null
+"$vault" --quiet snapshot "$src" >/dev/null
+for f in "$repo"/keys/*; do seed "$f" key_file; done
+for f in "$repo"/snapshots/* "$repo"/packs/*/* "$repo"/config; do seed "$f" encrypted; done
+unset VAULT_PASSWORD VAULT_KDF_MEMORY VAULT_KDF_PASSES
 
 (cd "$here" && cargo run --quiet --example extract -- "$corpus" "${packs[@]}")
 

@@ -189,8 +189,10 @@ fn missing_repository() {
         .code(1);
     assert!(!env.path("t").exists());
     // A second init is refused.
-    env.run(["init"]).ok();
-    env.run(["init"]).fails().stderr_has("already exists");
+    env.run(["init", "--encryption", "none"]).ok();
+    env.run(["init", "--encryption", "none"])
+        .fails()
+        .stderr_has("already exists");
 }
 
 #[test]

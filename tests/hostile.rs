@@ -119,7 +119,7 @@ impl Craft {
 
     /// Writes the pack at `<repo>/packs/<first 2 hex>/<pack id hex>`.
     pub(crate) fn write_pack(self, repo: &Path) {
-        let (pack_id, bytes, _) = self.pack.finish();
+        let (pack_id, bytes, _) = self.pack.finish(&vault_engine::keys::Encryption::none());
         let hex = pack_id.to_hex();
         let dir = repo.join("packs").join(&hex[..2]);
         fs::create_dir_all(&dir).unwrap();
@@ -147,7 +147,7 @@ pub(crate) fn manifest_file(root: TreeId, host: &str, time: &str, tag: &str) -> 
         summary: SnapshotSummary::default(),
         program_version: "crafted".into(),
     };
-    let (id, file) = manifest::encode(&m);
+    let (id, file) = manifest::encode(&vault_engine::keys::Encryption::none(), &m);
     (id.to_hex(), file)
 }
 

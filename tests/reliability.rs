@@ -231,7 +231,7 @@ fn full_repository_disk_fails_cleanly_and_prune_makes_room() {
         }
     };
     env.repo = mount.join("repo");
-    env.run(["init"]).ok();
+    env.run(["init", "--encryption", "none"]).ok();
 
     let first_src = env.path("first");
     write_generated(&first_src.join("a.bin"), 1, 8 * MIB, random_bytes);

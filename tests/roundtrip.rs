@@ -446,6 +446,8 @@ fn small_chunks_chunk_lists_and_no_compression() {
     let env = Env::new();
     let out = env.run([
         "init",
+        "--encryption",
+        "none",
         "--json",
         "--chunk-min",
         "512",

@@ -161,7 +161,7 @@ impl Fixture {
         for path in pack_files(&self.env.repo) {
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
             let data = fs::read(&path).unwrap();
-            let entries = pack::decode_pack(&data)
+            let entries = pack::decode_pack(&vault_engine::keys::Encryption::none(), &data)
                 .unwrap_or_else(|e| panic!("pack {name} does not decode: {e}"));
             out.insert(
                 name.clone(),
@@ -271,8 +271,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The raw bytes of a blob of a pack file, checked against its id.
 fn raw_blob(pack_data: &[u8], e: &BlobEntry) -> Vec<u8> {
     let stored = &pack_data[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-    pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
-        .unwrap_or_else(|err| panic!("blob {} does not open: {err}", e.id.to_hex()))
+    pack::open_blob(
+        &vault_engine::keys::Encryption::none(),
+        e.id,
+        e.kind,
+        e.encoding,
+        e.raw_len,
+        stored,
+    )
+    .unwrap_or_else(|err| panic!("blob {} does not open: {err}", e.id.to_hex()))
 }
 
 /// Makes a repository file writable again (objects are written read-only).
@@ -291,7 +298,16 @@ fn damage_blob(pack: &PackFile, e: &BlobEntry) {
         let bit = (attempt % 8) as u8;
         data[at] ^= 1 << bit;
         let stored = &data[e.offset as usize..(e.offset + len) as usize];
-        if pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).is_err() {
+        if pack::open_blob(
+            &vault_engine::keys::Encryption::none(),
+            e.id,
+            e.kind,
+            e.encoding,
+            e.raw_len,
+            stored,
+        )
+        .is_err()
+        {
             fs::write(&pack.path, &data).unwrap();
             return;
         }

@@ -9,8 +9,14 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vault_engine::snapshot::ContentChunker;
 
 fn chunk(c: &mut Criterion) {
-    let stream = ContentChunker::new(common::stream_params());
-    let file = ContentChunker::new(common::file_params());
+    let stream = ContentChunker::new(
+        common::stream_params(),
+        &vault_engine::keys::Encryption::none(),
+    );
+    let file = ContentChunker::new(
+        common::file_params(),
+        &vault_engine::keys::Encryption::none(),
+    );
     for (name, data) in common::inputs() {
         let mut group = c.benchmark_group(format!("chunk/{name}"));
         group.throughput(Throughput::Bytes(data.len() as u64));

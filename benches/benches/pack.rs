@@ -35,7 +35,10 @@ fn pack(c: &mut Criterion) {
                 for (id, encoding, raw_len, bytes) in &blobs {
                     builder.add(*id, BlobKind::Chunk, *encoding, *raw_len, black_box(bytes));
                 }
-                builder.finish().1.len()
+                builder
+                    .finish(&vault_engine::keys::Encryption::none())
+                    .1
+                    .len()
             })
         });
         group.bench_function("limit Vec copy", |b| {

@@ -36,14 +36,14 @@ echo "| repository | chunks indexed before | input | peak RSS | wall |"
 echo "|---|---:|---|---:|---:|"
 for size in 20 2048; do
     repo="$work/tiny-chunks-$size"
-    VAULT_REPO="$repo" "$vault" init -q --chunk-min 1KiB --chunk-avg 2KiB --chunk-max 4KiB
+    VAULT_REPO="$repo" "$vault" init -q --encryption none --chunk-min 1KiB --chunk-avg 2KiB --chunk-max 4KiB
     head -c "${size}M" /dev/urandom | VAULT_REPO="$repo" "$vault" snapshot -q --stdin \
         --stdin-name fill.bin >/dev/null
     n=$(chunks "$repo")
     echo "| 1/2/4 KiB chunks | $n | new 256 MiB stream | $("$gen" 256 7 | peak "$repo") |"
 done
 repo="$work/default"
-VAULT_REPO="$repo" "$vault" init -q
+VAULT_REPO="$repo" "$vault" init -q --encryption none
 for size in 1024 10240; do
     n=$(chunks "$repo")
     echo "| defaults (4/16/64 KiB streams) | $n | new $((size / 1024)) GiB stream | $("$gen" "$size" "$size" | peak "$repo") |"

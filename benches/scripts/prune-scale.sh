@@ -23,7 +23,7 @@ measure() { # label, command...
     read -r secs kib <"$work/time"
     printf '%-28s %8.1f s  %8.1f MiB peak RSS\n' "$label" "$secs" "$(echo "$kib/1024" | bc -l)"
 }
-"$vault" init -q --chunk-min 1KiB --chunk-avg 2KiB --chunk-max 4KiB
+"$vault" init -q --encryption none --chunk-min 1KiB --chunk-avg 2KiB --chunk-max 4KiB
 head -c "$((chunks * 2048))" /dev/urandom >"$work/src/big.bin"
 measure "first snapshot" "$vault" snapshot -q --time 2026-01-01T00:00:00Z "$work/src"
 for i in $(seq 2 "$snapshots"); do

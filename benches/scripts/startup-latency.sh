@@ -25,7 +25,7 @@ export VAULT_CACHE_DIR="$work/vault-cache" RESTIC_CACHE_DIR="$work/restic-cache"
 export RESTIC_PASSWORD=vault-bench # restic < 0.17 has no --insecure-no-password
 
 for repo in vault-empty vault-big; do
-    [ -e "$work/$repo/config" ] || VAULT_REPO="$work/$repo" "$vault" init -q \
+    [ -e "$work/$repo/config" ] || VAULT_REPO="$work/$repo" "$vault" init -q --encryption none \
         --chunk-min 1KiB --chunk-avg 2KiB --chunk-max 4KiB
 done
 if [ "$(VAULT_REPO="$work/vault-big" "$vault" list --json)" = "[]" ]; then

@@ -208,7 +208,7 @@ fn fresh_repo(vault: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     fs::create_dir_all(dir).expect("work directory");
     let (repo, cache) = (dir.join("repo"), dir.join("cache"));
     let status = Command::new(vault)
-        .args(["init", "-q"])
+        .args(["init", "-q", "--encryption", "none"])
         .env("VAULT_REPO", &repo)
         .env("VAULT_CACHE_DIR", &cache)
         .status()

@@ -27,6 +27,20 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Read the password of an encrypted repository from this file (one trailing newline is
+    /// ignored). Without it: --password-command, then $VAULT_PASSWORD, then a prompt on the terminal
+    #[arg(long, global = true, env = "VAULT_PASSWORD_FILE", value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+
+    /// Run this shell command and use its standard output as the password (e.g. a secrets manager)
+    #[arg(
+        long,
+        global = true,
+        env = "VAULT_PASSWORD_COMMAND",
+        value_name = "CMD"
+    )]
+    pub password_command: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,6 +74,45 @@ pub enum Command {
     /// Manage the local index cache
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Manage the passwords (key files) of an encrypted repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key files; the one this password opens is marked
+    List,
+    /// Add a password: a new key file wrapping the same repository keys
+    Add(NewKeyArgs),
+    /// Remove a key file (not the last one, nor the one this password opens)
+    Remove {
+        /// Key id or unique prefix (see `vault key list`)
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change the password this command is unlocked with (adds the new key, then removes the old)
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewKeyArgs {
+    /// Read the new password from this file [default: $VAULT_NEW_PASSWORD, else ask twice on the terminal]
+    #[arg(long, value_name = "PATH")]
+    pub new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+/// Cost of deriving the key from a password (Argon2id).
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Argon2id memory (e.g. 64MiB); more makes guessing passwords dearer
+    #[arg(long, value_name = "SIZE", env = "VAULT_KDF_MEMORY", default_value = "64MiB", value_parser = crate::convert::parse_size)]
+    pub kdf_memory: u32,
+    /// Argon2id passes over that memory
+    #[arg(long, value_name = "N", env = "VAULT_KDF_PASSES", default_value_t = 3)]
+    pub kdf_passes: u32,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +233,18 @@ pub struct InitArgs {
     /// Compression of stored blobs: zstd:LEVEL (-7..22) or none
     #[arg(long, value_name = "zstd:LEVEL|none", default_value = "zstd:1", value_parser = crate::convert::parse_compression)]
     pub compression: vault_engine::Compression,
+    /// repokey: encrypt and authenticate everything with keys wrapped by a password (the
+    /// default: backups hold personal data and often leave the machine); none: store plainly
+    #[arg(long, value_enum, default_value = "repokey")]
+    pub encryption: EncryptionArg,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    Repokey,
+    None,
 }
 
 #[derive(Debug, Args)]

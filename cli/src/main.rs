@@ -5,6 +5,7 @@ mod cmd;
 mod convert;
 mod exit;
 mod output;
+mod password;
 mod progress;
 
 use clap::Parser;

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Busy,
     /// A source (stdin, a command) failed in a way that must not produce a snapshot.
     Source,
+    /// An encrypted repository could not be unlocked (no password, or a wrong one).
+    Key,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,14 @@ pub enum Error {
     Protected { id: String },
     #[error("{name}: {reason}; nothing was committed")]
     SourceFailed { name: String, reason: String },
+    #[error("the repository is encrypted and no password was given: pass --password-file PATH or --password-command CMD, set VAULT_PASSWORD_COMMAND or VAULT_PASSWORD, or run on a terminal to be asked")]
+    PasswordNeeded,
+    #[error(
+        "{path}: wrong password: none of its {keys} key files opens with it; nothing was written"
+    )]
+    WrongPassword { path: PathBuf, keys: usize },
+    #[error("{source_name}: {reason}")]
+    Password { source_name: String, reason: String },
 }
 
 impl Error {
@@ -100,6 +110,9 @@ impl Error {
             | Error::Protected { .. } => ErrorKind::Usage,
             Error::Locked { .. } => ErrorKind::Busy,
             Error::SourceFailed { .. } => ErrorKind::Source,
+            Error::PasswordNeeded | Error::WrongPassword { .. } | Error::Password { .. } => {
+                ErrorKind::Key
+            }
         }
     }
 

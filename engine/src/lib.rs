@@ -21,6 +21,7 @@ pub mod forget;
 pub mod format;
 pub mod id;
 pub mod index;
+pub mod keys;
 pub mod limits;
 pub mod meta;
 pub mod progress;

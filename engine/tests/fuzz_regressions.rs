@@ -10,14 +10,20 @@ fn decode(target: &str, data: &[u8]) -> Result<(), String> {
     let e = |e: vault_engine::format::DecodeError| e.to_string();
     match target {
         "config" => config::decode(data).map(drop).map_err(e),
-        "manifest" => manifest::decode(data).map(drop).map_err(e),
-        "plan" => plan::decode(data).map(drop).map_err(e),
+        "manifest" => manifest::decode(&vault_engine::keys::Encryption::none(), data)
+            .map(drop)
+            .map_err(e),
+        "plan" => plan::decode(&vault_engine::keys::Encryption::none(), data)
+            .map(drop)
+            .map_err(e),
         "sealed" => sealed::decode(sealed::SNAPSHOT_MAGIC, 3, data)
             .map(drop)
             .map_err(e),
         "tree" => tree::decode_tree(data).map(drop).map_err(e),
         "chunk_list" => tree::decode_list(data).map(drop).map_err(e),
-        "pack" => pack::decode_pack(data).map(drop).map_err(e),
+        "pack" => pack::decode_pack(&vault_engine::keys::Encryption::none(), data)
+            .map(drop)
+            .map_err(e),
         "pack_trailer" => pack::decode_trailer(data, data.len() as u64 + 12)
             .map(drop)
             .map_err(e),
@@ -53,7 +59,8 @@ fn every_fuzz_regression_input_decodes_without_panicking() {
 #[test]
 fn regression_manifest_version_field_disagrees_is_rejected() {
     let data = include_bytes!("../../fuzz/regressions/manifest-version-field-disagrees.bin");
-    let err = manifest::decode(data).expect_err("a manifest whose JSON version disagrees");
+    let err = manifest::decode(&vault_engine::keys::Encryption::none(), data)
+        .expect_err("a manifest whose JSON version disagrees");
     assert!(err.to_string().contains("version"), "{err}");
 }
 

@@ -26,7 +26,8 @@ fn main() -> ExitCode {
     for path in packs {
         let result = (|| -> Result<(), String> {
             let data = std::fs::read(path).map_err(|e| e.to_string())?;
-            let entries = pack::decode_pack(&data).map_err(|e| e.to_string())?;
+            let entries = pack::decode_pack(&vault_engine::keys::Encryption::none(), &data)
+                .map_err(|e| e.to_string())?;
             let range = vault_fuzz::trailer_range(&data).ok_or("no trailer")?;
             let mut tail = (data.len() as u64).to_le_bytes().to_vec();
             tail.extend_from_slice(&data[range.start..]);
@@ -39,8 +40,15 @@ fn main() -> ExitCode {
                     BlobKind::Chunk => continue,
                 };
                 let stored = vault_fuzz::stored_bytes(&data, e);
-                let raw = pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
-                    .map_err(|err| format!("blob {}: {err}", e.id.to_hex()))?;
+                let raw = pack::open_blob(
+                    &vault_engine::keys::Encryption::none(),
+                    e.id,
+                    e.kind,
+                    e.encoding,
+                    e.raw_len,
+                    stored,
+                )
+                .map_err(|err| format!("blob {}: {err}", e.id.to_hex()))?;
                 write(&corpus.join(dir), &e.id.to_hex(), &raw).map_err(|e| e.to_string())?;
                 if e.kind == BlobKind::Tree {
                     trees += 1;

@@ -9,7 +9,7 @@ use vault_engine::format::{manifest, FORMAT_VERSION};
 use vault_engine::id::SnapshotId;
 
 fn check(data: &[u8]) {
-    if let Ok(m) = manifest::decode(data) {
+    if let Ok(m) = manifest::decode(&vault_engine::keys::Encryption::none(), data) {
         assert!(m.root().is_some());
         // regressions/manifest-version-field-disagrees.bin: format v1 accepted a JSON version
         // other than the envelope's, and encode then sealed a file decode refused.
@@ -17,8 +17,9 @@ fn check(data: &[u8]) {
         if let Some(parent) = &m.parent {
             assert!(SnapshotId::from_hex(parent).is_some());
         }
-        let (_, file) = manifest::encode(&m);
-        let mut again = manifest::decode(&file).expect("a re-encoded manifest decodes");
+        let (_, file) = manifest::encode(&vault_engine::keys::Encryption::none(), &m);
+        let mut again = manifest::decode(&vault_engine::keys::Encryption::none(), &file)
+            .expect("a re-encoded manifest decodes");
         // serde_json's default float parser may be one ulp off; the duration is informational.
         again.summary.duration_secs = m.summary.duration_secs;
         assert_eq!(again, m);

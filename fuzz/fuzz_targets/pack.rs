@@ -10,14 +10,21 @@ use vault_engine::format::pack::{self, BlobKind};
 use vault_engine::format::tree;
 
 fn check(data: &[u8]) {
-    let Ok(entries) = pack::decode_pack(data) else {
+    let Ok(entries) = pack::decode_pack(&vault_engine::keys::Encryption::none(), data) else {
         return;
     };
     let range = vault_fuzz::trailer_range(data).expect("decode_pack accepted a bad footer");
     vault_fuzz::assert_entries_valid(&entries, range.len(), data.len() as u64);
     for e in &entries {
         let stored = vault_fuzz::stored_bytes(data, e);
-        let Ok(raw) = pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored) else {
+        let Ok(raw) = pack::open_blob(
+            &vault_engine::keys::Encryption::none(),
+            e.id,
+            e.kind,
+            e.encoding,
+            e.raw_len,
+            stored,
+        ) else {
             continue;
         };
         assert_eq!(raw.len(), e.raw_len as usize);

@@ -144,7 +144,14 @@ fn check_entry(
 
     let got = repo.read_blob(reader, e.id, e.kind);
     let stored = vault_fuzz::stored_bytes(data, e);
-    let want = pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored);
+    let want = pack::open_blob(
+        &vault_engine::keys::Encryption::none(),
+        e.id,
+        e.kind,
+        e.encoding,
+        e.raw_len,
+        stored,
+    );
     match (&got, &want) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),
         (Err(_), Err(_)) => return,
@@ -193,7 +200,12 @@ fn run(data: &[u8]) {
         let repo = Repository::open(fx.backend.clone(), &fx.cache)
             .unwrap_or_else(|e| panic!("a damaged pack made the repository unopenable: {e}"));
         let reader = repo.index().reader().expect("index reader");
-        match rebuild::read_trailer(fx.backend.as_ref(), &pack_id, data.len() as u64) {
+        match rebuild::read_trailer(
+            fx.backend.as_ref(),
+            &vault_engine::keys::Encryption::none(),
+            &pack_id,
+            data.len() as u64,
+        ) {
             Err(_) => {
                 assert_eq!(repo.index().blob_count().unwrap(), 0);
                 let reported = !repo.notices().is_empty();

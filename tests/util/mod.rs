@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod encrypted;
 pub mod history;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -162,7 +163,7 @@ impl Env {
     /// A fresh environment with an initialized repository (default settings).
     pub fn init() -> Env {
         let env = Env::new();
-        env.run(["init"]).ok();
+        env.run(["init", "--encryption", "none"]).ok();
         env
     }
 

@@ -43,7 +43,7 @@ pub fn file_params() -> ChunkerParams {
 
 /// Chunk lengths of `data` with the default stream parameters.
 pub fn cut(data: &[u8]) -> Vec<u32> {
-    ContentChunker::new(stream_params()).cut(data, true)
+    ContentChunker::new(stream_params(), &vault_engine::keys::Encryption::none()).cut(data, true)
 }
 
 /// `data` split at `lengths`.

@@ -5,9 +5,10 @@ use serde_json::json;
 use vault_engine::storage::LocalBackend;
 use vault_engine::{ChunkerParams, InitOptions, Repository};
 
-use crate::args::{Cli, InitArgs};
+use crate::args::{Cli, EncryptionArg, InitArgs};
 use crate::exit;
 use crate::output;
+use crate::password;
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
     let (path, _) = super::repo_path(cli)?;
@@ -15,6 +16,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
         compression: args.compression,
         ..InitOptions::default()
     };
+    let backend = Arc::new(LocalBackend::new(&path));
+    if Repository::exists(backend.as_ref())? {
+        // Before asking for a password that would not be used.
+        return Err(vault_engine::Error::AlreadyExists { path }.into());
+    }
     if args.chunk_min.is_some() || args.chunk_avg.is_some() || args.chunk_max.is_some() {
         // Explicit sizes apply to every kind of source; unspecified ones scale from the average.
         let avg = args.chunk_avg.unwrap_or(options.chunker.stream.avg);
@@ -26,24 +32,42 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
         options.chunker.stream = params;
         options.chunker.file = params;
     }
-    let repo = Repository::init(
-        Arc::new(LocalBackend::new(&path)),
-        &super::cache_root(cli)?,
-        &options,
-    )?;
+    options.validate()?;
+    if args.encryption == EncryptionArg::Repokey {
+        password::kdf(&args.kdf).validate().map_err(|reason| {
+            vault_engine::Error::InvalidArgument {
+                what: "--kdf-memory / --kdf-passes".into(),
+                reason,
+            }
+        })?;
+        let password = password::refuse_empty(password::password(cli, true)?)?;
+        options.encryption = Some((password, password::kdf(&args.kdf)));
+    }
+    let repo = Repository::init(backend, &super::cache_root(cli)?, &options)?;
     if cli.json {
         output::print_json(&json!({
             "id": repo.id().to_hex(),
             "location": repo.location(),
             "chunker": repo.config().chunker,
             "compression": repo.config().compression,
+            "encrypted": repo.encryption().is_on(),
         }));
     } else if !cli.quiet {
         println!(
-            "created repository {} at {}",
+            "created {} repository {} at {}",
+            if repo.encryption().is_on() {
+                "encrypted"
+            } else {
+                "unencrypted"
+            },
             repo.id().short(),
             repo.location()
         );
+        if repo.encryption().is_on() {
+            println!(
+                "keep the password safe: without it (or another key's) the backups cannot be read"
+            );
+        }
     }
     Ok(exit::OK)
 }

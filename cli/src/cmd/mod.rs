@@ -4,6 +4,7 @@ mod dump;
 mod forget;
 mod index;
 mod init;
+mod key;
 mod list;
 mod marks;
 mod prune;
@@ -35,6 +36,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Undelete(args) => marks::undelete(cli, args),
         Command::Unlock(args) => marks::unlock(cli, args),
         Command::Index(command) => index::run(cli, command),
+        Command::Key(command) => key::run(cli, command),
     }
 }
 
@@ -64,17 +66,20 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
     let (path, is_default) = repo_path(cli)?;
     let cache = cache_root(cli)?;
     let backend = Arc::new(LocalBackend::new(&path));
-    let repo = match Repository::open(backend.clone(), &cache) {
+    let password = || crate::password::password(cli, false);
+    let repo = match Repository::unlock(backend.clone(), &cache, &password) {
         Err(Error::NotARepository { .. }) if create_default && is_default => {
             if !cli.quiet {
+                // The default repository must work without any set-up (a first `vault
+                // snapshot`), so it cannot ask for a password: it is not encrypted, and says so.
                 eprintln!(
-                    "vault: creating the default repository at {}",
+                    "vault: creating the default repository at {} -- NOT ENCRYPTED: anyone who can read it can read your backups; for an encrypted one run `vault init --encryption repokey --repo PATH`",
                     path.display()
                 );
             }
             match Repository::init(backend.clone(), &cache, &Default::default()) {
                 // Another vault created it at the same moment.
-                Err(Error::AlreadyExists { .. }) => Repository::open(backend, &cache)?,
+                Err(Error::AlreadyExists { .. }) => Repository::unlock(backend, &cache, &password)?,
                 other => other?,
             }
         }

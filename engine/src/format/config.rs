@@ -101,6 +101,31 @@ impl ChunkerConfig {
     }
 }
 
+/// The one AEAD encrypted repositories use.
+pub const AEAD: &str = "xchacha20-poly1305";
+
+/// Whether, and how, a repository's contents are encrypted (format-spec/10-encryption.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "lowercase")]
+pub enum EncryptionConfig {
+    /// Nothing is encrypted; ids are plain BLAKE3.
+    None,
+    /// Master keys in `keys/`, wrapped by passwords.
+    Repokey {
+        /// Always [`AEAD`].
+        aead: String,
+        /// Keyed BLAKE3 (config MAC key) of [`Config::mac_input`], hex. Checked once the
+        /// repository is unlocked: settings changed by someone without the key are refused.
+        mac: String,
+    },
+}
+
+impl EncryptionConfig {
+    pub fn is_on(&self) -> bool {
+        !matches!(self, EncryptionConfig::None)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub version: u32,
@@ -112,11 +137,21 @@ pub struct Config {
     pub compression: Compression,
     /// Packs are closed once they reach this many bytes.
     pub pack_target_size: u32,
+    pub encryption: EncryptionConfig,
 }
 
 impl Config {
     pub fn repository_id(&self) -> Option<RepositoryId> {
         RepositoryId::from_hex(&self.id)
+    }
+
+    /// What the config MAC covers: the compact JSON of this config with `mac` empty.
+    pub fn mac_input(&self) -> Vec<u8> {
+        let mut plain = self.clone();
+        if let EncryptionConfig::Repokey { mac, .. } = &mut plain.encryption {
+            mac.clear();
+        }
+        serde_json::to_vec(&plain).expect("config serializes")
     }
 
     /// Checks every field a reader relies on.
@@ -132,6 +167,14 @@ impl Config {
                 "pack target size {} is outside {PACK_TARGET_LOWEST}..={PACK_TARGET_HIGHEST}",
                 self.pack_target_size
             ));
+        }
+        if let EncryptionConfig::Repokey { aead, mac } = &self.encryption {
+            if aead != AEAD {
+                return Err(format!("unknown AEAD {aead:?} (this vault knows {AEAD:?})"));
+            }
+            if mac.len() != 64 || hex::decode(mac).is_err() {
+                return Err("encryption.mac is not 64 hex characters".into());
+            }
         }
         Ok(())
     }

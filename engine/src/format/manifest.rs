@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{sealed, DecodeError, FORMAT_VERSION};
 use crate::id::{SnapshotId, TreeId};
+use crate::keys::{self, Encryption};
 
 /// A problem with one source path, recorded in an incomplete snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,14 +77,23 @@ impl Manifest {
 }
 
 /// Returns the manifest file and its id.
-pub fn encode(manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
+/// In an encrypted repository the JSON payload is sealed (associated data: magic and version).
+pub fn encode(encryption: &Encryption, manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
     let payload = serde_json::to_vec(manifest).expect("manifest serializes");
-    let file = sealed::encode(sealed::SNAPSHOT_MAGIC, manifest.version, &payload);
+    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, manifest.version);
+    let file = sealed::encode(
+        sealed::SNAPSHOT_MAGIC,
+        manifest.version,
+        &encryption.seal(&ad, payload),
+    );
     (SnapshotId::digest(&file), file)
 }
 
-pub fn decode(data: &[u8]) -> Result<Manifest, DecodeError> {
-    let payload = sealed::decode(sealed::SNAPSHOT_MAGIC, FORMAT_VERSION, data)?;
+pub fn decode(encryption: &Encryption, data: &[u8]) -> Result<Manifest, DecodeError> {
+    let sealed_payload = sealed::decode(sealed::SNAPSHOT_MAGIC, FORMAT_VERSION, data)?;
+    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, FORMAT_VERSION);
+    let mut scratch = Vec::new();
+    let payload = encryption.open(&ad, sealed_payload, &mut scratch)?;
     let manifest: Manifest = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("manifest", e.to_string()))?;
     if manifest.version != FORMAT_VERSION {

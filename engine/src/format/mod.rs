@@ -14,7 +14,8 @@ pub mod tree;
 
 /// The repository format version this code writes and reads.
 /// Version 2: tree and chunk-list ids hash in their own BLAKE3 domains.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: encrypted repositories (keys/, sealed blobs, trailers, manifests and plans).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Why a byte string is not a valid encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum DecodeError {
     BadMagic,
     #[error("checksum mismatch")]
     Checksum,
+    #[error("authentication failed (modified, or sealed with another key)")]
+    Authentication,
     #[error("unsupported version {0}")]
     Version(u32),
     #[error("{what} is {value}, over the limit of {limit}")]

@@ -13,6 +13,7 @@
 
 use super::{check_limit, DecodeError, Put, Reader, FORMAT_VERSION};
 use crate::id::{BlobId, ChunkId, ListId, PackId, TreeId};
+use crate::keys::{self, Encryption};
 use crate::limits::{MAX_BLOBS_PER_PACK, MAX_BLOB_SIZE, MAX_PACK_SIZE};
 
 pub const HEADER_MAGIC: [u8; 8] = *b"VAULTPAK";
@@ -197,10 +198,10 @@ impl PackBuilder {
         written
     }
 
-    /// Appends trailer and footer; returns the pack's id, its bytes not taken yet (all of them
-    /// if [`Self::take`] was never called) and its entries.
-    pub fn finish(mut self) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
-        let trailer = encode_trailer(&self.entries);
+    /// Appends trailer (sealed when `encryption` is on) and footer; returns the pack's id, its
+    /// bytes not taken yet (all of them if [`Self::take`] was never called) and its entries.
+    pub fn finish(mut self, encryption: &Encryption) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
+        let trailer = seal_trailer(encryption, &self.entries);
         self.pending.extend_from_slice(&trailer);
         self.pending.put_u32(trailer.len() as u32);
         self.pending.extend_from_slice(&FOOTER_MAGIC);
@@ -214,8 +215,33 @@ impl PackBuilder {
 }
 
 /// Bytes of a pack holding `blobs` blobs that are not blob data: header, trailer, footer.
-pub fn overhead(blobs: u64) -> u64 {
-    (HEADER_LEN + 4 + CHECKSUM_LEN + FOOTER_LEN) as u64 + blobs * ENTRY_LEN as u64
+pub fn overhead(encryption: &Encryption, blobs: u64) -> u64 {
+    let trailer = 4 + CHECKSUM_LEN + blobs as usize * ENTRY_LEN;
+    (HEADER_LEN + FOOTER_LEN + encryption.sealed_len(trailer)) as u64
+}
+
+/// Associated data of a sealed trailer.
+fn trailer_ad() -> [u8; 12] {
+    keys::file_ad(&FOOTER_MAGIC, FORMAT_VERSION)
+}
+
+/// The trailer as stored: [`encode_trailer`], sealed when `encryption` is on.
+pub fn seal_trailer(encryption: &Encryption, entries: &[BlobEntry]) -> Vec<u8> {
+    encryption.seal(&trailer_ad(), encode_trailer(entries))
+}
+
+/// Opens a stored trailer of a pack of `pack_size` bytes and decodes it ([`decode_trailer_in`]).
+pub fn open_trailer(
+    encryption: &Encryption,
+    stored: &[u8],
+    pack_size: u64,
+) -> Result<Vec<BlobEntry>, DecodeError> {
+    let blob_end = pack_size
+        .checked_sub((stored.len() + FOOTER_LEN) as u64)
+        .ok_or_else(|| DecodeError::invalid("trailer", "larger than its pack"))?;
+    let mut scratch = Vec::new();
+    let trailer = encryption.open(&trailer_ad(), stored, &mut scratch)?;
+    decode_trailer_in(trailer, blob_end, encryption.is_on())
 }
 
 pub fn encode_trailer(entries: &[BlobEntry]) -> Vec<u8> {
@@ -255,9 +281,22 @@ pub fn decode_footer(footer: &[u8], pack_size: u64) -> Result<u32, DecodeError> 
     Ok(trailer_len)
 }
 
-/// Decodes a trailer of a pack of `pack_size` bytes and checks that every entry lies inside the
-/// blob area, in order, without overlap.
+/// Decodes a plain trailer of a pack of `pack_size` bytes and checks that every entry lies inside
+/// the blob area, in order, without overlap.
 pub fn decode_trailer(trailer: &[u8], pack_size: u64) -> Result<Vec<BlobEntry>, DecodeError> {
+    let blob_end = pack_size
+        .checked_sub((trailer.len() + FOOTER_LEN) as u64)
+        .ok_or_else(|| DecodeError::invalid("trailer", "larger than its pack"))?;
+    decode_trailer_in(trailer, blob_end, false)
+}
+
+/// Decodes a plain trailer whose blob area ends at `blob_end`. With `sealed_blobs` (an encrypted
+/// repository) a raw blob's stored length is that of its ciphertext, not its raw length.
+pub fn decode_trailer_in(
+    trailer: &[u8],
+    blob_end: u64,
+    sealed_blobs: bool,
+) -> Result<Vec<BlobEntry>, DecodeError> {
     if trailer.len() < 4 + CHECKSUM_LEN {
         return Err(DecodeError::Truncated {
             offset: 0,
@@ -281,9 +320,6 @@ pub fn decode_trailer(trailer: &[u8], pack_size: u64) -> Result<Vec<BlobEntry>, 
             ),
         ));
     }
-    let blob_end = pack_size
-        .checked_sub((trailer.len() + FOOTER_LEN) as u64)
-        .ok_or_else(|| DecodeError::invalid("trailer", "larger than its pack"))?;
     let mut next_free = HEADER_LEN as u64;
     let mut entries = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -311,7 +347,7 @@ pub fn decode_trailer(trailer: &[u8], pack_size: u64) -> Result<Vec<BlobEntry>, 
                 format!("{offset}+{stored_len} overlaps or lies outside the blob area"),
             ));
         }
-        if encoding == Encoding::Raw && stored_len != raw_len {
+        if encoding == Encoding::Raw && stored_len != raw_len && !sealed_blobs {
             return Err(DecodeError::invalid(
                 "raw blob",
                 "stored length differs from raw length",
@@ -345,7 +381,7 @@ pub fn decode_header(header: &[u8]) -> Result<(), DecodeError> {
 }
 
 /// Decodes a whole pack file: header, footer and trailer.
-pub fn decode_pack(data: &[u8]) -> Result<Vec<BlobEntry>, DecodeError> {
+pub fn decode_pack(encryption: &Encryption, data: &[u8]) -> Result<Vec<BlobEntry>, DecodeError> {
     if data.len() < HEADER_LEN + FOOTER_LEN {
         return Err(DecodeError::Truncated {
             offset: data.len(),
@@ -356,7 +392,7 @@ pub fn decode_pack(data: &[u8]) -> Result<Vec<BlobEntry>, DecodeError> {
     let size = data.len() as u64;
     let trailer_len = decode_footer(&data[data.len() - FOOTER_LEN..], size)? as usize;
     let start = data.len() - FOOTER_LEN - trailer_len;
-    decode_trailer(&data[start..data.len() - FOOTER_LEN], size)
+    open_trailer(encryption, &data[start..data.len() - FOOTER_LEN], size)
 }
 
 thread_local! {
@@ -395,60 +431,110 @@ fn decompress_into(stored: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> 
 thread_local! {
     /// Where [`check_blob`] decompresses, reused: checking a pack's blobs allocates nothing.
     static CHECK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Where a sealed blob is decrypted, reused.
+    static PLAIN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Checks a blob's raw bytes against its trailer entry: length, then digest in `kind`'s domain.
-fn check_raw(id: BlobId, kind: BlobKind, raw_len: u32, raw: &[u8]) -> Result<(), DecodeError> {
+/// Checks a blob's raw bytes against its trailer entry: length, then id in `kind`'s domain.
+fn check_raw(
+    encryption: &Encryption,
+    id: BlobId,
+    kind: BlobKind,
+    raw_len: u32,
+    raw: &[u8],
+) -> Result<(), DecodeError> {
     if raw.len() != raw_len as usize {
         return Err(DecodeError::invalid(
             "blob length",
             format!("decoded {} bytes, trailer says {raw_len}", raw.len()),
         ));
     }
-    if kind.digest(raw) != id {
+    if encryption.blob_id(kind, raw) != id {
         return Err(DecodeError::Checksum);
     }
     Ok(())
 }
 
-/// Decompresses (if needed) a blob's stored bytes and checks length and digest (in the domain of
-/// `kind`) against the entry. Returns the raw bytes.
+/// Runs `f` on a blob's encoded bytes: `stored` itself, or, in an encrypted repository, its
+/// authenticated plaintext (associated data: kind, encoding, raw length and id).
+fn with_unsealed<T>(
+    encryption: &Encryption,
+    entry: (BlobId, BlobKind, Encoding, u32),
+    stored: &[u8],
+    f: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    check_limit("blob size", entry.3 as u64, MAX_BLOB_SIZE as u64)?;
+    if !encryption.is_on() {
+        return f(stored);
+    }
+    let (id, kind, encoding, raw_len) = entry;
+    let mut scratch = PLAIN.take();
+    let result = encryption
+        .open(
+            &keys::blob_ad(kind, encoding, raw_len, &id),
+            stored,
+            &mut scratch,
+        )
+        .and_then(|encoded| {
+            if encoding == Encoding::Raw && encoded.len() != raw_len as usize {
+                return Err(DecodeError::invalid(
+                    "raw blob",
+                    "stored length differs from raw length",
+                ));
+            }
+            f(encoded)
+        });
+    PLAIN.set(scratch);
+    result
+}
+
+/// Decrypts (if sealed) and decompresses (if needed) a blob's stored bytes and checks length and
+/// id (in the domain of `kind`) against the entry. Returns the raw bytes.
 pub fn open_blob(
+    encryption: &Encryption,
     id: BlobId,
     kind: BlobKind,
     encoding: Encoding,
     raw_len: u32,
     stored: &[u8],
 ) -> Result<Vec<u8>, DecodeError> {
-    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
-    let raw = match encoding {
-        Encoding::Raw => stored.to_vec(),
-        Encoding::Zstd => decompress(stored, raw_len)?,
-    };
-    check_raw(id, kind, raw_len, &raw)?;
-    Ok(raw)
+    with_unsealed(
+        encryption,
+        (id, kind, encoding, raw_len),
+        stored,
+        |encoded| {
+            let raw = match encoding {
+                Encoding::Raw => encoded.to_vec(),
+                Encoding::Zstd => decompress(encoded, raw_len)?,
+            };
+            check_raw(encryption, id, kind, raw_len, &raw)?;
+            Ok(raw)
+        },
+    )
 }
 
-/// [`open_blob`] on stored bytes the caller owns: a raw blob is returned without a copy.
+/// [`open_blob`] on stored bytes the caller owns: a raw blob of an unencrypted repository is
+/// returned without a copy.
 pub fn open_blob_owned(
+    encryption: &Encryption,
     id: BlobId,
     kind: BlobKind,
     encoding: Encoding,
     raw_len: u32,
     stored: Vec<u8>,
 ) -> Result<Vec<u8>, DecodeError> {
+    if encryption.is_on() || encoding != Encoding::Raw {
+        return open_blob(encryption, id, kind, encoding, raw_len, &stored);
+    }
     check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
-    let raw = match encoding {
-        Encoding::Raw => stored,
-        Encoding::Zstd => decompress(&stored, raw_len)?,
-    };
-    check_raw(id, kind, raw_len, &raw)?;
-    Ok(raw)
+    check_raw(encryption, id, kind, raw_len, &stored)?;
+    Ok(stored)
 }
 
 /// [`open_blob`] appending the raw bytes to `out` (decompressed straight into it), for readers
-/// that gather consecutive blobs into one buffer. On error `out` is left as it was.
+/// that gather several blobs into one buffer. On error `out` is left as it was.
 pub fn open_blob_append(
+    encryption: &Encryption,
     id: BlobId,
     kind: BlobKind,
     encoding: Encoding,
@@ -456,17 +542,20 @@ pub fn open_blob_append(
     stored: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
     let start = out.len();
-    out.reserve(raw_len as usize);
-    let opened = match encoding {
-        Encoding::Raw => {
-            out.extend_from_slice(stored);
-            Ok(())
-        }
-        Encoding::Zstd => decompress_into(stored, out),
-    };
-    let checked = opened.and_then(|()| check_raw(id, kind, raw_len, &out[start..]));
+    let checked = with_unsealed(
+        encryption,
+        (id, kind, encoding, raw_len),
+        stored,
+        |encoded| {
+            out.reserve(raw_len as usize);
+            match encoding {
+                Encoding::Raw => out.extend_from_slice(encoded),
+                Encoding::Zstd => decompress_into(encoded, out)?,
+            }
+            check_raw(encryption, id, kind, raw_len, &out[start..])
+        },
+    );
     if checked.is_err() {
         out.truncate(start);
     }
@@ -475,27 +564,34 @@ pub fn open_blob_append(
 
 /// [`open_blob`] without keeping the raw bytes: what verify and prune need to know.
 pub fn check_blob(
+    encryption: &Encryption,
     id: BlobId,
     kind: BlobKind,
     encoding: Encoding,
     raw_len: u32,
     stored: &[u8],
 ) -> Result<(), DecodeError> {
-    check_limit("blob size", raw_len as u64, MAX_BLOB_SIZE as u64)?;
-    match encoding {
-        Encoding::Raw => check_raw(id, kind, raw_len, stored),
-        Encoding::Zstd => {
-            let mut buffer = CHECK_BUFFER.take();
-            buffer.clear();
-            buffer.reserve_exact(raw_len as usize);
-            // The capacity may exceed raw_len (an earlier, larger blob): the length check
-            // below still catches output past raw_len.
-            let checked = decompress_into(stored, &mut buffer)
-                .and_then(|()| check_raw(id, kind, raw_len, &buffer));
-            CHECK_BUFFER.set(buffer);
-            checked
-        }
-    }
+    with_unsealed(
+        encryption,
+        (id, kind, encoding, raw_len),
+        stored,
+        |encoded| {
+            match encoding {
+                Encoding::Raw => check_raw(encryption, id, kind, raw_len, encoded),
+                Encoding::Zstd => {
+                    let mut buffer = CHECK_BUFFER.take();
+                    buffer.clear();
+                    buffer.reserve_exact(raw_len as usize);
+                    // The capacity may exceed raw_len (an earlier, larger blob): the length check
+                    // below still catches output past raw_len.
+                    let checked = decompress_into(encoded, &mut buffer)
+                        .and_then(|()| check_raw(encryption, id, kind, raw_len, &buffer));
+                    CHECK_BUFFER.set(buffer);
+                    checked
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -504,13 +600,65 @@ mod tests {
     use proptest::prelude::*;
 
     fn build(blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
+        build_with(&Encryption::none(), blobs)
+    }
+
+    fn build_with(enc: &Encryption, blobs: &[Vec<u8>]) -> (PackId, Vec<u8>, Vec<BlobEntry>) {
         let mut b = PackBuilder::new();
         for blob in blobs {
-            let id = BlobId(*blake3::hash(blob).as_bytes());
+            let id = enc.blob_id(BlobKind::Chunk, blob);
             let z = zstd::bulk::compress(blob, 1).unwrap();
-            b.add(id, BlobKind::Chunk, Encoding::Zstd, blob.len() as u32, &z);
+            let ad = keys::blob_ad(BlobKind::Chunk, Encoding::Zstd, blob.len() as u32, &id);
+            let stored = enc.seal(&ad, z);
+            b.add(
+                id,
+                BlobKind::Chunk,
+                Encoding::Zstd,
+                blob.len() as u32,
+                &stored,
+            );
         }
-        b.finish()
+        b.finish(enc)
+    }
+
+    fn stored<'a>(data: &'a [u8], e: &BlobEntry) -> &'a [u8] {
+        &data[e.offset as usize..(e.offset + e.stored_len as u64) as usize]
+    }
+
+    #[test]
+    fn encrypted_pack_round_trips_and_detects_flips_and_swapped_blobs() {
+        let enc = Encryption::with_keys(crate::keys::MasterKeys::random());
+        let blobs = vec![b"first blob".repeat(30), b"second blob".repeat(30)];
+        let (_, data, entries) = build_with(&enc, &blobs);
+        assert_eq!(decode_pack(&enc, &data).unwrap(), entries);
+        // Without the key the trailer does not open.
+        assert!(decode_pack(&Encryption::none(), &data).is_err());
+        let other = Encryption::with_keys(crate::keys::MasterKeys::random());
+        assert_eq!(decode_pack(&other, &data), Err(DecodeError::Authentication));
+        for (e, blob) in entries.iter().zip(&blobs) {
+            let s = stored(&data, e);
+            assert_eq!(
+                &open_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, s).unwrap(),
+                blob
+            );
+            assert!(check_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, s).is_ok());
+        }
+        // Blob 1's bytes under entry 0 (a swap): authentication fails.
+        let (a, b) = (entries[0], entries[1]);
+        assert_eq!(
+            check_blob(&enc, a.id, a.kind, a.encoding, a.raw_len, stored(&data, &b)),
+            Err(DecodeError::Authentication)
+        );
+        for i in 0..data.len() {
+            let mut bad = data.clone();
+            bad[i] ^= 0x01;
+            let whole = decode_pack(&enc, &bad).and_then(|entries| {
+                entries.iter().try_for_each(|e| {
+                    check_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, stored(&bad, e))
+                })
+            });
+            assert!(whole.is_err(), "flip at {i} undetected");
+        }
     }
 
     proptest! {
@@ -518,17 +666,17 @@ mod tests {
         fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 0..20)) {
             let (id, data, entries) = build(&blobs);
             prop_assert_eq!(PackId::digest(&data), id);
-            let decoded = decode_pack(&data).unwrap();
+            let decoded = decode_pack(&Encryption::none(), &data).unwrap();
             prop_assert_eq!(&decoded, &entries);
             for (e, blob) in decoded.iter().zip(&blobs) {
                 let stored = &data[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-                prop_assert_eq!(&open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).unwrap(), blob);
+                prop_assert_eq!(&open_blob(&Encryption::none(), e.id, e.kind, e.encoding, e.raw_len, stored).unwrap(), blob);
             }
         }
 
         #[test]
         fn decode_pack_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = decode_pack(&data);
+            let _ = decode_pack(&Encryption::none(), &data);
         }
     }
 
@@ -539,7 +687,10 @@ mod tests {
         for i in trailer_start..data.len() {
             let mut bad = data.clone();
             bad[i] ^= 0x10;
-            assert!(decode_pack(&bad).is_err(), "flip at {i} undetected");
+            assert!(
+                decode_pack(&Encryption::none(), &bad).is_err(),
+                "flip at {i} undetected"
+            );
         }
     }
 
@@ -552,7 +703,15 @@ mod tests {
             let mut bad = data.clone();
             bad[i as usize] ^= 0x04;
             let stored = &bad[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-            assert!(open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).is_err());
+            assert!(open_blob(
+                &Encryption::none(),
+                e.id,
+                e.kind,
+                e.encoding,
+                e.raw_len,
+                stored
+            )
+            .is_err());
         }
     }
 }

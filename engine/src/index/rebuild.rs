@@ -12,6 +12,7 @@ use super::Index;
 use crate::error::{Error, Result};
 use crate::format::pack::{self, BlobEntry, FOOTER_LEN};
 use crate::id::PackId;
+use crate::keys::Encryption;
 use crate::storage::{Backend, ObjectKind};
 
 /// What a sync or rebuild did.
@@ -25,7 +26,13 @@ pub struct SyncReport {
 }
 
 /// Reads and decodes the trailer of a pack of `size` bytes (two range reads).
-pub fn read_trailer(backend: &dyn Backend, pack: &PackId, size: u64) -> Result<Vec<BlobEntry>> {
+/// In an encrypted repository the trailer is opened with `encryption`.
+pub fn read_trailer(
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    pack: &PackId,
+    size: u64,
+) -> Result<Vec<BlobEntry>> {
     let name = pack.to_hex();
     let object = format!("pack {name}");
     if size < (pack::HEADER_LEN + FOOTER_LEN) as u64 {
@@ -44,11 +51,16 @@ pub fn read_trailer(backend: &dyn Backend, pack: &PackId, size: u64) -> Result<V
         pack::decode_footer(&footer, size).map_err(|e| Error::damaged(object.clone(), e))?;
     let start = size - FOOTER_LEN as u64 - trailer_len as u64;
     let trailer = backend.read_range(ObjectKind::Pack, &name, start, trailer_len as u64)?;
-    pack::decode_trailer(&trailer, size).map_err(|e| Error::damaged(object, e))
+    pack::open_trailer(encryption, &trailer, size).map_err(|e| Error::damaged(object, e))
 }
 
 /// Brings the index up to date with the repository's packs. `full` forces a rebuild.
-pub fn sync(index: &Index, backend: &dyn Backend, full: bool) -> Result<SyncReport> {
+pub fn sync(
+    index: &Index,
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    full: bool,
+) -> Result<SyncReport> {
     let listed = backend.list(ObjectKind::Pack)?;
     let mut report = SyncReport::default();
     let mut present = Vec::with_capacity(listed.len());
@@ -88,7 +100,7 @@ pub fn sync(index: &Index, backend: &dyn Backend, full: bool) -> Result<SyncRepo
     for batch in wanted.chunks(256) {
         let results: Vec<_> = batch
             .par_iter()
-            .map(|(id, size)| (*id, *size, read_trailer(backend, id, *size)))
+            .map(|(id, size)| (*id, *size, read_trailer(backend, encryption, id, *size)))
             .collect();
         let mut good = Vec::with_capacity(results.len());
         for (id, size, result) in results {

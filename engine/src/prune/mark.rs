@@ -80,7 +80,15 @@ impl<'a> Marker<'a> {
             loc.offset,
             loc.stored_len as u64,
         )?;
-        pack::open_blob(id, kind, loc.encoding, loc.raw_len, &stored).map_err(|e| Error::Corrupt {
+        pack::open_blob(
+            self.repo.encryption(),
+            id,
+            kind,
+            loc.encoding,
+            loc.raw_len,
+            &stored,
+        )
+        .map_err(|e| Error::Corrupt {
             object: format!("{what} {} in pack {}", id.to_hex(), loc.pack.to_hex()),
             reason: format!(
                 "{e}; prune cannot know what it reaches and changes nothing (run `vault verify`)"

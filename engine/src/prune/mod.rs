@@ -199,7 +199,7 @@ pub fn run(
         // Header, trailer and footer are not reclaimable: a pack of live blobs only is never
         // repacked, however small.
         let unused = size
-            .saturating_sub(pack::overhead(records[id].blobs as u64))
+            .saturating_sub(pack::overhead(repo.encryption(), records[id].blobs as u64))
             .saturating_sub(used);
         if used == 0 {
             delete.push(*id);
@@ -463,7 +463,12 @@ impl CondemnedBlobs {
                 Err(e) if is_not_found(&e) => continue, // deleted by an interrupted sweep
                 Err(e) => return Err(e),
             };
-            for e in crate::index::rebuild::read_trailer(repo.backend().as_ref(), pack, size)? {
+            for e in crate::index::rebuild::read_trailer(
+                repo.backend().as_ref(),
+                repo.encryption(),
+                pack,
+                size,
+            )? {
                 blobs.entry(e.id).or_insert(location(*pack, &e));
             }
         }
@@ -526,7 +531,15 @@ fn copy_blobs(
             return Ok(false);
         };
         if !pack.intact
-            && pack::check_blob(*id, loc.kind, loc.encoding, loc.raw_len, stored).is_err()
+            && pack::check_blob(
+                writer.encryption(),
+                *id,
+                loc.kind,
+                loc.encoding,
+                loc.raw_len,
+                stored,
+            )
+            .is_err()
         {
             return Ok(false);
         }
@@ -575,10 +588,15 @@ impl<'a> PackWriter<'a> {
         PackWriter {
             filler: PackFiller::new(
                 repo.backend().as_ref(),
+                repo.encryption(),
                 repo.config().pack_target_size as usize,
             ),
             closed: Vec::new(),
         }
+    }
+
+    fn encryption(&self) -> &crate::keys::Encryption {
+        self.filler.encryption()
     }
 
     fn add(&mut self, id: BlobId, loc: &BlobLocation, stored: &[u8]) -> Result<()> {

@@ -4,6 +4,7 @@
 //! Opening one reads the config, opens the index and brings it up to date with the packs that
 //! exist (reading only trailers of packs it does not know): it never loads the whole index.
 
+pub mod keys;
 pub mod packs;
 mod state;
 pub mod writers;
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::config::{self, ChunkerConfig, ChunkerParams, Compression, Config};
+use crate::format::config::{
+    self, ChunkerConfig, ChunkerParams, Compression, Config, EncryptionConfig,
+};
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::{self, BlobKind, Encoding};
 use crate::format::tree::{self, ChunkRef, Tree};
@@ -20,6 +23,8 @@ use crate::format::FORMAT_VERSION;
 use crate::id::{resolve_prefix, BlobId, ListId, PrefixMatch, RepositoryId, SnapshotId, TreeId};
 use crate::index::rebuild::{self, SyncReport};
 use crate::index::{BlobLocation, Index, IndexReader};
+use crate::keys::keyfile::KdfParams;
+use crate::keys::{Encryption, MasterKeys};
 use crate::storage::{is_not_found, Backend, ObjectKind};
 
 /// Settings fixed at `vault init`.
@@ -28,7 +33,12 @@ pub struct InitOptions {
     pub chunker: ChunkerConfig,
     pub compression: Compression,
     pub pack_target_size: u32,
+    /// `Some`: an encrypted repository whose first key file wraps its keys with this password.
+    pub encryption: Option<(Password, KdfParams)>,
 }
+
+/// A password, wiped from memory when dropped.
+pub type Password = zeroize::Zeroizing<Vec<u8>>;
 
 impl Default for InitOptions {
     /// Defaults chosen by measurement; see `format-spec/03-chunking.md`.
@@ -48,7 +58,22 @@ impl Default for InitOptions {
             },
             compression: Compression::Zstd { level: 1 },
             pack_target_size: 16 << 20,
+            encryption: None,
         }
+    }
+}
+
+impl InitOptions {
+    /// Checks the settings `init` would write, before anything is asked for or written.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason| Error::invalid("init", reason);
+        self.chunker.stream.validate().map_err(invalid)?;
+        self.chunker.file.validate().map_err(invalid)?;
+        self.compression.validate().map_err(invalid)?;
+        if let Some((_, kdf)) = &self.encryption {
+            kdf.validate().map_err(invalid)?;
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +110,9 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     id: RepositoryId,
+    encryption: Encryption,
+    /// Name of the key file that unlocked the repository (encrypted repositories).
+    key: Option<String>,
     index: Index,
     /// Things the operator should hear about (index rebuilt, unreadable packs), in order.
     notices: Vec<String>,
@@ -111,23 +139,47 @@ impl Repository {
         options: &InitOptions,
     ) -> Result<Repository> {
         let id = RepositoryId::random();
-        let config = Config {
+        let mut config = Config {
             version: FORMAT_VERSION,
             id: id.to_hex(),
             created: jiff::Timestamp::now().to_string(),
             chunker: options.chunker.clone(),
             compression: options.compression,
             pack_target_size: options.pack_target_size,
+            encryption: EncryptionConfig::None,
         };
+        let master = options.encryption.as_ref().map(|_| MasterKeys::random());
+        if let Some(master) = &master {
+            config.encryption = EncryptionConfig::Repokey {
+                aead: config::AEAD.into(),
+                mac: "0".repeat(64),
+            };
+            let mac = Encryption::with_keys(master.clone())
+                .config_mac(&config.mac_input())
+                .expect("encrypted");
+            config.encryption = EncryptionConfig::Repokey {
+                aead: config::AEAD.into(),
+                mac: hex::encode(mac),
+            };
+        }
         config
             .validate()
             .map_err(|reason| Error::invalid("init", reason))?;
+        if let Some((_, kdf)) = &options.encryption {
+            kdf.validate()
+                .map_err(|reason| Error::invalid("init", reason))?;
+        }
         if backend.size(ObjectKind::Config, "config").is_ok() {
             return Err(Error::AlreadyExists {
                 path: backend.location().into(),
             });
         }
         backend.create()?;
+        // The first key file before the config: a config naming encryption is never without
+        // a key.
+        if let (Some(master), Some((password, kdf))) = (&master, &options.encryption) {
+            keys::write_key_file(backend.as_ref(), master, password, *kdf, &id)?;
+        }
         // The config is written last: until it exists the location is not a repository.
         match backend.write(ObjectKind::Config, "config", &config::encode(&config)) {
             Err(Error::AlreadyExists { .. }) => {
@@ -137,11 +189,35 @@ impl Repository {
             }
             other => other?,
         }
-        Self::open(backend, cache_root)
+        match &options.encryption {
+            None => Self::open(backend, cache_root),
+            Some((password, _)) => Self::unlock(backend, cache_root, &|| Ok(password.clone())),
+        }
     }
 
-    /// Opens an existing repository and brings its index cache up to date.
+    /// Whether a repository (its config) exists at the backend's location.
+    pub fn exists(backend: &dyn Backend) -> Result<bool> {
+        match backend.size(ObjectKind::Config, "config") {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens an existing unencrypted repository and brings its index cache up to date; an
+    /// encrypted one is refused ([`Error::PasswordNeeded`]).
     pub fn open(backend: Arc<dyn Backend>, cache_root: &Path) -> Result<Repository> {
+        Self::unlock(backend, cache_root, &|| Err(Error::PasswordNeeded))
+    }
+
+    /// Opens an existing repository, asking `password` for the password if it is encrypted
+    /// (and only then), and brings its index cache up to date. Nothing is written before the
+    /// repository is unlocked.
+    pub fn unlock(
+        backend: Arc<dyn Backend>,
+        cache_root: &Path,
+        password: &dyn Fn() -> Result<Password>,
+    ) -> Result<Repository> {
         let bytes = match backend.read(ObjectKind::Config, "config") {
             Ok(bytes) => bytes,
             Err(e) if is_not_found(&e) => {
@@ -160,6 +236,14 @@ impl Repository {
             other => Error::damaged(format!("{}/config", backend.location()), other),
         })?;
         let id = config.repository_id().expect("validated");
+        let marker = cache_root.join(id.to_hex()).join("encrypted");
+        let (encryption, key) = if config.encryption.is_on() {
+            let (encryption, key) = keys::unlock(backend.as_ref(), &config, &id, password)?;
+            (encryption, Some(key))
+        } else {
+            keys::refuse_downgrade(backend.as_ref(), &marker)?;
+            (Encryption::none(), None)
+        };
         let path = index_path(cache_root, &id);
         let mut notices = Vec::new();
         // A cache file missing from an existing cache directory was deleted (or lost); a missing
@@ -182,10 +266,17 @@ impl Repository {
                 Index::open(&path)?
             }
         };
+        if encryption.is_on() && !marker.exists() {
+            // Remembers that this repository is encrypted: a config replaced by an unencrypted
+            // one is refused on this machine (keys::refuse_downgrade).
+            std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+        }
         let mut repo = Repository {
             backend,
             config,
             id,
+            encryption,
+            key,
             index,
             notices,
         };
@@ -225,7 +316,7 @@ impl Repository {
 
     /// Reads new pack trailers into the index; `full` rebuilds it from every trailer.
     pub fn sync_index(&self, full: bool) -> Result<SyncReport> {
-        rebuild::sync(&self.index, self.backend.as_ref(), full)
+        rebuild::sync(&self.index, self.backend.as_ref(), &self.encryption, full)
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -233,6 +324,14 @@ impl Repository {
     }
     pub fn config(&self) -> &Config {
         &self.config
+    }
+    /// The repository's encryption (off for an unencrypted repository).
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
+    }
+    /// Name of the key file that unlocked the repository, if encrypted.
+    pub fn current_key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
     pub fn id(&self) -> RepositoryId {
         self.id
@@ -282,7 +381,15 @@ impl Repository {
             loc.offset,
             loc.stored_len as u64,
         )?;
-        pack::open_blob_owned(id, kind, loc.encoding, loc.raw_len, stored).map_err(|e| {
+        pack::open_blob_owned(
+            &self.encryption,
+            id,
+            kind,
+            loc.encoding,
+            loc.raw_len,
+            stored,
+        )
+        .map_err(|e| {
             Error::damaged(
                 format!(
                     "{} {} in pack {}",
@@ -295,9 +402,9 @@ impl Repository {
         })
     }
 
-    /// Reads blobs of `kind` that lie back to back in one pack (`locations` in pack order, each
-    /// starting where the previous ends) with one range read, checks each, and returns their
-    /// raw bytes back to back. `raw_lens[i]`, when given, is what the caller expects blob `i` to
+    /// Reads blobs of `kind` that lie close together in one pack (`locations` in pack order,
+    /// none overlapping the previous) with one range read, checks each, and returns their raw
+    /// bytes back to back (the bytes between them are read but not used). `raw_lens[i]`, when given, is what the caller expects blob `i` to
     /// be long (a chunk reference's length); a blob of another length is corrupt.
     pub fn read_run(
         &self,
@@ -334,12 +441,25 @@ impl Repository {
             }
         }
         // Raw blobs back to back are their own raw bytes: checked in place, not copied.
-        if locations.iter().all(|l| l.encoding == Encoding::Raw) {
+        let back_to_back = locations
+            .windows(2)
+            .all(|w| w[1].offset == w[0].offset + w[0].stored_len as u64);
+        if back_to_back
+            && !self.encryption.is_on()
+            && locations.iter().all(|l| l.encoding == Encoding::Raw)
+        {
             for (id, loc) in ids.iter().zip(locations) {
                 let start = (loc.offset - first.offset) as usize;
                 let bytes = &stored[start..start + loc.stored_len as usize];
-                pack::check_blob(*id, kind, loc.encoding, loc.raw_len, bytes)
-                    .map_err(|e| damaged(id, e))?;
+                pack::check_blob(
+                    &self.encryption,
+                    *id,
+                    kind,
+                    loc.encoding,
+                    loc.raw_len,
+                    bytes,
+                )
+                .map_err(|e| damaged(id, e))?;
             }
             return Ok(stored);
         }
@@ -347,8 +467,16 @@ impl Repository {
         for (id, loc) in ids.iter().zip(locations) {
             let start = (loc.offset - first.offset) as usize;
             let bytes = &stored[start..start + loc.stored_len as usize];
-            pack::open_blob_append(*id, kind, loc.encoding, loc.raw_len, bytes, &mut out)
-                .map_err(|e| damaged(id, e))?;
+            pack::open_blob_append(
+                &self.encryption,
+                *id,
+                kind,
+                loc.encoding,
+                loc.raw_len,
+                bytes,
+                &mut out,
+            )
+            .map_err(|e| damaged(id, e))?;
         }
         Ok(out)
     }
@@ -373,7 +501,8 @@ impl Repository {
                 reason: "content does not match its name".into(),
             });
         }
-        manifest::decode(&bytes).map_err(|e| Error::damaged(format!("snapshot {name}"), e))
+        manifest::decode(&self.encryption, &bytes)
+            .map_err(|e| Error::damaged(format!("snapshot {name}"), e))
     }
 
     /// Every snapshot that is not forgotten, oldest first, plus the ones that could not be read
@@ -454,7 +583,7 @@ impl Repository {
     /// Writes a manifest (last step of a snapshot, invariant I3). With `protect`, the protection
     /// marker is written first, so the snapshot is protected from the instant it exists.
     pub fn write_snapshot(&self, manifest: &Manifest, protect: bool) -> Result<SnapshotId> {
-        let (id, bytes) = manifest::encode(manifest);
+        let (id, bytes) = manifest::encode(&self.encryption, manifest);
         if protect {
             self.set_protected(id, true)?;
         }

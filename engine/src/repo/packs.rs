@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobEntry, BlobKind, Encoding, PackBuilder};
 use crate::id::{BlobId, PackId};
+use crate::keys::Encryption;
 use crate::limits::MAX_BLOBS_PER_PACK;
 use crate::storage::{Backend, ObjectKind, ObjectWriter, StagedObject};
 
@@ -72,10 +73,14 @@ impl<'a> OpenPack<'a> {
         }
     }
 
-    fn finish(&mut self, backend: &'a dyn Backend) -> Result<FinishedPack<'a>> {
+    fn finish(
+        &mut self,
+        backend: &'a dyn Backend,
+        encryption: &Encryption,
+    ) -> Result<FinishedPack<'a>> {
         let builder = std::mem::take(&mut self.builder);
         let taken = (builder.len() - builder.pending_len()) as u64;
-        let (id, rest, entries) = builder.finish();
+        let (id, rest, entries) = builder.finish(encryption);
         let mut object = match self.object.take() {
             Some(object) => object,
             None => backend.create_object(ObjectKind::Pack)?,
@@ -99,6 +104,7 @@ impl<'a> OpenPack<'a> {
 /// Fills data and metadata packs with blobs; see the module docs.
 pub struct PackFiller<'a> {
     backend: &'a dyn Backend,
+    encryption: Encryption,
     target: usize,
     data: OpenPack<'a>,
     meta: OpenPack<'a>,
@@ -106,13 +112,19 @@ pub struct PackFiller<'a> {
 
 impl<'a> PackFiller<'a> {
     /// Packs close once they hold `target` bytes (or [`MAX_BLOBS_PER_PACK`] blobs).
-    pub fn new(backend: &'a dyn Backend, target: usize) -> Self {
+    /// Trailers are sealed with `encryption` (blobs come sealed already).
+    pub fn new(backend: &'a dyn Backend, encryption: &Encryption, target: usize) -> Self {
         PackFiller {
             backend,
+            encryption: encryption.clone(),
             target,
             data: OpenPack::new(),
             meta: OpenPack::new(),
         }
+    }
+
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
     }
 
     /// Adds a blob; returns the pack it closed, if it closed one.
@@ -137,7 +149,7 @@ impl<'a> PackFiller<'a> {
         if open.builder.len() >= self.target
             || open.builder.entries().len() >= MAX_BLOBS_PER_PACK as usize
         {
-            return open.finish(self.backend).map(Some);
+            return open.finish(self.backend, &self.encryption).map(Some);
         }
         if open.builder.pending_len() >= WRITE_PIECE {
             open.write_through(self.backend, None)?;
@@ -150,7 +162,7 @@ impl<'a> PackFiller<'a> {
         let mut out = Vec::new();
         for open in [&mut self.data, &mut self.meta] {
             if !open.builder.is_empty() {
-                out.push(open.finish(self.backend)?);
+                out.push(open.finish(self.backend, &self.encryption)?);
             }
         }
         Ok(out)

@@ -133,7 +133,7 @@ impl Repository {
                 ));
                 continue;
             }
-            match plan::decode(&bytes) {
+            match plan::decode(&self.encryption, &bytes) {
                 Ok(plan) => good.push((id, plan)),
                 Err(e) => bad.push((info.name, Error::damaged(object, e))),
             }
@@ -143,7 +143,7 @@ impl Repository {
 
     /// Writes a plan durably; returns its id.
     pub(crate) fn write_plan(&self, plan: &Plan) -> Result<[u8; 32]> {
-        let (id, bytes) = plan::encode(plan);
+        let (id, bytes) = plan::encode(&self.encryption, plan);
         match self
             .backend
             .write(ObjectKind::Plan, &hex::encode(id), &bytes)

@@ -1,10 +1,10 @@
-//! Writing file content. The chunks of a batch are grouped into *runs*: consecutive chunks whose
-//! blobs lie back to back in one pack (as a snapshot writes a file's new chunks), read with one
-//! range read. Runs are fetched, checked and written at their offsets in parallel (positional
-//! writes, in any order); all-zero blocks become holes, so sparse files are restored sparse.
+//! Writing file content. The chunks of a batch are grouped into *spans*: chunks whose blobs lie
+//! close together in one pack (as a snapshot writes a file's new chunks: back to back, or in an
+//! encrypted repository shuffled within a window), read with one range read. Spans are fetched,
+//! checked and written at their offsets in parallel (positional writes, in any order); all-zero
+//! blocks become holes, so sparse files are restored sparse.
 
 use std::fs::File;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,9 @@ use crate::repo::Repository;
 pub const BATCH: usize = 256;
 
 /// Stored bytes read with one range read at most.
-const RUN_BYTES: u64 = 4 << 20;
+const SPAN_BYTES: u64 = 4 << 20;
+/// Bytes between two needed blobs that a span reads rather than splitting in two.
+const SPAN_GAP: u64 = 256 << 10;
 
 /// Whether every byte is zero (16 bytes at a time).
 pub fn is_zero(data: &[u8]) -> bool {
@@ -43,67 +45,89 @@ fn locate_batch(repo: &Repository, refs: &[ChunkRef]) -> Result<Vec<BlobLocation
         .collect()
 }
 
-/// Splits a batch into runs: index ranges of chunks back to back in one pack, at most
-/// [`RUN_BYTES`] stored bytes each (a single larger blob is a run of its own).
-fn runs(locations: &[BlobLocation]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=locations.len() {
-        let split = i == locations.len() || {
-            let (prev, next) = (&locations[i - 1], &locations[i]);
-            next.pack != prev.pack
-                || next.offset != prev.offset + prev.stored_len as u64
-                || next.offset + next.stored_len as u64 - locations[start].offset > RUN_BYTES
-        };
-        if split {
-            out.push(start..i);
-            start = i;
+/// Groups a batch's chunks into spans: each the indices of chunks in one pack in pack order,
+/// none farther than [`SPAN_GAP`] from the previous, at most [`SPAN_BYTES`] from the first's
+/// start to the last's end (a single larger blob is a span of its own). Chunks stored once but
+/// referenced twice are read twice.
+fn spans(locations: &[BlobLocation]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..locations.len()).collect();
+    order.sort_by_key(|&i| (locations[i].pack, locations[i].offset));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let here = &locations[i];
+        let joins = out.last().is_some_and(|span| {
+            let (first, prev) = (
+                &locations[span[0]],
+                &locations[*span.last().expect("non-empty")],
+            );
+            let prev_end = prev.offset + prev.stored_len as u64;
+            here.pack == prev.pack
+                && here.offset >= prev_end
+                && here.offset - prev_end <= SPAN_GAP
+                && here.offset + here.stored_len as u64 - first.offset <= SPAN_BYTES
+        });
+        match out.last_mut() {
+            Some(span) if joins => span.push(i),
+            _ => out.push(vec![i]),
         }
     }
     out
 }
 
-/// A batch's chunk references with their locations, grouped into runs, and each run's offset in
-/// the file (relative to the batch).
+/// A batch's chunk references with their locations, grouped into spans, and each chunk's offset
+/// in the file (relative to the batch).
 struct Batch<'r> {
     refs: &'r [ChunkRef],
     locations: Vec<BlobLocation>,
-    runs: Vec<(Range<usize>, u64)>,
+    spans: Vec<Vec<usize>>,
+    offsets: Vec<u64>,
 }
 
 impl<'r> Batch<'r> {
     fn new(repo: &Repository, refs: &'r [ChunkRef]) -> Result<Self> {
         let locations = locate_batch(repo, refs)?;
         let mut at = 0u64;
-        let runs = runs(&locations)
-            .into_iter()
-            .map(|range| {
+        let offsets = refs
+            .iter()
+            .map(|r| {
                 let start = at;
-                at += refs[range.clone()]
-                    .iter()
-                    .map(|r| r.len as u64)
-                    .sum::<u64>();
-                (range, start)
+                at += r.len as u64;
+                start
             })
             .collect();
         Ok(Batch {
             refs,
+            spans: spans(&locations),
             locations,
-            runs,
+            offsets,
         })
     }
 
-    /// The raw bytes of one run, every chunk checked (digest and length).
-    fn fetch(&self, repo: &Repository, range: &Range<usize>) -> Result<Vec<u8>> {
-        let refs = &self.refs[range.clone()];
-        let ids: Vec<BlobId> = refs.iter().map(|r| r.id.into()).collect();
-        let lens: Vec<u32> = refs.iter().map(|r| r.len).collect();
-        repo.read_run(
-            &ids,
-            BlobKind::Chunk,
-            &self.locations[range.clone()],
-            Some(&lens),
-        )
+    /// The raw bytes of a span's chunks, in span order, every chunk checked (id and length).
+    fn fetch(&self, repo: &Repository, span: &[usize]) -> Result<Vec<u8>> {
+        let ids: Vec<BlobId> = span.iter().map(|&i| self.refs[i].id.into()).collect();
+        let lens: Vec<u32> = span.iter().map(|&i| self.refs[i].len).collect();
+        let locations: Vec<BlobLocation> = span.iter().map(|&i| self.locations[i]).collect();
+        repo.read_run(&ids, BlobKind::Chunk, &locations, Some(&lens))
+    }
+
+    /// A fetched span cut into pieces that are contiguous in the file: (file offset, bytes).
+    fn pieces<'b>(&self, span: &[usize], bytes: &'b [u8]) -> Vec<(u64, &'b [u8])> {
+        let mut out: Vec<(u64, &'b [u8])> = Vec::new();
+        let mut pos = 0usize;
+        let mut prev: Option<usize> = None;
+        for &i in span {
+            let len = self.refs[i].len as usize;
+            match out.last_mut() {
+                Some((_, piece)) if prev.is_some_and(|p| p + 1 == i) => {
+                    *piece = &bytes[pos - piece.len()..pos + len];
+                }
+                _ => out.push((self.offsets[i], &bytes[pos..pos + len])),
+            }
+            pos += len;
+            prev = Some(i);
+        }
+        out
     }
 
     fn bytes(&self) -> u64 {
@@ -120,12 +144,20 @@ pub fn fetch_content(
 ) -> Result<()> {
     for_each_batch(repo, data, BATCH, |refs| {
         let batch = Batch::new(repo, refs)?;
-        let pieces: Vec<Vec<u8>> = batch
-            .runs
+        let fetched: Vec<Vec<u8>> = batch
+            .spans
             .par_iter()
-            .map(|(range, _)| batch.fetch(repo, range))
+            .map(|span| batch.fetch(repo, span))
             .collect::<Result<_>>()?;
-        pieces.iter().try_for_each(|p| sink(p))
+        // In file order: each chunk's bytes, wherever its span put them.
+        let mut pieces: Vec<(u64, &[u8])> = batch
+            .spans
+            .iter()
+            .zip(&fetched)
+            .flat_map(|(span, bytes)| batch.pieces(span, bytes))
+            .collect();
+        pieces.sort_unstable_by_key(|(at, _)| *at);
+        pieces.iter().try_for_each(|(_, p)| sink(p))
     })
 }
 
@@ -165,7 +197,7 @@ fn write_sparse_at(file: &File, path: &Path, at: u64, bytes: &[u8]) -> Result<u6
 }
 
 /// Writes a file's content into `file` (freshly created, empty). Returns bytes written (holes
-/// excluded). Runs land at the offsets their chunk references give, so they are fetched and
+/// excluded). Chunks land at the offsets their chunk references give, so spans are fetched and
 /// written in parallel, in any order; the final length makes the trailing hole, if any.
 pub fn write_content(
     repo: &Repository,
@@ -178,10 +210,12 @@ pub fn write_content(
     let mut offset = 0u64;
     for_each_batch(repo, data, BATCH, |refs| {
         let batch = Batch::new(repo, refs)?;
-        batch.runs.par_iter().try_for_each(|(range, at)| {
-            let bytes = batch.fetch(repo, range)?;
-            let n = write_sparse_at(file, path, offset + at, &bytes)?;
-            written.fetch_add(n, Ordering::Relaxed);
+        batch.spans.par_iter().try_for_each(|span| {
+            let bytes = batch.fetch(repo, span)?;
+            for (at, piece) in batch.pieces(span, &bytes) {
+                let n = write_sparse_at(file, path, offset + at, piece)?;
+                written.fetch_add(n, Ordering::Relaxed);
+            }
             progress.bytes(bytes.len() as u64);
             Ok(())
         })?;
@@ -210,18 +244,47 @@ mod tests {
     }
 
     #[test]
-    fn runs_split_at_gaps_packs_and_the_size_bound() {
+    fn spans_follow_pack_order_and_split_at_gaps_packs_and_the_size_bound() {
         let mib = 1 << 20;
         let locations = [
             at(1, 12, 100),
             at(1, 112, 50),                       // back to back with the first
-            at(1, 500, 10),                       // a gap
+            at(1, 112 + 50 + 300 * 1024, 10),     // a gap over SPAN_GAP
             at(2, 510, 10),                       // another pack
             at(2, 520, mib),                      // back to back
             at(2, 520 + mib as u64, 3 * mib),     // would pass 4 MiB
             at(2, 520 + 4 * mib as u64, 5 * mib), // larger than the bound on its own
         ];
-        assert_eq!(runs(&locations), vec![0..2, 2..3, 3..5, 5..6, 6..7]);
-        assert_eq!(runs(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(
+            spans(&locations),
+            vec![vec![0, 1], vec![2], vec![3, 4], vec![5], vec![6]]
+        );
+        assert_eq!(spans(&[]), Vec::<Vec<usize>>::new());
+        // Shuffled: file order 0,1,2 stored as 2,0,1 with small gaps: one span in pack order.
+        let shuffled = [at(3, 300, 100), at(3, 450, 100), at(3, 12, 200)];
+        assert_eq!(spans(&shuffled), vec![vec![2, 0, 1]]);
+    }
+
+    #[test]
+    fn pieces_merge_chunks_contiguous_in_the_file() {
+        let refs: Vec<ChunkRef> = [3u32, 4, 5]
+            .iter()
+            .map(|&len| ChunkRef {
+                id: crate::id::ChunkId([0; 32]),
+                len,
+            })
+            .collect();
+        let batch = Batch {
+            refs: &refs,
+            locations: Vec::new(),
+            spans: Vec::new(),
+            offsets: vec![0, 3, 7],
+        };
+        // Span order 2, 0, 1: chunk 2's bytes first, then 0 and 1 (contiguous in the file).
+        let bytes = b"cccccaaabbbb";
+        assert_eq!(
+            batch.pieces(&[2, 0, 1], bytes),
+            vec![(7, &b"ccccc"[..]), (0, &b"aaabbbb"[..])]
+        );
     }
 }

@@ -8,7 +8,9 @@
 use std::cell::RefCell;
 
 use crate::format::config::Compression;
-use crate::format::pack::Encoding;
+use crate::format::pack::{BlobKind, Encoding};
+use crate::id::BlobId;
+use crate::keys::{self, Encryption};
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
@@ -42,6 +44,20 @@ fn sample_compresses(compressor: &mut zstd::bulk::Compressor<'static>, raw: &[u8
         .map(|s| try_compress(compressor, s).map_or(s.len(), |c| c.len()))
         .sum();
     stored <= 3 * SAMPLE - 3 * SAMPLE / 32
+}
+
+/// [`compress`], then, in an encrypted repository, seal (associated data: kind, encoding, raw
+/// length and id): the bytes a pack stores for the blob.
+pub fn encode_blob(
+    raw: &[u8],
+    compression: Compression,
+    encryption: &Encryption,
+    kind: BlobKind,
+    id: BlobId,
+) -> (Encoding, Vec<u8>) {
+    let (encoding, bytes) = compress(raw, compression);
+    let ad = keys::blob_ad(kind, encoding, raw.len() as u32, &id);
+    (encoding, encryption.seal(&ad, bytes))
 }
 
 pub fn compress(raw: &[u8], compression: Compression) -> (Encoding, Vec<u8>) {

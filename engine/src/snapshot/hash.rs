@@ -3,6 +3,7 @@
 //! in cache when they are compressed).
 
 use crate::id::ChunkId;
+use crate::keys::Encryption;
 
 /// Offsets of each chunk (prefix sums of the lengths).
 pub fn offsets(lengths: &[u32]) -> Vec<usize> {
@@ -19,11 +20,12 @@ pub fn offsets(lengths: &[u32]) -> Vec<usize> {
 
 /// Chunk `i` of a window and its id.
 pub fn chunk<'d>(
+    encryption: &Encryption,
     data: &'d [u8],
     offsets: &[usize],
     lengths: &[u32],
     i: usize,
 ) -> (&'d [u8], ChunkId) {
     let raw = &data[offsets[i]..offsets[i] + lengths[i] as usize];
-    (raw, ChunkId::digest(raw))
+    (raw, encryption.chunk_id(raw))
 }

@@ -45,6 +45,7 @@ use crate::format::tree::{
 };
 use crate::format::FORMAT_VERSION;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
+use crate::keys::Encryption;
 use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
@@ -125,6 +126,7 @@ struct Pipeline<'a> {
     dedup: &'a Dedup<'a>,
     blobs: pack::BlobSender,
     compression: Compression,
+    encryption: Encryption,
     stream_chunker: Chunker,
     file_chunker: Chunker,
     owners: OwnerNames,
@@ -178,10 +180,16 @@ impl Pipeline<'_> {
             .map_init(
                 || self.dedup.claimer(),
                 |claimer, i| {
-                    let (raw, id) = hash::chunk(data, &offsets, lengths, i);
+                    let (raw, id) = hash::chunk(&self.encryption, data, &offsets, lengths, i);
                     let new = claimer.claim(id.into())?;
                     if new {
-                        let (encoding, bytes) = compress::compress(raw, self.compression);
+                        let (encoding, bytes) = compress::encode_blob(
+                            raw,
+                            self.compression,
+                            &self.encryption,
+                            BlobKind::Chunk,
+                            id.into(),
+                        );
                         let blob = StoredBlob {
                             id: id.into(),
                             kind: BlobKind::Chunk,
@@ -211,12 +219,13 @@ impl Pipeline<'_> {
 
     /// Stores one metadata blob (tree or chunk list) unless the repository has it.
     fn store_meta(&self, kind: BlobKind, raw: Vec<u8>) -> Result<BlobId> {
-        let id = kind.digest(&raw);
+        let id = self.encryption.blob_id(kind, &raw);
         if self.dedup.claim(&[id])?[0] {
             if kind == BlobKind::Tree {
                 add(&self.counters.trees_new, 1);
             }
-            let (encoding, bytes) = compress::compress(&raw, self.compression);
+            let (encoding, bytes) =
+                compress::encode_blob(&raw, self.compression, &self.encryption, kind, id);
             let blob = StoredBlob {
                 id,
                 kind,
@@ -262,8 +271,8 @@ impl Pipeline<'_> {
         expected: Option<u64>,
     ) -> std::result::Result<(u64, crate::format::tree::Content), ContentError> {
         let chunker = match profile {
-            ChunkerProfile::Stream => self.stream_chunker,
-            ChunkerProfile::File => self.file_chunker,
+            ChunkerProfile::Stream => &self.stream_chunker,
+            ChunkerProfile::File => &self.file_chunker,
         };
         let mut reader = WindowReader::new(source, chunker.window_size(), expected);
         let mut content = ContentBuilder::default();
@@ -694,6 +703,7 @@ pub fn run(
             pack::run_packer(
                 receiver,
                 repo.backend().as_ref(),
+                repo.encryption(),
                 repo.index(),
                 &dedup,
                 config.pack_target_size as usize,
@@ -704,8 +714,9 @@ pub fn run(
             dedup: &dedup,
             blobs: sender,
             compression: config.compression,
-            stream_chunker: Chunker::new(config.chunker.stream),
-            file_chunker: Chunker::new(config.chunker.file),
+            encryption: repo.encryption().clone(),
+            stream_chunker: Chunker::new(config.chunker.stream, repo.encryption()),
+            file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
             owners: OwnerNames::default(),
             excludes,
             force_read: options.force_read,

@@ -9,6 +9,11 @@
 //! sync a pack unless [`COMMIT_QUEUE`] packs are waiting already.
 //! Ordering (invariant I1, I2): a pack is committed (durable) *before* its blobs enter the
 //! index, and its ids leave the dedup pending set only after that.
+//!
+//! In an encrypted repository the packer does not write blobs in the order they arrive: it
+//! holds up to [`SHUFFLE_BLOBS`] blobs ([`SHUFFLE_BYTES`] bytes) and writes a random one of them
+//! next, so that a file's chunks do not lie in a pack in file order (the order of chunk sizes
+//! is what known-file attacks on content-defined chunking match).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, Encoding};
 use crate::id::BlobId;
 use crate::index::Index;
+use crate::keys::Encryption;
 use crate::repo::packs::{FinishedPack, PackFiller};
 use crate::storage::Backend;
 
@@ -50,6 +56,61 @@ const BLOB_OVERHEAD: usize = 256;
 /// Staged packs waiting for their commit at most. Their bytes are in the backend already (for
 /// the local backend: in the page cache), not in this process's memory.
 pub const COMMIT_QUEUE: usize = 4;
+
+/// Blobs held back to be written in random order, at most (encrypted repositories).
+pub const SHUFFLE_BLOBS: usize = 64;
+/// Bytes held back to be written in random order, at most (encrypted repositories).
+pub const SHUFFLE_BYTES: usize = 4 << 20;
+
+/// Blobs waiting to be written in random order.
+struct Shuffle {
+    held: Vec<StoredBlob>,
+    bytes: usize,
+    /// A BLAKE3 output stream under a random key: unpredictable choices, cheaply.
+    random: blake3::OutputReader,
+}
+
+impl Shuffle {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the operating system random source failed");
+        Shuffle {
+            held: Vec::new(),
+            bytes: 0,
+            random: blake3::Hasher::new_keyed(&key).finalize_xof(),
+        }
+    }
+
+    /// Holds `blob`; returns the blobs to write now (a random one each while over the bounds).
+    fn push(&mut self, blob: StoredBlob) -> Vec<StoredBlob> {
+        self.bytes += blob.bytes.len();
+        self.held.push(blob);
+        let mut out = Vec::new();
+        while self.held.len() > SHUFFLE_BLOBS || (self.bytes > SHUFFLE_BYTES && self.held.len() > 1)
+        {
+            out.push(self.take());
+        }
+        out
+    }
+
+    fn take(&mut self) -> StoredBlob {
+        let mut word = [0u8; 8];
+        self.random.fill(&mut word);
+        let i = (u64::from_le_bytes(word) % self.held.len() as u64) as usize;
+        let blob = self.held.swap_remove(i);
+        self.bytes -= blob.bytes.len();
+        blob
+    }
+
+    /// The remaining blobs, in random order.
+    fn drain(&mut self) -> Vec<StoredBlob> {
+        let mut out = Vec::with_capacity(self.held.len());
+        while !self.held.is_empty() {
+            out.push(self.take());
+        }
+        out
+    }
+}
 
 /// Bytes in flight between the senders and the packer.
 #[derive(Default)]
@@ -129,6 +190,7 @@ pub fn channel() -> (BlobSender, BlobReceiver) {
 pub fn run_packer(
     blobs: BlobReceiver,
     backend: &dyn Backend,
+    encryption: &Encryption,
     index: &Index,
     dedup: &Dedup<'_>,
     target: usize,
@@ -137,7 +199,9 @@ pub fn run_packer(
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let committer = scope.spawn(|| run_committer(to_commit, index, dedup, &failed));
-        let packed = fill_packs(&blobs, PackFiller::new(backend, target), staged, &failed);
+        let shuffle = encryption.is_on().then(Shuffle::new);
+        let filler = PackFiller::new(backend, encryption, target);
+        let packed = fill_packs(&blobs, filler, shuffle, staged, &failed);
         let committed = committer.join().expect("pack committer thread panicked");
         // A commit failure stops the packer too; it is the cause to report.
         match (packed, committed) {
@@ -151,24 +215,38 @@ pub fn run_packer(
 fn fill_packs<'a>(
     blobs: &BlobReceiver,
     mut filler: PackFiller<'a>,
+    mut shuffle: Option<Shuffle>,
     staged: Sender<FinishedPack<'a>>,
     failed: &AtomicBool,
 ) -> Result<()> {
     let mut failure: Option<Error> = None;
+    let write = |filler: &mut PackFiller<'a>, blob: StoredBlob| {
+        let closed = filler.add(blob.id, blob.kind, blob.encoding, blob.raw_len, &blob.bytes);
+        closed.and_then(|pack| match pack {
+            Some(pack) => queue(pack, &staged, failed),
+            None => Ok(()),
+        })
+    };
     while let Some(blob) = blobs.recv() {
         if failure.is_some() {
             continue;
         }
-        let closed = filler.add(blob.id, blob.kind, blob.encoding, blob.raw_len, &blob.bytes);
-        if let Err(e) = closed.and_then(|pack| match pack {
-            Some(pack) => queue(pack, &staged, failed),
-            None => Ok(()),
-        }) {
+        let ready = match shuffle.as_mut() {
+            Some(shuffle) => shuffle.push(blob),
+            None => vec![blob],
+        };
+        if let Err(e) = ready.into_iter().try_for_each(|b| write(&mut filler, b)) {
             failure = Some(e);
         }
     }
     if let Some(e) = failure {
         return Err(e);
+    }
+    if let Some(shuffle) = shuffle.as_mut() {
+        shuffle
+            .drain()
+            .into_iter()
+            .try_for_each(|b| write(&mut filler, b))?;
     }
     for pack in filler.finish()? {
         queue(pack, &staged, failed)?;

@@ -82,13 +82,14 @@ impl LocalBackend {
 }
 
 /// Kinds whose objects live directly in their directory (no fan-out).
-const FLAT_KINDS: [ObjectKind; 6] = [
+const FLAT_KINDS: [ObjectKind; 7] = [
     ObjectKind::Snapshot,
     ObjectKind::Forgotten,
     ObjectKind::Protected,
     ObjectKind::Writer,
     ObjectKind::Plan,
     ObjectKind::Lock,
+    ObjectKind::Key,
 ];
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -39,6 +39,8 @@ pub enum ObjectKind {
     Plan,
     /// A lock: `locks/<name>` (only `locks/prune`).
     Lock,
+    /// A key file of an encrypted repository: `keys/<key id>`.
+    Key,
 }
 
 impl ObjectKind {
@@ -52,6 +54,7 @@ impl ObjectKind {
             ObjectKind::Writer => "writer registration",
             ObjectKind::Plan => "prune plan",
             ObjectKind::Lock => "lock",
+            ObjectKind::Key => "key file",
         }
     }
 
@@ -66,6 +69,7 @@ impl ObjectKind {
             ObjectKind::Writer => "writers",
             ObjectKind::Plan => "prune",
             ObjectKind::Lock => "locks",
+            ObjectKind::Key => "keys",
         }
     }
 }

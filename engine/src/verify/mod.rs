@@ -367,7 +367,12 @@ pub fn run(
     report.packs = packs.len() as u64;
     let trailers: Vec<(PackId, Result<Vec<crate::format::pack::BlobEntry>>)> = packs
         .par_iter()
-        .map(|(id, size)| (*id, read_trailer(repo.backend().as_ref(), id, *size)))
+        .map(|(id, size)| {
+            (
+                *id,
+                read_trailer(repo.backend().as_ref(), repo.encryption(), id, *size),
+            )
+        })
         .collect();
     {
         let reader = repo.index().reader()?;
@@ -436,7 +441,7 @@ pub fn run(
             if deadline.is_some_and(|d| Instant::now() >= d) && report.packs_read > 0 {
                 break;
             }
-            for check in read_data::check_packs(repo.backend().as_ref(), batch) {
+            for check in read_data::check_packs(repo.backend().as_ref(), repo.encryption(), batch) {
                 progress.bytes(check.bytes);
                 progress.file_done();
                 report.packs_read += 1;

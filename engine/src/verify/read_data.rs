@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::format::pack::{self, BlobEntry, FOOTER_LEN, HEADER_LEN};
 use crate::id::{BlobId, PackId};
+use crate::keys::Encryption;
 use crate::storage::{Backend, ObjectKind};
 
 /// Bytes of blob area read at once (a larger blob is a piece of its own).
@@ -30,16 +31,25 @@ pub struct PackCheck {
 }
 
 /// Reads `packs` one after another and checks each blob's digest.
-pub fn check_packs(backend: &dyn Backend, packs: &[PackId]) -> Vec<PackCheck> {
+pub fn check_packs(
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    packs: &[PackId],
+) -> Vec<PackCheck> {
     // Two piece buffers, reused for every pack: one being checked, one being read.
     let mut buffers = [Vec::new(), Vec::new()];
     packs
         .iter()
-        .map(|id| check_pack(backend, *id, &mut buffers))
+        .map(|id| check_pack(backend, encryption, *id, &mut buffers))
         .collect()
 }
 
-fn check_pack(backend: &dyn Backend, id: PackId, buffers: &mut [Vec<u8>; 2]) -> PackCheck {
+fn check_pack(
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    id: PackId,
+    buffers: &mut [Vec<u8>; 2],
+) -> PackCheck {
     let mut check = PackCheck {
         pack: id,
         bytes: 0,
@@ -48,7 +58,7 @@ fn check_pack(backend: &dyn Backend, id: PackId, buffers: &mut [Vec<u8>; 2]) -> 
         unreadable: None,
         damaged: HashMap::new(),
     };
-    if let Err(reason) = read_pack(backend, &mut check, buffers) {
+    if let Err(reason) = read_pack(backend, encryption, &mut check, buffers) {
         check.unreadable = Some(reason);
     }
     check
@@ -90,6 +100,7 @@ fn pieces(entries: &[BlobEntry], area_end: u64) -> Vec<Piece<'_>> {
 /// Reads and checks one pack; `Err` is why it could not be read.
 fn read_pack(
     backend: &dyn Backend,
+    encryption: &Encryption,
     check: &mut PackCheck,
     buffers: &mut [Vec<u8>; 2],
 ) -> std::result::Result<(), String> {
@@ -117,7 +128,8 @@ fn read_pack(
         .map_err(|e| format!("trailer: {e}"))? as u64;
     let area_end = size - FOOTER_LEN as u64 - trailer_len;
     let trailer = read(area_end, trailer_len)?;
-    let entries = pack::decode_trailer(&trailer, size).map_err(|e| format!("trailer: {e}"))?;
+    let entries =
+        pack::open_trailer(encryption, &trailer, size).map_err(|e| format!("trailer: {e}"))?;
     check.blobs = entries.len() as u64;
 
     let mut hasher = blake3::Hasher::new();
@@ -134,7 +146,7 @@ fn read_pack(
                 Some(p) => read_into(p.start, p.end - p.start, ahead),
                 None => Ok(()),
             },
-            || check_blobs(piece, current),
+            || check_blobs(encryption, piece, current),
         );
         hasher.update(current);
         damaged.extend(found);
@@ -149,14 +161,14 @@ fn read_pack(
 }
 
 /// The blobs of a piece that do not decode to their id, with the reason.
-fn check_blobs(piece: &Piece<'_>, bytes: &[u8]) -> Vec<(BlobId, String)> {
+fn check_blobs(encryption: &Encryption, piece: &Piece<'_>, bytes: &[u8]) -> Vec<(BlobId, String)> {
     piece
         .entries
         .par_iter()
         .filter_map(|e| {
             let start = (e.offset - piece.start) as usize;
             let stored = &bytes[start..start + e.stored_len as usize];
-            pack::check_blob(e.id, e.kind, e.encoding, e.raw_len, stored)
+            pack::check_blob(encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
                 .err()
                 .map(|err| (e.id, format!("{} {}", e.kind.name(), err)))
         })
