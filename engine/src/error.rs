@@ -82,10 +82,12 @@ pub enum Error {
     SourceFailed { name: String, reason: String },
     #[error("the repository is encrypted and no password was given: pass --password-file PATH or --password-command CMD, set VAULT_PASSWORD_COMMAND or VAULT_PASSWORD, or run on a terminal to be asked")]
     PasswordNeeded,
-    #[error(
-        "{path}: wrong password: none of its {keys} key files opens with it; nothing was written"
-    )]
-    WrongPassword { path: PathBuf, keys: usize },
+    #[error("{path}: wrong password: none of its {keys} key files opens with it{}; nothing was written", if *damaged > 0 { format!(" ({damaged} more key files are damaged; run `vault verify` with another password)") } else { String::new() })]
+    WrongPassword {
+        path: PathBuf,
+        keys: usize,
+        damaged: usize,
+    },
     #[error("{source_name}: {reason}")]
     Password { source_name: String, reason: String },
 }

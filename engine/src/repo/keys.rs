@@ -49,22 +49,27 @@ pub(super) fn write_key_file(
 }
 
 /// Every key file (name, decoded) and the ones that are damaged (name, error).
-fn key_files(backend: &dyn Backend) -> Result<(Vec<(String, KeyFile)>, Vec<Error>)> {
+type KeyFiles = (Vec<(String, KeyFile)>, Vec<(String, Error)>);
+
+fn key_files(backend: &dyn Backend) -> Result<KeyFiles> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for info in backend.list(ObjectKind::Key)? {
         let bytes = backend.read(ObjectKind::Key, &info.name)?;
         let object = format!("key file {}/keys/{}", backend.location(), info.name);
         if hex::encode(blake3::hash(&bytes).as_bytes()) != info.name {
-            bad.push(Error::Corrupt {
-                object,
-                reason: "content does not match its name".into(),
-            });
+            bad.push((
+                info.name,
+                Error::Corrupt {
+                    object,
+                    reason: "content does not match its name".into(),
+                },
+            ));
             continue;
         }
         match keyfile::decode(&bytes) {
             Ok(file) => good.push((info.name, file)),
-            Err(e) => bad.push(Error::damaged(object, e)),
+            Err(e) => bad.push((info.name, Error::damaged(object, e))),
         }
     }
     Ok((good, bad))
@@ -83,6 +88,7 @@ pub(super) fn unlock(
         return Err(damaged
             .into_iter()
             .next()
+            .map(|(_, e)| e)
             .unwrap_or_else(|| Error::Corrupt {
                 object: format!("{}/keys", backend.location()),
                 reason: "the config says the repository is encrypted, but there is no key file"
@@ -97,6 +103,7 @@ pub(super) fn unlock(
         return Err(Error::WrongPassword {
             path: backend.location().into(),
             keys: files.len(),
+            damaged: damaged.len(),
         });
     };
     let encryption = Encryption::with_keys(master);
@@ -137,6 +144,11 @@ pub(super) fn refuse_downgrade(backend: &dyn Backend, marker: &Path) -> Result<(
 }
 
 impl Repository {
+    /// Key files that are damaged (name, error): unusable, whatever their password.
+    pub fn damaged_keys(&self) -> Result<Vec<(String, Error)>> {
+        Ok(key_files(self.backend.as_ref())?.1)
+    }
+
     /// The repository's key files (encrypted repositories).
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
         let (files, _) = key_files(self.backend.as_ref())?;

@@ -357,6 +357,12 @@ pub fn run(
         }
     };
     report.snapshots = snapshots.len() as u64;
+    if options.snapshot.is_none() {
+        // A damaged key file is lost as a way in (its password opens nothing any more).
+        for (name, error) in repo.damaged_keys()? {
+            problems.add("key_damaged", name, None, None, error.to_string());
+        }
+    }
 
     // Packs: every trailer must decode and agree with the index.
     let listed = repo.backend().list(ObjectKind::Pack)?;
