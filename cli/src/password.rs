@@ -1,5 +1,6 @@
-//! Where the password of an encrypted repository comes from, in this order: `--password-file`,
-//! `--password-command` / `VAULT_PASSWORD_COMMAND`, `VAULT_PASSWORD`, then a prompt on the
+//! Where the password of an encrypted repository comes from, in this order: `--password-file` /
+//! `VAULT_PASSWORD_FILE`, `--password-command` / `VAULT_PASSWORD_COMMAND`, `VAULT_PASSWORD`
+//! (a flag and its variable are one source), then a prompt on the
 //! controlling terminal. A run with none of them (cron, CI) fails with
 //! [`Error::PasswordNeeded`] instead of waiting for input.
 
@@ -108,6 +109,16 @@ pub fn refuse_empty(password: Password) -> Result<Password, Error> {
         });
     }
     Ok(password)
+}
+
+/// Refuses KDF parameters the engine would refuse, before any password is asked for.
+pub fn check_kdf(args: &KdfArgs) -> Result<(), Error> {
+    kdf(args)
+        .validate()
+        .map_err(|reason| Error::InvalidArgument {
+            what: "--kdf-memory / --kdf-passes".into(),
+            reason,
+        })
 }
 
 pub fn kdf(args: &KdfArgs) -> vault_engine::keys::keyfile::KdfParams {

@@ -34,12 +34,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
     }
     options.validate()?;
     if args.encryption == EncryptionArg::Repokey {
-        password::kdf(&args.kdf).validate().map_err(|reason| {
-            vault_engine::Error::InvalidArgument {
-                what: "--kdf-memory / --kdf-passes".into(),
-                reason,
-            }
-        })?;
+        password::check_kdf(&args.kdf)?;
         let password = password::refuse_empty(password::password(cli, true)?)?;
         options.encryption = Some((password, password::kdf(&args.kdf)));
     }

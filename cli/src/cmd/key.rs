@@ -42,6 +42,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
             }
         }
         KeyCommand::Add(args) => {
+            password::check_kdf(&args.kdf)?;
             let new = password::new_password(args)?;
             let id = repo.add_key(&new, password::kdf(&args.kdf))?;
             report(cli, "added key", &id);
@@ -51,6 +52,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
             report(cli, "removed key", &removed);
         }
         KeyCommand::Passwd(args) => {
+            password::check_kdf(&args.kdf)?;
             let new = password::new_password(args)?;
             let id = repo.change_password(&new, password::kdf(&args.kdf))?;
             report(cli, "password changed; new key", &id);

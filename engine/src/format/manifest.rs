@@ -80,7 +80,7 @@ impl Manifest {
 /// In an encrypted repository the JSON payload is sealed (associated data: magic and version).
 pub fn encode(encryption: &Encryption, manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
     let payload = serde_json::to_vec(manifest).expect("manifest serializes");
-    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, manifest.version);
+    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, FORMAT_VERSION);
     let file = sealed::encode(
         sealed::SNAPSHOT_MAGIC,
         manifest.version,

@@ -562,6 +562,25 @@ pub fn open_blob_append(
     checked
 }
 
+/// A sealed blob's stored bytes sealed again under a fresh nonce (authenticated on the way, not
+/// decompressed), for copying it into a new pack: the copy shares no ciphertext with the
+/// original, so comparing packs before and after a prune shows no blob boundaries.
+pub fn reseal_blob(
+    encryption: &Encryption,
+    id: BlobId,
+    kind: BlobKind,
+    encoding: Encoding,
+    raw_len: u32,
+    stored: &[u8],
+) -> Result<Vec<u8>, DecodeError> {
+    with_unsealed(encryption, (id, kind, encoding, raw_len), stored, |encoded| {
+        Ok(encryption.seal(
+            &keys::blob_ad(kind, encoding, raw_len, &id),
+            encoded.to_vec(),
+        ))
+    })
+}
+
 /// [`open_blob`] without keeping the raw bytes: what verify and prune need to know.
 pub fn check_blob(
     encryption: &Encryption,

@@ -519,7 +519,8 @@ fn read_pack(
 /// Copies blobs of one pack into new packs. A pack that matches its name is copied from as it
 /// is (the writer checked each blob against its id when it made the pack, and no byte has
 /// changed since); otherwise each blob is checked (decompressed, its digest compared) and the
-/// copy stops at the first that fails, returning false.
+/// copy stops at the first that fails, returning false. In an encrypted repository every blob
+/// is sealed again (authenticated, not decompressed).
 fn copy_blobs(
     pack: &ReadPack,
     blobs: &[(BlobId, BlobLocation)],
@@ -543,7 +544,23 @@ fn copy_blobs(
         {
             return Ok(false);
         }
-        writer.add(*id, loc, stored)?;
+        if writer.encryption().is_on() {
+            // Sealed again under a fresh nonce, so that old and new packs share no ciphertext
+            // (which would show where the surviving blobs begin and end).
+            let Ok(resealed) = pack::reseal_blob(
+                writer.encryption(),
+                *id,
+                loc.kind,
+                loc.encoding,
+                loc.raw_len,
+                stored,
+            ) else {
+                return Ok(false);
+            };
+            writer.add(*id, loc, &resealed)?;
+        } else {
+            writer.add(*id, loc, stored)?;
+        }
     }
     Ok(true)
 }

@@ -1,7 +1,7 @@
 //! Key files in the repository: unlocking, adding, listing and removing keys.
 //! The format of a key file is in [`crate::keys::keyfile`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Password, Repository};
 use crate::error::{Error, Result};
@@ -54,7 +54,10 @@ type KeyFiles = (Vec<(String, KeyFile)>, Vec<(String, Error)>);
 fn key_files(backend: &dyn Backend) -> Result<KeyFiles> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for info in backend.list(ObjectKind::Key)? {
+    let mut listed = backend.list(ObjectKind::Key)?;
+    // In name order: unlock and `key list` do the same on every run.
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    for info in listed {
         let bytes = backend.read(ObjectKind::Key, &info.name)?;
         let object = format!("key file {}/keys/{}", backend.location(), info.name);
         if hex::encode(blake3::hash(&bytes).as_bytes()) != info.name {
@@ -113,7 +116,8 @@ pub(super) fn unlock(
     let expected = encryption
         .config_mac(&config.mac_input())
         .expect("encrypted");
-    if hex::decode(mac).ok().as_deref() != Some(&expected[..]) {
+    // blake3::Hash compares in constant time.
+    if blake3::Hash::from_hex(mac).ok() != Some(blake3::Hash::from(expected)) {
         return Err(Error::Corrupt {
             object: format!("{}/config", backend.location()),
             reason: "authentication failed: its settings were changed by someone without the repository key".into(),
@@ -122,12 +126,44 @@ pub(super) fn unlock(
     Ok((encryption, name))
 }
 
+/// The local files recording that a repository is encrypted: one per repository id, one per
+/// location (so that a foreign unencrypted config, with another id, is refused there too).
+pub(super) fn encrypted_markers(
+    cache_root: &Path,
+    id: &RepositoryId,
+    location: &str,
+) -> [PathBuf; 2] {
+    let location = Path::new(location)
+        .canonicalize()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| location.to_string());
+    [
+        cache_root.join(id.to_hex()).join("encrypted"),
+        cache_root
+            .join("encrypted-locations")
+            .join(blake3::hash(location.as_bytes()).to_hex().as_str()),
+    ]
+}
+
+pub(super) fn write_markers(markers: &[PathBuf; 2]) -> Result<()> {
+    for marker in markers {
+        if marker.exists() {
+            continue;
+        }
+        let dir = marker.parent().expect("markers live in a directory");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::write(marker, b"").map_err(|e| Error::io(marker, e))?;
+    }
+    Ok(())
+}
+
 /// Refuses to use an unencrypted config where the repository was encrypted: key files exist,
-/// or this machine has opened it as encrypted before (`marker`). Someone who can write the
-/// repository could otherwise replace the config to make the next snapshot store plaintext.
-pub(super) fn refuse_downgrade(backend: &dyn Backend, marker: &Path) -> Result<()> {
+/// or this machine has opened the repository or its location as encrypted before (`markers`).
+/// Someone who can write the repository could otherwise replace the config to make the next
+/// snapshot store plaintext.
+pub(super) fn refuse_downgrade(backend: &dyn Backend, markers: &[PathBuf; 2]) -> Result<()> {
     let keys = backend.list(ObjectKind::Key)?;
-    if !keys.is_empty() || marker.exists() {
+    if !keys.is_empty() || markers.iter().any(|m| m.exists()) {
         return Err(Error::Corrupt {
             object: format!("{}/config", backend.location()),
             reason: format!(

@@ -236,12 +236,12 @@ impl Repository {
             other => Error::damaged(format!("{}/config", backend.location()), other),
         })?;
         let id = config.repository_id().expect("validated");
-        let marker = cache_root.join(id.to_hex()).join("encrypted");
+        let markers = keys::encrypted_markers(cache_root, &id, &backend.location());
         let (encryption, key) = if config.encryption.is_on() {
             let (encryption, key) = keys::unlock(backend.as_ref(), &config, &id, password)?;
             (encryption, Some(key))
         } else {
-            keys::refuse_downgrade(backend.as_ref(), &marker)?;
+            keys::refuse_downgrade(backend.as_ref(), &markers)?;
             (Encryption::none(), None)
         };
         let path = index_path(cache_root, &id);
@@ -266,10 +266,10 @@ impl Repository {
                 Index::open(&path)?
             }
         };
-        if encryption.is_on() && !marker.exists() {
-            // Remembers that this repository is encrypted: a config replaced by an unencrypted
-            // one is refused on this machine (keys::refuse_downgrade).
-            std::fs::write(&marker, b"").map_err(|e| Error::io(&marker, e))?;
+        if encryption.is_on() {
+            // Remembers that this repository (by id and by location) is encrypted: a config
+            // replaced by an unencrypted one is refused on this machine (keys::refuse_downgrade).
+            keys::write_markers(&markers)?;
         }
         let mut repo = Repository {
             backend,
