@@ -9,6 +9,7 @@ mod util;
 mod app_backup;
 mod concurrency;
 mod dedup;
+mod encryption;
 mod errors;
 mod hostile;
 mod reliability;

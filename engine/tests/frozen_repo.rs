@@ -1,19 +1,29 @@
-//! A frozen version-3 repository: `engine/tests/data/v3-repo/`, described by
-//! `engine/tests/data/v3-repo.json`.
+//! Frozen version-4 repositories: `engine/tests/data/v4-repo/` (unencrypted) and
+//! `engine/tests/data/v4-repo-encrypted/` (encrypted, `repokey`), each described by the sidecar
+//! file of the same name with `.json` appended.
 //!
-//! The repository was made by this engine (`Repository::init` on a `LocalBackend`, then
-//! `snapshot::run` over the deterministic fixture built below plus one stream). The test opens a
-//! copy of it, lists its snapshot, checks every object against its name and checksums, restores
-//! the snapshot and compares the result with the fixture listing recorded in the sidecar file.
-//! It guards against a change that makes existing repositories unreadable.
+//! Both were made by this engine (`Repository::init` on a `LocalBackend`, then `snapshot::run`
+//! over the deterministic fixture built below plus one stream). The tests open a copy of each
+//! (the encrypted one with `Repository::unlock` and the password [`PASSWORD`]), list its snapshot,
+//! check every object against its name and checksums (the encrypted one's packs and manifest
+//! decoded with the repository's keys, `repo.encryption()`), restore the snapshot and compare the
+//! result with the fixture listing recorded in the sidecar file. They guard against a change that
+//! makes existing repositories unreadable. A wrong password must fail with
+//! [`Error::WrongPassword`] and write nothing.
 //!
-//! `regenerate_frozen_repository` (ignored) rebuilds both, only with `VAULT_REGENERATE_VECTORS=1`:
+//! Version-3 repositories are not readable by version 4, and no version-3 frozen repository is
+//! kept: the project brief allows format changes without migrations until encryption and
+//! off-site storage have landed. `version_3_repository_is_refused_as_unsupported` checks that a
+//! version-3 config is reported as an unsupported version, not as damage.
+//!
+//! `regenerate_frozen_repository` (ignored) rebuilds both repositories and both sidecars, only
+//! with `VAULT_REGENERATE_VECTORS=1`:
 //!
 //! ```text
 //! VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored
 //! ```
 //! Regenerate only when the format version changes (see `format-spec/README.md`): a new
-//! repository has a new random id and new pack ids, so the diff is the whole directory.
+//! repository has a new random id, new keys and new pack ids, so the diff is the whole directory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
@@ -23,28 +33,82 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use vault_engine::format::config::{ChunkerConfig, ChunkerParams, Compression};
+use vault_engine::format::config::{ChunkerConfig, ChunkerParams, Compression, EncryptionConfig};
 use vault_engine::format::tree::{Content, EntryKind};
-use vault_engine::format::{self, pack};
+use vault_engine::format::{self, pack, sealed};
 use vault_engine::id::{PackId, SnapshotId};
+use vault_engine::keys::keyfile::{self, KdfParams};
+use vault_engine::keys::Encryption;
+use vault_engine::repo::Password;
 use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
 use vault_engine::storage::LocalBackend;
-use vault_engine::{restore, InitOptions, NoProgress, Repository, RestoreOptions};
+use vault_engine::{restore, Error, InitOptions, NoProgress, Repository, RestoreOptions};
+
+/// One frozen repository.
+#[derive(Clone, Copy)]
+struct Frozen {
+    /// Directory name under `engine/tests/data/`; the sidecar is `<name>.json`.
+    name: &'static str,
+    encrypted: bool,
+}
+
+const PLAIN: Frozen = Frozen {
+    name: "v4-repo",
+    encrypted: false,
+};
+
+const ENCRYPTED: Frozen = Frozen {
+    name: "v4-repo-encrypted",
+    encrypted: true,
+};
+
+/// The password of the encrypted frozen repository's one key file.
+const PASSWORD: &str = "vault frozen password";
+
+/// Argon2id at its cheapest, so that unlocking in a test takes milliseconds.
+const FROZEN_KDF: KdfParams = KdfParams {
+    memory_kib: 64,
+    passes: 1,
+    parallelism: 1,
+};
+
+fn password(text: &str) -> Password {
+    zeroize::Zeroizing::new(text.as_bytes().to_vec())
+}
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-fn frozen_repo() -> PathBuf {
-    data_dir().join("v3-repo")
+impl Frozen {
+    fn dir(self) -> PathBuf {
+        data_dir().join(self.name)
+    }
+
+    fn sidecar(self) -> PathBuf {
+        data_dir().join(format!("{}.json", self.name))
+    }
+
+    fn options(self) -> InitOptions {
+        InitOptions {
+            encryption: self.encrypted.then(|| (password(PASSWORD), FROZEN_KDF)),
+            ..frozen_options()
+        }
+    }
+
+    /// Opens the repository at `dir` as a user would: unlocked with [`PASSWORD`] if encrypted.
+    fn open(self, dir: &Path, cache: &Path) -> vault_engine::Result<Repository> {
+        let backend = Arc::new(LocalBackend::new(dir));
+        if self.encrypted {
+            Repository::unlock(backend, cache, &|| Ok(password(PASSWORD)))
+        } else {
+            Repository::open(backend, cache)
+        }
+    }
 }
 
-fn sidecar_path() -> PathBuf {
-    data_dir().join("v3-repo.json")
-}
-
-/// Where the generator builds the fixture; it is recorded in the snapshot, so it is fixed.
-const FIXTURE: &str = "/tmp/vault-v3-fixture";
+/// Where the generator builds the fixture; it is recorded in the snapshots, so it is fixed.
+const FIXTURE: &str = "/tmp/vault-v4-fixture";
 const STREAM_NAME: &str = "db/dump.sql";
 const SNAPSHOT_TIME: &str = "2024-01-02T03:04:05Z";
 const HOST: &str = "frozen-host";
@@ -321,27 +385,37 @@ fn frozen_options() -> InitOptions {
         },
         compression: Compression::Zstd { level: 1 },
         pack_target_size: 1 << 20,
+        encryption: None,
     }
 }
 
-#[test]
-#[ignore = "rewrites engine/tests/data/v3-repo; run with VAULT_REGENERATE_VECTORS=1"]
-fn regenerate_frozen_repository() {
-    if std::env::var("VAULT_REGENERATE_VECTORS").as_deref() != Ok("1") {
-        eprintln!("set VAULT_REGENERATE_VECTORS=1 to rewrite engine/tests/data/v3-repo");
-        return;
+/// Removes every empty directory under `dir` (children first): a git checkout keeps none, so
+/// the working tree is made to look like one.
+fn remove_empty_dirs(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            remove_empty_dirs(&path);
+            if std::fs::read_dir(&path).unwrap().next().is_none() {
+                std::fs::remove_dir(&path).unwrap();
+            }
+        }
     }
-    let fixture = Path::new(FIXTURE);
-    build_fixture(fixture);
-    let repo_dir = frozen_repo();
+}
+
+/// Writes the frozen repository `which` with one snapshot of the fixture (already built at
+/// [`FIXTURE`]) and the stream, and its sidecar.
+fn generate(which: Frozen, fixture: &Path) {
+    let repo_dir = which.dir();
     let _ = std::fs::remove_dir_all(&repo_dir);
     let cache = tempfile::tempdir().unwrap();
     let repo = Repository::init(
         Arc::new(LocalBackend::new(&repo_dir)),
         cache.path(),
-        &frozen_options(),
+        &which.options(),
     )
     .unwrap();
+    assert_eq!(repo.encryption().is_on(), which.encrypted);
     let stream = dump_sql();
     let report = snapshot::run(
         &repo,
@@ -353,7 +427,7 @@ fn regenerate_frozen_repository() {
             )],
             paths: vec![fixture.to_path_buf()],
             tags: vec!["frozen".into()],
-            labels: vec![("purpose".into(), "format-v1".into())],
+            labels: vec![("purpose".into(), "format-v4".into())],
             host: Some(HOST.into()),
             time: Some(SNAPSHOT_TIME.parse().unwrap()),
             ..Default::default()
@@ -366,18 +440,13 @@ fn regenerate_frozen_repository() {
         "{:?}",
         report.manifest.summary.errors
     );
-    // A git checkout keeps no empty directories: make the working tree look like one.
-    for dir in std::fs::read_dir(repo_dir.join("packs")).unwrap() {
-        let dir = dir.unwrap().path();
-        if std::fs::read_dir(&dir).unwrap().next().is_none() {
-            std::fs::remove_dir(&dir).unwrap();
-        }
-    }
-    let sidecar = json!({
-        "about": "engine/tests/data/v3-repo: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs",
+    remove_empty_dirs(&repo_dir);
+    let mut sidecar = json!({
+        "about": format!("engine/tests/data/{}: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs", which.name),
         "regenerate": "VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored",
         "format_version": format::FORMAT_VERSION,
         "repository_id": repo.id().to_hex(),
+        "encryption": { "scheme": "none" },
         "snapshot_id": report.id.to_hex(),
         "root_tree": report.manifest.tree,
         "time": SNAPSHOT_TIME,
@@ -390,14 +459,37 @@ fn regenerate_frozen_repository() {
         },
         "fixture": listing(fixture),
     });
+    if which.encrypted {
+        sidecar["encryption"] = json!({
+            "scheme": "repokey",
+            "aead": format::config::AEAD,
+            "password": PASSWORD,
+            "kdf": { "algorithm": "argon2id", "memory_kib": FROZEN_KDF.memory_kib, "passes": FROZEN_KDF.passes, "parallelism": FROZEN_KDF.parallelism },
+            "key_id": repo.current_key().expect("unlocked with a key"),
+        });
+    }
     let mut text = serde_json::to_vec_pretty(&sidecar).unwrap();
     text.push(b'\n');
-    std::fs::write(sidecar_path(), text).unwrap();
+    std::fs::write(which.sidecar(), text).unwrap();
+}
+
+#[test]
+#[ignore = "rewrites engine/tests/data/v4-repo*; run with VAULT_REGENERATE_VECTORS=1"]
+fn regenerate_frozen_repository() {
+    if std::env::var("VAULT_REGENERATE_VECTORS").as_deref() != Ok("1") {
+        eprintln!("set VAULT_REGENERATE_VECTORS=1 to rewrite engine/tests/data/v4-repo*");
+        return;
+    }
+    let fixture = Path::new(FIXTURE);
+    build_fixture(fixture);
+    for which in [PLAIN, ENCRYPTED] {
+        generate(which, fixture);
+    }
     std::fs::remove_dir_all(fixture).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
-// The test.
+// The tests.
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -432,16 +524,21 @@ fn snapshot_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-#[test]
-fn frozen_v3_repository_opens_verifies_and_restores() {
-    let expected: Value = serde_json::from_slice(&std::fs::read(sidecar_path()).unwrap()).unwrap();
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Opens a copy of `which`, checks every object, restores its snapshot and compares it with the
+/// sidecar's listing.
+fn check_frozen(which: Frozen) {
+    let expected: Value = serde_json::from_slice(&std::fs::read(which.sidecar()).unwrap()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let repo_dir = work.path().join("repo");
-    copy_tree(&frozen_repo(), &repo_dir);
+    copy_tree(&which.dir(), &repo_dir);
     let before = snapshot_files(&repo_dir);
     let cache = work.path().join("cache");
 
-    let repo = Repository::open(Arc::new(LocalBackend::new(&repo_dir)), &cache).unwrap();
+    let repo = which.open(&repo_dir, &cache).unwrap();
     assert!(repo.notices().is_empty(), "{:?}", repo.notices());
     assert_eq!(repo.config().version, format::FORMAT_VERSION);
     assert_eq!(expected["format_version"], json!(format::FORMAT_VERSION));
@@ -451,6 +548,26 @@ fn frozen_v3_repository_opens_verifies_and_restores() {
     );
     // The index cache lives at <cache root>/<repository id>/index.redb.
     assert!(cache.join(repo.id().to_hex()).join("index.redb").is_file());
+
+    // Encryption: the config says so, the repository is unlocked, with the recorded key.
+    let encryption: Encryption = repo.encryption().clone();
+    assert_eq!(encryption.is_on(), which.encrypted);
+    assert_eq!(repo.config().encryption.is_on(), which.encrypted);
+    assert_eq!(
+        expected["encryption"]["scheme"],
+        json!(if which.encrypted { "repokey" } else { "none" })
+    );
+    match &repo.config().encryption {
+        EncryptionConfig::None => assert_eq!(repo.current_key(), None),
+        EncryptionConfig::Repokey { aead, .. } => {
+            assert_eq!(aead, format::config::AEAD);
+            assert_eq!(expected["encryption"]["password"], json!(PASSWORD));
+            assert_eq!(
+                repo.current_key(),
+                Some(expected["encryption"]["key_id"].as_str().unwrap())
+            );
+        }
+    }
 
     // Listing.
     let (snapshots, bad) = repo.snapshots().unwrap();
@@ -468,26 +585,78 @@ fn frozen_v3_repository_opens_verifies_and_restores() {
     );
 
     // Every object matches its name and checksums.
+    let (mut keys, mut manifests, mut packs, mut blobs) = (0, 0, 0, 0);
     for (path, bytes) in &before {
         let parts: Vec<&str> = path.iter().map(|p| p.to_str().unwrap()).collect();
         match parts.as_slice() {
             ["config"] => {
-                format::config::decode(bytes).unwrap();
+                let config = format::config::decode(bytes).unwrap();
+                assert_eq!(&config, repo.config());
+            }
+            ["keys", name] => {
+                keys += 1;
+                assert!(which.encrypted, "a key file in an unencrypted repository");
+                assert_eq!(blake3::hash(bytes).to_hex().as_str(), *name);
+                let file = keyfile::decode(bytes).unwrap();
+                assert_eq!(file.version, format::FORMAT_VERSION);
+                assert_eq!(file.kdf.params, FROZEN_KDF);
+                let master = file
+                    .unwrap(PASSWORD.as_bytes(), &repo.id())
+                    .expect("the password opens the key file");
+                assert_eq!(
+                    master.to_bytes()[..],
+                    encryption.master().unwrap().to_bytes()[..]
+                );
+                assert!(file.unwrap(b"not the password", &repo.id()).is_none());
             }
             ["snapshots", name] => {
+                manifests += 1;
                 assert_eq!(SnapshotId::digest(bytes).to_hex(), *name);
-                format::manifest::decode(bytes).unwrap();
+                let manifest = format::manifest::decode(&encryption, bytes).unwrap();
+                assert_eq!(manifest, info.manifest);
+                // The payload is sealed: it does not decode without the keys, and the host name
+                // is not in the file.
+                assert_eq!(
+                    format::manifest::decode(&Encryption::none(), bytes).is_ok(),
+                    !which.encrypted
+                );
+                assert_eq!(contains(bytes, HOST.as_bytes()), !which.encrypted);
             }
             ["packs", fan, name] => {
+                packs += 1;
                 assert_eq!(PackId::digest(bytes).to_hex(), *name);
                 assert_eq!(&name[..2], *fan);
-                for e in pack::decode_pack(bytes).unwrap() {
+                assert_eq!(
+                    pack::decode_pack(&Encryption::none(), bytes).is_ok(),
+                    !which.encrypted,
+                    "a sealed trailer must not decode without the keys"
+                );
+                for e in pack::decode_pack(&encryption, bytes).unwrap() {
+                    blobs += 1;
                     let stored =
                         &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-                    pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).unwrap();
+                    let raw =
+                        pack::open_blob(&encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
+                            .unwrap();
+                    pack::check_blob(&encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
+                        .unwrap();
+                    assert_eq!(e.id, encryption.blob_id(e.kind, &raw));
+                    // Keyed ids in an encrypted repository, plain digests otherwise.
+                    assert_eq!(e.id == e.kind.digest(&raw), !which.encrypted);
                 }
             }
             other => panic!("unexpected file in the repository: {other:?}"),
+        }
+    }
+    assert_eq!(keys, usize::from(which.encrypted));
+    assert_eq!(manifests, 1);
+    assert!(packs >= 1 && blobs > packs, "{packs} packs, {blobs} blobs");
+    // Nothing of the content is readable in an encrypted repository's files.
+    if which.encrypted {
+        for needle in [&b"hello, vault"[..], b"CREATE TABLE", b"vault-v4-fixture"] {
+            for (path, bytes) in &before {
+                assert!(!contains(bytes, needle), "{path:?} holds plaintext");
+            }
         }
     }
 
@@ -526,4 +695,83 @@ fn frozen_v3_repository_opens_verifies_and_restores() {
         snapshot_files(&repo_dir) == before,
         "the repository changed"
     );
+}
+
+#[test]
+fn frozen_v4_repository_opens_verifies_and_restores() {
+    check_frozen(PLAIN);
+}
+
+#[test]
+fn frozen_v4_encrypted_repository_unlocks_verifies_and_restores() {
+    check_frozen(ENCRYPTED);
+}
+
+#[test]
+fn frozen_v4_encrypted_repository_refuses_a_wrong_or_missing_password() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    copy_tree(&ENCRYPTED.dir(), &repo_dir);
+    let before = snapshot_files(&repo_dir);
+    let cache = work.path().join("cache");
+    let backend = || Arc::new(LocalBackend::new(&repo_dir));
+
+    let wrong = Repository::unlock(backend(), &cache, &|| Ok(password("vault frozen Password")));
+    match wrong {
+        Err(Error::WrongPassword { keys, .. }) => assert_eq!(keys, 1),
+        other => panic!("expected WrongPassword, got {other:?}"),
+    }
+    let empty = Repository::unlock(backend(), &cache, &|| Ok(password("")));
+    assert!(
+        matches!(empty, Err(Error::WrongPassword { .. })),
+        "{empty:?}"
+    );
+    // `open` is for unencrypted repositories: it asks for no password and refuses.
+    let open = Repository::open(backend(), &cache);
+    assert!(matches!(open, Err(Error::PasswordNeeded)), "{open:?}");
+
+    // Nothing was written: not to the repository, not to the cache.
+    assert!(
+        snapshot_files(&repo_dir) == before,
+        "the repository changed"
+    );
+    assert!(!cache.exists() || snapshot_files(&cache).is_empty());
+
+    // The right password still works afterwards.
+    ENCRYPTED.open(&repo_dir, &cache).unwrap();
+}
+
+#[test]
+fn version_3_repository_is_refused_as_unsupported() {
+    // The config of a version-3 repository (the JSON of format-spec/vectors/config.json as
+    // version 3 wrote it: no `encryption` member) in a version-3 envelope.
+    let payload = br#"{
+  "version": 3,
+  "id": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+  "created": "2024-05-06T07:00:00Z",
+  "chunker": {
+    "stream": { "min": 4096, "avg": 16384, "max": 65536 },
+    "file": { "min": 262144, "avg": 1048576, "max": 4194304 }
+  },
+  "compression": { "algorithm": "zstd", "level": 1 },
+  "pack_target_size": 16777216
+}"#;
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("repo");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    std::fs::write(
+        repo_dir.join("config"),
+        sealed::encode(sealed::CONFIG_MAGIC, 3, payload),
+    )
+    .unwrap();
+    let open = Repository::open(
+        Arc::new(LocalBackend::new(&repo_dir)),
+        &work.path().join("cache"),
+    );
+    match open {
+        Err(Error::UnsupportedVersion {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (3, format::FORMAT_VERSION)),
+        other => panic!("expected UnsupportedVersion, got {other:?}"),
+    }
 }

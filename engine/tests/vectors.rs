@@ -12,16 +12,26 @@
 //! VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test vectors -- --ignored
 //! ```
 //!
-//! Everything here is deterministic: fixed ids, fixed timestamps, no randomness. Pack vectors
-//! contain zstd output, which depends on the zstd library version (pinned by `Cargo.lock`); the
-//! format does not require byte-identical compression, so the tests re-encode packs from the
-//! stored bytes and only check that the compressor still makes the same raw/zstd choice.
+//! The unencrypted vectors are deterministic: fixed ids, fixed timestamps, no randomness. Pack
+//! vectors contain zstd output, which depends on the zstd library version (pinned by
+//! `Cargo.lock`); the format does not require byte-identical compression, so the tests re-encode
+//! packs from the stored bytes and only check that the compressor still makes the same raw/zstd
+//! choice.
+//!
+//! The encrypted vectors (`format-spec/vectors/encrypted/`) have fixed master keys, so their
+//! ids, subkeys, gear table and config MAC are deterministic, but every seal draws a random nonce
+//! and a key file a random salt. The generator keeps the sealed files on disk while they still
+//! decode to the expected values (and rewrites only their descriptions); the tests decode them
+//! with the engine and with an independent reference reader (module `reference`), and check that
+//! every flipped byte is detected.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
-use vault_engine::format::config::{self, ChunkerConfig, ChunkerParams, Compression, Config};
+use vault_engine::format::config::{
+    self, ChunkerConfig, ChunkerParams, Compression, Config, EncryptionConfig,
+};
 use vault_engine::format::manifest::{
     self, Manifest, SnapshotSummary, SourceProblem, SourceRecord,
 };
@@ -31,9 +41,12 @@ use vault_engine::format::sealed;
 use vault_engine::format::tree::{
     self, ChunkRef, Content, Entry, EntryKind, FileData, ListRef, Metadata, Tree,
 };
-use vault_engine::format::FORMAT_VERSION;
-use vault_engine::id::{ChunkId, ListId, PackId, SnapshotId, TreeId};
+use vault_engine::format::{DecodeError, FORMAT_VERSION};
+use vault_engine::id::{ChunkId, ListId, PackId, RepositoryId, SnapshotId, TreeId};
+use vault_engine::keys::keyfile::{self, KdfParams};
+use vault_engine::keys::{self, Encryption, MasterKeys};
 use vault_engine::snapshot::{compress_blob, ContentChunker};
+use vault_engine::Repository;
 
 // ---------------------------------------------------------------------------------------------
 // Where the vectors live.
@@ -315,6 +328,7 @@ fn config_value() -> Config {
         },
         compression: Compression::Zstd { level: 1 },
         pack_target_size: 16 << 20,
+        encryption: vault_engine::format::config::EncryptionConfig::None,
     }
 }
 
@@ -374,7 +388,8 @@ fn fixed_pack_id(what: &str) -> PackId {
 /// The prune plan vector: two condemned packs, one pack written by the prune, and the manifest
 /// vector as the one snapshot marked live.
 fn plan_value() -> Plan {
-    let (snapshot, _) = manifest::encode(&manifest_value());
+    let (snapshot, _) =
+        manifest::encode(&vault_engine::keys::Encryption::none(), &manifest_value());
     Plan {
         version: FORMAT_VERSION,
         time: "2024-05-07T03:00:00Z".into(),
@@ -406,7 +421,7 @@ fn build_pack() -> (PackId, Vec<u8>, Vec<BlobEntry>) {
         let (encoding, stored) = compress_blob(&raw, Compression::Zstd { level: 1 });
         builder.add(kind.digest(&raw), kind, encoding, raw.len() as u32, &stored);
     }
-    builder.finish()
+    builder.finish(&vault_engine::keys::Encryption::none())
 }
 
 /// The chunking vector's input: xorshift64 bytes (see `format-spec/vectors/chunking.json`).
@@ -526,11 +541,15 @@ fn reference_cut(data: &[u8], p: ChunkerParams, gear: &[u64]) -> usize {
 }
 
 fn reference_chunks(data: &[u8], p: ChunkerParams) -> Vec<usize> {
-    let gear = gear();
+    reference_chunks_with(data, p, &gear())
+}
+
+/// [`reference_chunks`] with another gear table (an encrypted repository's keyed one).
+fn reference_chunks_with(data: &[u8], p: ChunkerParams, gear: &[u64]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
-        let len = reference_cut(&data[pos..], p, &gear);
+        let len = reference_cut(&data[pos..], p, gear);
         out.push(len);
         pos += len;
     }
@@ -687,7 +706,8 @@ fn describe_sealed(bytes: &[u8], magic: [u8; 8]) -> Value {
 }
 
 fn describe_pack(bytes: &[u8]) -> Value {
-    let entries = pack::decode_pack(bytes).expect("vector decodes");
+    let entries =
+        pack::decode_pack(&vault_engine::keys::Encryption::none(), bytes).expect("vector decodes");
     let trailer_len =
         u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap()) as usize;
     let trailer_offset = bytes.len() - 12 - trailer_len;
@@ -696,8 +716,15 @@ fn describe_pack(bytes: &[u8]) -> Value {
         .enumerate()
         .map(|(i, e)| {
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-            let raw =
-                pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).expect("blob opens");
+            let raw = pack::open_blob(
+                &vault_engine::keys::Encryption::none(),
+                e.id,
+                e.kind,
+                e.encoding,
+                e.raw_len,
+                stored,
+            )
+            .expect("blob opens");
             json!({
                 "trailer_entry_offset": trailer_offset + 4 + i * pack::ENTRY_LEN,
                 "id": e.id.to_hex(),
@@ -748,7 +775,7 @@ fn chunk_table(data: &[u8], lengths: &[usize]) -> Value {
 }
 
 fn engine_lengths(data: &[u8], p: ChunkerParams) -> Vec<usize> {
-    ContentChunker::new(p)
+    ContentChunker::new(p, &vault_engine::keys::Encryption::none())
         .cut(data, true)
         .into_iter()
         .map(|l| l as usize)
@@ -815,13 +842,14 @@ fn all_vector_files() -> Vec<(String, Vec<u8>)> {
         pretty(&describe_sealed(&config_bytes, sealed::CONFIG_MAGIC)),
     ));
     files.push(("config.bin".into(), config_bytes));
-    let (_, manifest_bytes) = manifest::encode(&manifest_value());
+    let (_, manifest_bytes) =
+        manifest::encode(&vault_engine::keys::Encryption::none(), &manifest_value());
     files.push((
         "manifest.json".into(),
         pretty(&describe_sealed(&manifest_bytes, sealed::SNAPSHOT_MAGIC)),
     ));
     files.push(("manifest.bin".into(), manifest_bytes));
-    let (_, plan_bytes) = plan::encode(&plan_value());
+    let (_, plan_bytes) = plan::encode(&vault_engine::keys::Encryption::none(), &plan_value());
     files.push((
         "plan.json".into(),
         pretty(&describe_sealed(&plan_bytes, PLAN_MAGIC)),
@@ -880,6 +908,12 @@ fn regenerate_vectors() {
     for (name, bytes) in all_vector_files() {
         std::fs::write(dir.join(&name), bytes).unwrap();
     }
+    // The encrypted vectors: sealed files that still decode to the expected values are kept
+    // (a new seal draws new nonces, so every byte would change for nothing).
+    std::fs::create_dir_all(dir.join(ENCRYPTED_DIR)).unwrap();
+    for (name, bytes) in encrypted_vector_files(on_disk) {
+        std::fs::write(dir.join(&name), bytes).unwrap();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -927,9 +961,9 @@ fn config_vector() {
 #[test]
 fn manifest_vector() {
     let bytes = read_vector("manifest.bin");
-    let decoded = manifest::decode(&bytes).unwrap();
+    let decoded = manifest::decode(&vault_engine::keys::Encryption::none(), &bytes).unwrap();
     assert_eq!(decoded, manifest_value());
-    let (id, encoded) = manifest::encode(&decoded);
+    let (id, encoded) = manifest::encode(&vault_engine::keys::Encryption::none(), &decoded);
     assert_eq!(encoded, bytes);
     assert_eq!(id, SnapshotId::digest(&bytes));
     assert_eq!(id.0, *blake3::hash(&bytes).as_bytes());
@@ -948,9 +982,9 @@ fn manifest_vector() {
 #[test]
 fn plan_vector() {
     let bytes = read_vector("plan.bin");
-    let decoded = plan::decode(&bytes).unwrap();
+    let decoded = plan::decode(&vault_engine::keys::Encryption::none(), &bytes).unwrap();
     assert_eq!(decoded, plan_value());
-    let (id, encoded) = plan::encode(&decoded);
+    let (id, encoded) = plan::encode(&vault_engine::keys::Encryption::none(), &decoded);
     assert_eq!(encoded, bytes);
     assert_eq!(id, *blake3::hash(&bytes).as_bytes());
     assert_eq!(&bytes[..8], b"VAULTPLN");
@@ -968,21 +1002,33 @@ fn plan_vector() {
     // What the decoder refuses behind a valid envelope (09-rotation.md §9.3).
     let mut other_version = decoded.clone();
     other_version.version = FORMAT_VERSION - 1;
-    assert!(plan::decode(&plan::encode(&other_version).1).is_err());
+    assert!(plan::decode(
+        &vault_engine::keys::Encryption::none(),
+        &plan::encode(&vault_engine::keys::Encryption::none(), &other_version).1
+    )
+    .is_err());
     let mut not_a_pack = decoded.clone();
     not_a_pack.condemned.push("condemned".into());
-    assert!(plan::decode(&plan::encode(&not_a_pack).1).is_err());
+    assert!(plan::decode(
+        &vault_engine::keys::Encryption::none(),
+        &plan::encode(&vault_engine::keys::Encryption::none(), &not_a_pack).1
+    )
+    .is_err());
     let mut short_id = decoded;
     short_id.condemned[0].pop();
-    assert!(plan::decode(&plan::encode(&short_id).1).is_err());
+    assert!(plan::decode(
+        &vault_engine::keys::Encryption::none(),
+        &plan::encode(&vault_engine::keys::Encryption::none(), &short_id).1
+    )
+    .is_err());
 }
 
 /// Decodes a sealed vector with the decoder of the kind its name says; whether it was accepted.
 fn sealed_accepted(name: &str, bytes: &[u8]) -> bool {
     match name {
         "config.bin" => config::decode(bytes).is_ok(),
-        "manifest.bin" => manifest::decode(bytes).is_ok(),
-        "plan.bin" => plan::decode(bytes).is_ok(),
+        "manifest.bin" => manifest::decode(&vault_engine::keys::Encryption::none(), bytes).is_ok(),
+        "plan.bin" => plan::decode(&vault_engine::keys::Encryption::none(), bytes).is_ok(),
         _ => unreachable!("{name} is not a sealed vector"),
     }
 }
@@ -1026,7 +1072,7 @@ fn sealed_vectors_reject_every_flipped_byte() {
 #[test]
 fn pack_vector() {
     let bytes = read_vector("pack.bin");
-    let entries = pack::decode_pack(&bytes).unwrap();
+    let entries = pack::decode_pack(&vault_engine::keys::Encryption::none(), &bytes).unwrap();
     let blobs = pack_blobs();
     assert_eq!(entries.len(), blobs.len());
     for ((e, (kind, raw)), encoding) in entries.iter().zip(&blobs).zip(PACK_ENCODINGS) {
@@ -1036,7 +1082,15 @@ fn pack_vector() {
         assert_eq!(e.raw_len as usize, raw.len());
         let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
         assert_eq!(
-            &pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).unwrap(),
+            &pack::open_blob(
+                &vault_engine::keys::Encryption::none(),
+                e.id,
+                e.kind,
+                e.encoding,
+                e.raw_len,
+                stored
+            )
+            .unwrap(),
             raw
         );
         // The compressor still makes the same choice (its bytes may differ across zstd versions).
@@ -1051,7 +1105,7 @@ fn pack_vector() {
         let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
         builder.add(e.id, e.kind, e.encoding, e.raw_len, stored);
     }
-    let (id, rebuilt, rebuilt_entries) = builder.finish();
+    let (id, rebuilt, rebuilt_entries) = builder.finish(&vault_engine::keys::Encryption::none());
     assert_eq!(rebuilt, bytes);
     assert_eq!(rebuilt_entries, entries);
     assert_eq!(id, PackId::digest(&bytes));
@@ -1075,12 +1129,20 @@ fn pack_vector() {
 /// footer, trailer checksum and bounds, every blob decompressed and compared with its id)
 /// rejects `bytes`.
 fn pack_rejected(bytes: &[u8]) -> bool {
-    let Ok(entries) = pack::decode_pack(bytes) else {
+    let Ok(entries) = pack::decode_pack(&vault_engine::keys::Encryption::none(), bytes) else {
         return true;
     };
     entries.iter().any(|e| {
         let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-        pack::open_blob(e.id, e.kind, e.encoding, e.raw_len, stored).is_err()
+        pack::open_blob(
+            &vault_engine::keys::Encryption::none(),
+            e.id,
+            e.kind,
+            e.encoding,
+            e.raw_len,
+            stored,
+        )
+        .is_err()
     })
 }
 
@@ -1088,7 +1150,7 @@ fn pack_rejected(bytes: &[u8]) -> bool {
 fn pack_vector_rejects_every_flipped_byte() {
     let bytes = read_vector("pack.bin");
     let id = PackId::digest(&bytes);
-    let entries = pack::decode_pack(&bytes).unwrap();
+    let entries = pack::decode_pack(&vault_engine::keys::Encryption::none(), &bytes).unwrap();
     assert!(!pack_rejected(&bytes));
     let mut only_by_name = Vec::new();
     for i in 0..bytes.len() {
@@ -1172,12 +1234,28 @@ fn tree_and_list_vectors_reject_every_flipped_byte_through_their_id() {
             BlobKind::Tree
         };
         let id = kind.digest(&bytes);
-        assert!(pack::open_blob(id, kind, Encoding::Raw, bytes.len() as u32, &bytes).is_ok());
+        assert!(pack::open_blob(
+            &vault_engine::keys::Encryption::none(),
+            id,
+            kind,
+            Encoding::Raw,
+            bytes.len() as u32,
+            &bytes
+        )
+        .is_ok());
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
             assert!(
-                pack::open_blob(id, kind, Encoding::Raw, bad.len() as u32, &bad).is_err(),
+                pack::open_blob(
+                    &vault_engine::keys::Encryption::none(),
+                    id,
+                    kind,
+                    Encoding::Raw,
+                    bad.len() as u32,
+                    &bad
+                )
+                .is_err(),
                 "{name}: flip at {i} accepted"
             );
         }
@@ -1256,7 +1334,7 @@ fn chunking_is_independent_of_windows() {
     // cut points for any window of at least two maximum chunks.
     let input = chunking_input();
     let p = chunking_cases()[1].1;
-    let chunker = ContentChunker::new(p);
+    let chunker = ContentChunker::new(p, &vault_engine::keys::Encryption::none());
     let whole = chunker.cut(&input, true);
     for window in [2 * p.max as usize, 3 * p.max as usize + 1, 10_000, 50_001] {
         let mut pos = 0;
@@ -1284,4 +1362,1234 @@ fn fastcdc_tables_vector() {
         read_json("fastcdc-tables.json")["gear_ls_is_gear_shifted_left_by_1"],
         json!(true)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encrypted vectors: `format-spec/vectors/encrypted/`.
+//
+// Fixed master keys, so every id, subkey and gear entry is deterministic; but every seal draws a
+// fresh random nonce (and a key file a random salt), so the sealed files are not: the generator
+// keeps the files on disk while they still decode to the values below and only seals anew when
+// they do not. The tests decode the files on disk, twice: with the engine, and with a small
+// reference reader written here from the specification (BLAKE3 key derivation, Argon2id,
+// XChaCha20-Poly1305 with `nonce | ciphertext | tag`, ISO/IEC 7816-4 padding to 64 bytes).
+
+mod reference {
+    //! An independent reader of the encrypted structures, from the specification only.
+
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+    pub const AEAD_CONTEXT: &str = "vault 2026-12-02 aead key";
+    pub const CONFIG_MAC_CONTEXT: &str = "vault 2026-12-02 config mac key";
+    pub const CHUNK_ID_CONTEXT: &str = "vault 2026-12-02 chunk id key";
+    pub const TREE_ID_CONTEXT: &str = "vault 2026-12-02 tree id key";
+    pub const LIST_ID_CONTEXT: &str = "vault 2026-12-02 chunk list id key";
+    pub const GEAR_CONTEXT: &str = "vault 2026-12-02 chunker gear key";
+
+    pub const NONCE_LEN: usize = 24;
+    pub const TAG_LEN: usize = 16;
+    pub const PAD_TO: usize = 64;
+
+    /// The subkeys of master keys `data` and `id`: (name, context, derived from, key).
+    pub fn subkeys(
+        data: &[u8; 32],
+        id: &[u8; 32],
+    ) -> Vec<(&'static str, &'static str, &'static str, [u8; 32])> {
+        vec![
+            (
+                "aead",
+                AEAD_CONTEXT,
+                "data",
+                blake3::derive_key(AEAD_CONTEXT, data),
+            ),
+            (
+                "config_mac",
+                CONFIG_MAC_CONTEXT,
+                "data",
+                blake3::derive_key(CONFIG_MAC_CONTEXT, data),
+            ),
+            (
+                "chunk_id",
+                CHUNK_ID_CONTEXT,
+                "id",
+                blake3::derive_key(CHUNK_ID_CONTEXT, id),
+            ),
+            (
+                "tree_id",
+                TREE_ID_CONTEXT,
+                "id",
+                blake3::derive_key(TREE_ID_CONTEXT, id),
+            ),
+            (
+                "list_id",
+                LIST_ID_CONTEXT,
+                "id",
+                blake3::derive_key(LIST_ID_CONTEXT, id),
+            ),
+            (
+                "gear",
+                GEAR_CONTEXT,
+                "id",
+                blake3::derive_key(GEAR_CONTEXT, id),
+            ),
+        ]
+    }
+
+    pub fn subkey(data: &[u8; 32], id: &[u8; 32], name: &str) -> [u8; 32] {
+        subkeys(data, id)
+            .into_iter()
+            .find(|k| k.0 == name)
+            .expect("a subkey name")
+            .3
+    }
+
+    /// The keyed gear table: 2048 bytes of keyed-BLAKE3 output (empty input), read as 256
+    /// little-endian u64.
+    pub fn gear(gear_key: &[u8; 32]) -> Vec<u64> {
+        let mut table = [0u8; 256 * 8];
+        blake3::Hasher::new_keyed(gear_key)
+            .finalize_xof()
+            .fill(&mut table);
+        table
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect()
+    }
+
+    /// `sealed` split: (nonce, ciphertext, tag).
+    pub fn split(sealed: &[u8]) -> (&[u8], &[u8], &[u8]) {
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        (nonce, ciphertext, tag)
+    }
+
+    /// XChaCha20-Poly1305 decryption of `nonce | ciphertext | tag`, without unpadding.
+    pub fn decrypt(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        XChaCha20Poly1305::new(key.into())
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: ad })
+            .ok()
+    }
+
+    /// Removes ISO/IEC 7816-4 padding: trailing zeros, then one 0x80, at most 64 bytes in all,
+    /// from a plaintext whose length is a positive multiple of 64.
+    pub fn unpad(padded: &[u8]) -> Option<&[u8]> {
+        if padded.is_empty() || !padded.len().is_multiple_of(PAD_TO) {
+            return None;
+        }
+        let i = padded.iter().rposition(|&b| b != 0)?;
+        (padded[i] == 0x80 && padded.len() - i <= PAD_TO).then(|| &padded[..i])
+    }
+
+    /// Decrypts and unpads.
+    pub fn open(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        decrypt(key, ad, sealed).and_then(|p| unpad(&p).map(<[u8]>::to_vec))
+    }
+
+    /// Associated data of a pack trailer, a manifest or a plan: magic[8] | version u32.
+    pub fn file_ad(magic: &[u8; 8], version: u32) -> Vec<u8> {
+        let mut ad = magic.to_vec();
+        ad.extend_from_slice(&version.to_le_bytes());
+        ad
+    }
+
+    /// Associated data of a blob: "VAULTBLB" | kind u8 | encoding u8 | raw_len u32 | id[32].
+    pub fn blob_ad(kind: u8, encoding: u8, raw_len: u32, id: &[u8; 32]) -> Vec<u8> {
+        let mut ad = b"VAULTBLB".to_vec();
+        ad.push(kind);
+        ad.push(encoding);
+        ad.extend_from_slice(&raw_len.to_le_bytes());
+        ad.extend_from_slice(id);
+        ad
+    }
+
+    /// Associated data of the wrapped master keys in a key file: "VAULTKEY" | repository id.
+    pub fn key_ad(repository: &[u8; 32]) -> Vec<u8> {
+        let mut ad = b"VAULTKEY".to_vec();
+        ad.extend_from_slice(repository);
+        ad
+    }
+
+    /// Argon2id (version 0x13), 32-byte output.
+    pub fn argon2id(
+        password: &[u8],
+        salt: &[u8],
+        memory_kib: u32,
+        passes: u32,
+        lanes: u32,
+    ) -> [u8; 32] {
+        use argon2::{Algorithm, Argon2, Params, Version};
+        let params = Params::new(memory_kib, passes, lanes, Some(32)).unwrap();
+        let mut out = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(password, salt, &mut out)
+            .unwrap();
+        out
+    }
+}
+
+const ENCRYPTED_DIR: &str = "encrypted";
+const VECTOR_PASSWORD: &str = "vector password";
+const VECTOR_KDF: KdfParams = KdfParams {
+    memory_kib: 64,
+    passes: 1,
+    parallelism: 1,
+};
+const VECTOR_KEY_HOST: &str = "vector-host";
+const VECTOR_KEY_CREATED: &str = "2024-05-06T07:00:00Z";
+
+fn enc_name(name: &str) -> String {
+    format!("{ENCRYPTED_DIR}/{name}")
+}
+
+/// The vector master keys: the data key is `BLAKE3("vault test vector: data key")`, the id key
+/// `BLAKE3("vault test vector: id key")`.
+fn vector_master() -> MasterKeys {
+    MasterKeys {
+        data: *blake3::hash(b"vault test vector: data key").as_bytes(),
+        id: *blake3::hash(b"vault test vector: id key").as_bytes(),
+    }
+}
+
+fn vector_encryption() -> Encryption {
+    Encryption::with_keys(vector_master())
+}
+
+/// The repository id of the encrypted vectors: bytes 00 01 .. 1f, as in `config.bin`.
+fn vector_repository() -> RepositoryId {
+    RepositoryId(std::array::from_fn(|i| i as u8))
+}
+
+fn reference_key(name: &str) -> [u8; 32] {
+    let m = vector_master();
+    reference::subkey(&m.data, &m.id, name)
+}
+
+fn enc_chunk_ref(enc: &Encryption, data: &[u8]) -> ChunkRef {
+    ChunkRef {
+        id: enc.chunk_id(data),
+        len: data.len() as u32,
+    }
+}
+
+/// The encrypted repository's chunk list: A, B, A with keyed chunk ids.
+fn enc_chunk_list(enc: &Encryption) -> Vec<ChunkRef> {
+    vec![
+        enc_chunk_ref(enc, &chunk_a()),
+        enc_chunk_ref(enc, &chunk_b()),
+        enc_chunk_ref(enc, &chunk_a()),
+    ]
+}
+
+/// A tree of one file (the `file-lists` entry) whose content is the encrypted chunk list.
+fn enc_tree(enc: &Encryption) -> Tree {
+    let refs = enc_chunk_list(enc);
+    let list = ListRef {
+        id: ListId(enc.blob_id(BlobKind::List, &tree::encode_list(&refs)).0),
+        size: refs.iter().map(|r| r.len as u64).sum(),
+        chunks: refs.len() as u32,
+    };
+    let mut entry = file_lists_entry();
+    entry.kind = EntryKind::File(FileData {
+        size: list.size,
+        profile: 0,
+        hardlinked: false,
+        content: Content::Lists(vec![list]),
+    });
+    Tree {
+        entries: vec![entry],
+    }
+}
+
+/// The blobs of the encrypted pack, in pack order: two chunks, the chunk list, the tree.
+fn enc_pack_blobs(enc: &Encryption) -> Vec<(BlobKind, Vec<u8>)> {
+    vec![
+        (BlobKind::Chunk, chunk_a()),
+        (BlobKind::Chunk, chunk_b()),
+        (BlobKind::List, tree::encode_list(&enc_chunk_list(enc))),
+        (BlobKind::Tree, tree::encode_tree(&enc_tree(enc))),
+    ]
+}
+
+/// The config of the encrypted vectors: `config_value()` with `encryption` = repokey and its MAC.
+fn enc_config_value() -> Config {
+    let mut config = config_value();
+    config.id = vector_repository().to_hex();
+    config.encryption = EncryptionConfig::Repokey {
+        aead: config::AEAD.into(),
+        mac: String::new(),
+    };
+    let mac = vector_encryption().config_mac(&config.mac_input()).unwrap();
+    config.encryption = EncryptionConfig::Repokey {
+        aead: config::AEAD.into(),
+        mac: hex(&mac),
+    };
+    config
+}
+
+/// The manifest of the encrypted vectors: `manifest_value()` rooted at the encrypted tree.
+fn enc_manifest_value() -> Manifest {
+    let enc = vector_encryption();
+    let mut m = manifest_value();
+    m.tree = enc
+        .blob_id(BlobKind::Tree, &tree::encode_tree(&enc_tree(&enc)))
+        .to_hex();
+    m
+}
+
+/// The plan of the encrypted vectors, marking the encrypted manifest (whose id is the digest of
+/// its file, so it changes whenever the manifest is sealed anew) live.
+fn enc_plan_value(manifest_id: SnapshotId) -> Plan {
+    let mut p = plan_value();
+    p.snapshots = vec![manifest_id.to_hex()];
+    p
+}
+
+fn build_enc_pack(enc: &Encryption) -> Vec<u8> {
+    let mut builder = PackBuilder::new();
+    for (kind, raw) in enc_pack_blobs(enc) {
+        let id = enc.blob_id(kind, &raw);
+        let (encoding, stored) = compress_blob(&raw, Compression::Zstd { level: 1 });
+        let sealed = enc.seal(
+            &keys::blob_ad(kind, encoding, raw.len() as u32, &id),
+            stored,
+        );
+        builder.add(id, kind, encoding, raw.len() as u32, &sealed);
+    }
+    builder.finish(enc).1
+}
+
+/// A key file wrapping the vector master keys with [`VECTOR_PASSWORD`] for
+/// [`vector_repository`], as `keyfile::create` writes it, with a fixed `created` time.
+fn build_key_file() -> Vec<u8> {
+    let (_, bytes) = keyfile::create(
+        &vector_master(),
+        VECTOR_PASSWORD.as_bytes(),
+        VECTOR_KDF,
+        &vector_repository(),
+        VECTOR_KEY_HOST,
+    );
+    let mut file = keyfile::decode(&bytes).unwrap();
+    file.created = VECTOR_KEY_CREATED.into();
+    let payload = serde_json::to_vec_pretty(&file).unwrap();
+    sealed::encode(keyfile::KEY_MAGIC, FORMAT_VERSION, &payload)
+}
+
+// The checks of the decoded values, shared by the generator (keep a file?) and the tests.
+
+fn enc_pack_decodes_as_expected(enc: &Encryption, bytes: &[u8]) -> Result<(), String> {
+    let entries = pack::decode_pack(enc, bytes).map_err(|e| e.to_string())?;
+    let blobs = enc_pack_blobs(enc);
+    if entries.len() != blobs.len() {
+        return Err(format!("{} entries", entries.len()));
+    }
+    for (e, (kind, raw)) in entries.iter().zip(&blobs) {
+        let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+        let opened = pack::open_blob(enc, e.id, e.kind, e.encoding, e.raw_len, stored)
+            .map_err(|err| err.to_string())?;
+        let encoding = compress_blob(raw, Compression::Zstd { level: 1 }).0;
+        if e.id != enc.blob_id(*kind, raw)
+            || e.kind != *kind
+            || e.encoding != encoding
+            || e.raw_len as usize != raw.len()
+            || opened != *raw
+        {
+            return Err(format!("entry {e:?} differs"));
+        }
+    }
+    Ok(())
+}
+
+fn enc_manifest_decodes_as_expected(enc: &Encryption, bytes: &[u8]) -> Result<(), String> {
+    let m = manifest::decode(enc, bytes).map_err(|e| e.to_string())?;
+    (m == enc_manifest_value())
+        .then_some(())
+        .ok_or_else(|| "manifest differs".into())
+}
+
+fn enc_plan_decodes_as_expected(
+    enc: &Encryption,
+    bytes: &[u8],
+    manifest_id: SnapshotId,
+) -> Result<(), String> {
+    let p = plan::decode(enc, bytes).map_err(|e| e.to_string())?;
+    (p == enc_plan_value(manifest_id))
+        .then_some(())
+        .ok_or_else(|| "plan differs".into())
+}
+
+fn key_file_decodes_as_expected(bytes: &[u8]) -> Result<(), String> {
+    let file = keyfile::decode(bytes).map_err(|e| e.to_string())?;
+    let master = file
+        .unwrap(VECTOR_PASSWORD.as_bytes(), &vector_repository())
+        .ok_or("the password does not unwrap it")?;
+    let expected = vector_master();
+    ((master.data, master.id) == (expected.data, expected.id)
+        && file.created == VECTOR_KEY_CREATED
+        && file.host == VECTOR_KEY_HOST
+        && file.kdf.params == VECTOR_KDF
+        && file.version == FORMAT_VERSION)
+        .then_some(())
+        .ok_or_else(|| "key file differs".into())
+}
+
+// Descriptions of the encrypted vectors, made with the reference reader.
+
+/// Layout of a sealed byte string and its decrypted plaintext.
+fn describe_seal(sealed: &[u8], ad: &[u8], offset: usize) -> (Value, Vec<u8>) {
+    let (nonce, ciphertext, tag) = reference::split(sealed);
+    let padded = reference::decrypt(&reference_key("aead"), ad, sealed).expect("vector opens");
+    let plain = reference::unpad(&padded)
+        .expect("vector is padded")
+        .to_vec();
+    (
+        json!({
+            "offset": offset,
+            "length": sealed.len(),
+            "nonce": hex(nonce),
+            "ciphertext_offset": offset + reference::NONCE_LEN,
+            "ciphertext_len": ciphertext.len(),
+            "tag_offset": offset + reference::NONCE_LEN + ciphertext.len(),
+            "tag": hex(tag),
+            "associated_data_hex": hex(ad),
+            "plaintext_len": plain.len(),
+            "padding_len": padded.len() - plain.len(),
+        }),
+        plain,
+    )
+}
+
+fn describe_keys() -> Value {
+    let m = vector_master();
+    let enc = vector_encryption();
+    let subkeys: serde_json::Map<String, Value> = reference::subkeys(&m.data, &m.id)
+        .into_iter()
+        .map(|(name, context, from, key)| {
+            (
+                name.to_string(),
+                json!({ "context": context, "from": format!("{from} key"), "key": hex(&key) }),
+            )
+        })
+        .collect();
+    let gear = reference::gear(&reference_key("gear"));
+    let table: Vec<u8> = gear.iter().flat_map(|g| g.to_le_bytes()).collect();
+    let ids: Vec<Value> = enc_pack_blobs(&enc)
+        .iter()
+        .map(|(kind, raw)| {
+            json!({
+                "kind": kind_name(*kind),
+                "raw_len": raw.len(),
+                "raw_blake3": hex(blake3::hash(raw).as_bytes()),
+                "unencrypted_id": kind.digest(raw).to_hex(),
+                "keyed_id": enc.blob_id(*kind, raw).to_hex(),
+            })
+        })
+        .collect();
+    let input = chunking_input();
+    let cases: Vec<Value> = chunking_cases()[..2]
+        .iter()
+        .map(|(name, p)| {
+            let lengths = engine_lengths_with(&input, *p, &enc);
+            let mut pos = 0;
+            let chunks: Vec<Value> = lengths
+                .iter()
+                .map(|&len| {
+                    let v = json!({
+                        "offset": pos,
+                        "length": len,
+                        "id": enc.chunk_id(&input[pos..pos + len]).to_hex(),
+                    });
+                    pos += len;
+                    v
+                })
+                .collect();
+            json!({ "name": name, "min": p.min, "avg": p.avg, "max": p.max, "chunks": chunks })
+        })
+        .collect();
+    json!({
+        "structure": "the keys of an encrypted repository and what derives from them",
+        "master_keys": {
+            "data_key": hex(&m.data),
+            "data_key_is": "BLAKE3(\"vault test vector: data key\")",
+            "id_key": hex(&m.id),
+            "id_key_is": "BLAKE3(\"vault test vector: id key\")",
+            "bytes_hex": hex(vector_master().to_bytes().as_ref()),
+            "bytes_are": "data key | id key (64 bytes): what a key file wraps",
+        },
+        "derivation": "subkey = BLAKE3_DERIVE(context, master key): blake3::derive_key(context, key)",
+        "subkeys": subkeys,
+        "gear": {
+            "is": "keyed BLAKE3 (gear key) of the empty input, extended output of 2048 bytes, read as 256 little-endian u64; gear_ls[i] = gear[i] << 1",
+            "first": gear[..8].iter().map(|g| format!("{g:#018x}")).collect::<Vec<_>>(),
+            "first_ls": gear[..8].iter().map(|g| format!("{:#018x}", g << 1)).collect::<Vec<_>>(),
+            "last": format!("{:#018x}", gear[255]),
+            "table_blake3": hex(blake3::hash(&table).as_bytes()),
+        },
+        "ids": {
+            "is": "id = keyed BLAKE3(chunk, tree or chunk-list id key, raw bytes)",
+            "blobs_of_pack_bin": ids,
+        },
+        "chunking": {
+            "is": "FastCDC v2020 as in 03-chunking.md with the keyed gear table, over ../chunking-input.bin; chunk ids keyed",
+            "input_blake3": hex(blake3::hash(&input).as_bytes()),
+            "cases": cases,
+        },
+    })
+}
+
+fn describe_enc_config(bytes: &[u8]) -> Value {
+    let mut v = describe_sealed(bytes, sealed::CONFIG_MAGIC);
+    let config = config::decode(bytes).expect("vector decodes");
+    let input = config.mac_input();
+    v["structure"] = json!("config of an encrypted repository, sealed file (02-sealed-files.md)");
+    v["mac"] = json!({
+        "is": "keyed BLAKE3(config MAC key, mac input), hex, in encryption.mac",
+        "input": String::from_utf8(input.clone()).unwrap(),
+        "input_is": "the compact JSON of the config (members in the order of the file, no whitespace) with encryption.mac = \"\"",
+        "input_len": input.len(),
+        "value": hex(blake3::keyed_hash(&reference_key("config_mac"), &input).as_bytes()),
+    });
+    v
+}
+
+fn describe_key_file(bytes: &[u8]) -> Value {
+    let payload =
+        sealed::decode(keyfile::KEY_MAGIC, FORMAT_VERSION, bytes).expect("vector decodes");
+    let file: Value = serde_json::from_slice(payload).unwrap();
+    let salt = hex::decode(file["kdf"]["salt"].as_str().unwrap()).unwrap();
+    let wrapped = hex::decode(file["keys"].as_str().unwrap()).unwrap();
+    let wrapping = reference::argon2id(
+        VECTOR_PASSWORD.as_bytes(),
+        &salt,
+        VECTOR_KDF.memory_kib,
+        VECTOR_KDF.passes,
+        VECTOR_KDF.parallelism,
+    );
+    let ad = reference::key_ad(&vector_repository().0);
+    let master = reference::decrypt(&wrapping, &ad, &wrapped).expect("the password unwraps it");
+    let (nonce, ciphertext, tag) = reference::split(&wrapped);
+    let id = hex(blake3::hash(bytes).as_bytes());
+    json!({
+        "structure": "key file, sealed file with magic VAULTKEY",
+        "length": bytes.len(),
+        "magic": "VAULTKEY",
+        "version": FORMAT_VERSION,
+        "payload_offset": 16,
+        "payload_len": payload.len(),
+        "payload": file,
+        "checksum_offset": 16 + payload.len(),
+        "checksum": hex(&bytes[bytes.len() - 32..]),
+        "key_id": id,
+        "file_name": format!("keys/{id}"),
+        "repository_id": vector_repository().to_hex(),
+        "password": VECTOR_PASSWORD,
+        "wrapping_key": hex(&wrapping),
+        "wrapping_key_is": "Argon2id v0x13 (password, salt, memory_kib, passes, parallelism), 32-byte output",
+        "wrapped": {
+            "nonce": hex(nonce),
+            "ciphertext": hex(ciphertext),
+            "tag": hex(tag),
+            "associated_data_hex": hex(&ad),
+            "associated_data_is": "\"VAULTKEY\" | repository id",
+            "plaintext_hex": hex(&master),
+            "plaintext_is": "the master keys, data key | id key (not padded)",
+        },
+    })
+}
+
+fn describe_enc_pack(bytes: &[u8]) -> Value {
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let trailer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap()) as usize;
+    let trailer_offset = bytes.len() - 12 - trailer_len;
+    let (trailer, plain) = describe_seal(
+        &bytes[trailer_offset..bytes.len() - 12],
+        &reference::file_ad(&pack::FOOTER_MAGIC, version),
+        trailer_offset,
+    );
+    let count = u32::from_le_bytes(plain[..4].try_into().unwrap()) as usize;
+    let blobs: Vec<Value> = (0..count)
+        .map(|i| {
+            let e = &plain[4 + i * pack::ENTRY_LEN..4 + (i + 1) * pack::ENTRY_LEN];
+            let id: [u8; 32] = e[..32].try_into().unwrap();
+            let (kind, encoding) = (e[32], e[33]);
+            let offset = u64::from_le_bytes(e[36..44].try_into().unwrap()) as usize;
+            let stored_len = u32::from_le_bytes(e[44..48].try_into().unwrap()) as usize;
+            let raw_len = u32::from_le_bytes(e[48..52].try_into().unwrap());
+            let (seal, encoded) = describe_seal(
+                &bytes[offset..offset + stored_len],
+                &reference::blob_ad(kind, encoding, raw_len, &id),
+                offset,
+            );
+            let raw = match encoding {
+                0 => encoded.clone(),
+                _ => zstd::bulk::decompress(&encoded, raw_len as usize).unwrap(),
+            };
+            let kind = BlobKind::from_u8(kind).unwrap();
+            json!({
+                "trailer_entry_offset_in_plaintext": 4 + i * pack::ENTRY_LEN,
+                "id": hex(&id),
+                "kind": kind_name(kind),
+                "kind_code": kind as u8,
+                "encoding": encoding_name(Encoding::from_u8(encoding).unwrap()),
+                "encoding_code": encoding,
+                "offset": offset,
+                "stored_len": stored_len,
+                "raw_len": raw_len,
+                "sealed": seal,
+                "encoded_hex": hex(&encoded),
+                "raw_hex": hex(&raw),
+                "raw_blake3": hex(blake3::hash(&raw).as_bytes()),
+            })
+        })
+        .collect();
+    let id = PackId::digest(bytes).to_hex();
+    json!({
+        "structure": "pack file of an encrypted repository (04-packs.md)",
+        "length": bytes.len(),
+        "id": id,
+        "file_name": format!("packs/{}/{id}", &id[..2]),
+        "header": { "offset": 0, "magic": "VAULTPAK", "version": version },
+        "blobs": blobs,
+        "trailer": {
+            "sealed": trailer,
+            "plaintext_hex": hex(&plain),
+            "count": count,
+            "checksum": hex(&plain[plain.len() - 32..]),
+            "checksum_is": "BLAKE3 of the plaintext trailer's first 4 + 52 * count bytes",
+        },
+        "footer": { "offset": bytes.len() - 12, "trailer_len": trailer_len, "magic": "VAULTEND" },
+    })
+}
+
+fn describe_enc_sealed_file(bytes: &[u8], magic: [u8; 8]) -> Value {
+    let payload = sealed::decode(magic, FORMAT_VERSION, bytes).expect("vector decodes");
+    let (seal, plain) = describe_seal(payload, &reference::file_ad(&magic, FORMAT_VERSION), 16);
+    let id = hex(blake3::hash(bytes).as_bytes());
+    let mut v = json!({
+        "length": bytes.len(),
+        "magic": String::from_utf8_lossy(&magic),
+        "version": FORMAT_VERSION,
+        "payload_offset": 16,
+        "payload_len": payload.len(),
+        "payload_is": "nonce | XChaCha20-Poly1305(JSON padded to a multiple of 64 bytes) | tag",
+        "sealed": seal,
+        "plaintext": serde_json::from_slice::<Value>(&plain).expect("plaintext is JSON"),
+        "checksum_offset": 16 + payload.len(),
+        "checksum": hex(&bytes[bytes.len() - 32..]),
+    });
+    if magic == sealed::SNAPSHOT_MAGIC {
+        v["structure"] = json!("snapshot manifest of an encrypted repository");
+        v["snapshot_id"] = json!(id);
+        v["file_name"] = json!(format!("snapshots/{id}"));
+    } else {
+        v["structure"] = json!("prune plan of an encrypted repository");
+        v["plan_id"] = json!(id);
+        v["file_name"] = json!(format!("prune/{id}"));
+    }
+    v
+}
+
+fn engine_lengths_with(data: &[u8], p: ChunkerParams, enc: &Encryption) -> Vec<usize> {
+    ContentChunker::new(p, enc)
+        .cut(data, true)
+        .into_iter()
+        .map(|l| l as usize)
+        .collect()
+}
+
+/// Every encrypted vector file (name relative to `format-spec/vectors/`) -> bytes. `existing`
+/// gives a file's current bytes: sealed files that still decode to the expected values are kept.
+fn encrypted_vector_files(existing: impl Fn(&str) -> Option<Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    let enc = vector_encryption();
+    let keep = |name: &str, ok: &dyn Fn(&[u8]) -> bool, make: &dyn Fn() -> Vec<u8>| {
+        existing(&enc_name(name))
+            .filter(|b| ok(b))
+            .unwrap_or_else(make)
+    };
+    let key_file = keep(
+        "key-file.bin",
+        &|b| key_file_decodes_as_expected(b).is_ok(),
+        &build_key_file,
+    );
+    let pack = keep(
+        "pack.bin",
+        &|b| enc_pack_decodes_as_expected(&enc, b).is_ok(),
+        &|| build_enc_pack(&enc),
+    );
+    let manifest = keep(
+        "manifest.bin",
+        &|b| enc_manifest_decodes_as_expected(&enc, b).is_ok(),
+        &|| manifest::encode(&enc, &enc_manifest_value()).1,
+    );
+    let manifest_id = SnapshotId::digest(&manifest);
+    let plan = keep(
+        "plan.bin",
+        &|b| enc_plan_decodes_as_expected(&enc, b, manifest_id).is_ok(),
+        &|| plan::encode(&enc, &enc_plan_value(manifest_id)).1,
+    );
+    let config = config::encode(&enc_config_value());
+    vec![
+        (enc_name("keys.json"), pretty(&describe_keys())),
+        (
+            enc_name("config.json"),
+            pretty(&describe_enc_config(&config)),
+        ),
+        (enc_name("config.bin"), config),
+        (
+            enc_name("key-file.json"),
+            pretty(&describe_key_file(&key_file)),
+        ),
+        (enc_name("key-file.bin"), key_file),
+        (enc_name("pack.json"), pretty(&describe_enc_pack(&pack))),
+        (enc_name("pack.bin"), pack),
+        (
+            enc_name("manifest.json"),
+            pretty(&describe_enc_sealed_file(&manifest, sealed::SNAPSHOT_MAGIC)),
+        ),
+        (enc_name("manifest.bin"), manifest),
+        (
+            enc_name("plan.json"),
+            pretty(&describe_enc_sealed_file(&plan, PLAN_MAGIC)),
+        ),
+        (enc_name("plan.bin"), plan),
+    ]
+}
+
+fn on_disk(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(vectors_dir().join(name)).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests of the encrypted vectors.
+
+fn enc_read(name: &str) -> Vec<u8> {
+    read_vector(&enc_name(name))
+}
+
+#[test]
+fn encrypted_vector_files_are_current() {
+    // The descriptions still describe their files, the deterministic files (`keys.json`,
+    // `config.bin`) are exact, and the sealed files decode to the values above (otherwise the
+    // generator would seal them anew, and they would differ from the files on disk).
+    for (name, bytes) in encrypted_vector_files(on_disk) {
+        let disk = read_vector(&name);
+        if name.ends_with(".json") {
+            let a: Value = serde_json::from_slice(&disk).unwrap();
+            let b: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(a, b, "{name} is stale; regenerate the vectors");
+        } else {
+            assert!(disk == bytes, "{name} is stale; regenerate the vectors");
+        }
+    }
+}
+
+#[test]
+fn encrypted_keys_vector() {
+    let m = vector_master();
+    let enc = vector_encryption();
+    let described = read_json(&enc_name("keys.json"));
+    assert_eq!(described, describe_keys());
+    // Master keys: data key, then id key.
+    let bytes = m.to_bytes();
+    assert_eq!(
+        hex(bytes.as_ref()),
+        described["master_keys"]["bytes_hex"].as_str().unwrap()
+    );
+    assert_eq!(&bytes[..32], &m.data);
+    let back = MasterKeys::from_bytes(&bytes);
+    assert_eq!((back.data, back.id), (m.data, m.id));
+    // The engine's keyed ids are keyed BLAKE3 with the subkeys the reference derives.
+    for (kind, raw) in enc_pack_blobs(&enc) {
+        let key = reference_key(match kind {
+            BlobKind::Chunk => "chunk_id",
+            BlobKind::Tree => "tree_id",
+            BlobKind::List => "list_id",
+        });
+        let keyed = *blake3::keyed_hash(&key, &raw).as_bytes();
+        assert_eq!(enc.blob_id(kind, &raw).0, keyed);
+        assert_ne!(kind.digest(&raw).0, keyed);
+        if kind == BlobKind::Chunk {
+            assert_eq!(enc.chunk_id(&raw).0, keyed);
+        }
+    }
+    // The same bytes have a different id in each kind.
+    let same = chunk_a();
+    let ids: Vec<_> = [BlobKind::Chunk, BlobKind::Tree, BlobKind::List]
+        .iter()
+        .map(|k| enc.blob_id(*k, &same))
+        .collect();
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    // The gear table and its shifted twin.
+    let gear = reference::gear(&reference_key("gear"));
+    let (engine_gear, engine_gear_ls) = enc.gear().unwrap();
+    assert_eq!(&engine_gear[..], &gear[..]);
+    assert!(engine_gear
+        .iter()
+        .zip(engine_gear_ls.iter())
+        .all(|(g, l)| g << 1 == *l));
+    assert_ne!(&gear[..], &fastcdc::v2020::get_gear_with_seed(0).0[..]);
+    // The config MAC key.
+    assert_eq!(
+        enc.config_mac(b"any bytes").unwrap(),
+        *blake3::keyed_hash(&reference_key("config_mac"), b"any bytes").as_bytes()
+    );
+    assert!(Encryption::none().config_mac(b"any bytes").is_none());
+    // The AEAD key: the engine's seal opens with the reference's key, and the other way round.
+    let sealed = enc.seal(b"ad", b"plaintext".to_vec());
+    assert_eq!(sealed.len(), 24 + 64 + 16);
+    assert_eq!(
+        reference::open(&reference_key("aead"), b"ad", &sealed).unwrap(),
+        b"plaintext"
+    );
+}
+
+#[test]
+fn encrypted_chunking_uses_the_keyed_gear_table() {
+    // The spec's byte-at-a-time algorithm with the keyed gear table cuts where the engine does.
+    let enc = vector_encryption();
+    let gear = reference::gear(&reference_key("gear"));
+    let input = chunking_input();
+    let zeros = vec![0u8; ZEROS_LEN];
+    for (name, p) in chunking_cases() {
+        for data in [&input, &zeros] {
+            let engine = engine_lengths_with(data, p, &enc);
+            assert_eq!(reference_chunks_with(data, p, &gear), engine, "{name}");
+            assert_eq!(engine.iter().sum::<usize>(), data.len());
+        }
+    }
+    // With the small parameters the keyed cut points differ from the unencrypted ones.
+    let small = chunking_cases()[1].1;
+    assert_ne!(
+        engine_lengths_with(&input, small, &enc),
+        engine_lengths(&input, small)
+    );
+}
+
+#[test]
+fn encrypted_config_vector() {
+    let bytes = enc_read("config.bin");
+    let decoded = config::decode(&bytes).unwrap();
+    assert_eq!(decoded, enc_config_value());
+    assert_eq!(config::encode(&decoded), bytes);
+    let EncryptionConfig::Repokey { aead, mac } = &decoded.encryption else {
+        panic!("the encrypted config says repokey")
+    };
+    assert_eq!(aead, "xchacha20-poly1305");
+    let input = decoded.mac_input();
+    assert_eq!(
+        *mac,
+        hex(blake3::keyed_hash(&reference_key("config_mac"), &input).as_bytes())
+    );
+    // What the MAC covers: the compact JSON of the config with an empty mac.
+    let text = String::from_utf8(input).unwrap();
+    assert!(text.starts_with("{\"version\":4,"), "{text}");
+    assert!(
+        text.ends_with(",\"encryption\":{\"scheme\":\"repokey\",\"aead\":\"xchacha20-poly1305\",\"mac\":\"\"}}"),
+        "{text}"
+    );
+    // Changed settings no longer match the MAC.
+    let mut changed = decoded.clone();
+    changed.compression = Compression::None;
+    assert_ne!(
+        hex(&vector_encryption()
+            .config_mac(&changed.mac_input())
+            .unwrap()),
+        *mac
+    );
+}
+
+#[test]
+fn encrypted_key_file_vector() {
+    let bytes = enc_read("key-file.bin");
+    key_file_decodes_as_expected(&bytes).unwrap();
+    assert_eq!(&bytes[..8], b"VAULTKEY");
+    let file = keyfile::decode(&bytes).unwrap();
+    assert_eq!(file.kdf.algorithm, "argon2id");
+    assert!(file
+        .unwrap(b"vector Password", &vector_repository())
+        .is_none());
+    assert!(file
+        .unwrap(VECTOR_PASSWORD.as_bytes(), &RepositoryId([0xff; 32]))
+        .is_none());
+    // The reference unwraps it too: Argon2id, then XChaCha20-Poly1305 with "VAULTKEY" | repository id.
+    let salt = hex::decode(&file.kdf.salt).unwrap();
+    let wrapped = hex::decode(&file.keys).unwrap();
+    assert_eq!((salt.len(), wrapped.len()), (32, 24 + 64 + 16));
+    let wrapping = reference::argon2id(VECTOR_PASSWORD.as_bytes(), &salt, 64, 1, 1);
+    let plain = reference::decrypt(
+        &wrapping,
+        &reference::key_ad(&vector_repository().0),
+        &wrapped,
+    )
+    .unwrap();
+    assert_eq!(plain, vector_master().to_bytes().as_ref());
+    let described = read_json(&enc_name("key-file.json"));
+    assert_eq!(described["wrapping_key"], json!(hex(&wrapping)));
+    assert_eq!(
+        described["key_id"],
+        json!(hex(blake3::hash(&bytes).as_bytes()))
+    );
+}
+
+#[test]
+fn encrypted_pack_vector() {
+    let enc = vector_encryption();
+    let bytes = enc_read("pack.bin");
+    enc_pack_decodes_as_expected(&enc, &bytes).unwrap();
+    let entries = pack::decode_pack(&enc, &bytes).unwrap();
+    // The kinds and encodings the vector promises.
+    let kinds: Vec<BlobKind> = entries.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            BlobKind::Chunk,
+            BlobKind::Chunk,
+            BlobKind::List,
+            BlobKind::Tree
+        ]
+    );
+    assert!(entries.iter().any(|e| e.encoding == Encoding::Zstd));
+    assert!(entries.iter().any(|e| e.encoding == Encoding::Raw));
+    assert_eq!(&bytes[..8], b"VAULTPAK");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
+        FORMAT_VERSION
+    );
+    // The trailer: sealed, its length that of a sealed plain trailer.
+    let trailer_len =
+        pack::decode_footer(&bytes[bytes.len() - 12..], bytes.len() as u64).unwrap() as usize;
+    assert_eq!(
+        trailer_len,
+        enc.sealed_len(4 + entries.len() * pack::ENTRY_LEN + 32)
+    );
+    assert_eq!(
+        pack::overhead(&enc, entries.len() as u64) as usize,
+        12 + trailer_len + 12
+    );
+    let stored_trailer = &bytes[bytes.len() - 12 - trailer_len..bytes.len() - 12];
+    assert_eq!(
+        pack::open_trailer(&enc, stored_trailer, bytes.len() as u64).unwrap(),
+        entries
+    );
+    // Each blob as the reference reads it (described in pack.json) is what the engine opens.
+    let described = read_json(&enc_name("pack.json"));
+    for (e, d) in entries.iter().zip(described["blobs"].as_array().unwrap()) {
+        let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+        let raw = pack::open_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, stored).unwrap();
+        assert_eq!(d["raw_hex"], json!(hex(&raw)));
+        assert_eq!(d["id"], json!(e.id.to_hex()));
+        assert_eq!(
+            e.stored_len as usize,
+            enc.sealed_len(d["encoded_hex"].as_str().unwrap().len() / 2)
+        );
+        // The associated data binds the blob to its entry: another kind, encoding, length or
+        // id fails authentication.
+        let other_kind = if e.kind == BlobKind::Tree {
+            BlobKind::List
+        } else {
+            BlobKind::Tree
+        };
+        let other_encoding = if e.encoding == Encoding::Raw {
+            Encoding::Zstd
+        } else {
+            Encoding::Raw
+        };
+        let mut other_id = e.id;
+        other_id.0[31] ^= 1;
+        for (id, kind, encoding, raw_len) in [
+            (e.id, other_kind, e.encoding, e.raw_len),
+            (e.id, e.kind, other_encoding, e.raw_len),
+            (e.id, e.kind, e.encoding, e.raw_len + 1),
+            (other_id, e.kind, e.encoding, e.raw_len),
+        ] {
+            assert_eq!(
+                pack::open_blob(&enc, id, kind, encoding, raw_len, stored),
+                Err(DecodeError::Authentication),
+                "{e:?}"
+            );
+        }
+    }
+    // A blob's bytes under another entry fail authentication.
+    let (a, b) = (entries[0], entries[2]);
+    let stored_b = &bytes[b.offset as usize..(b.offset + b.stored_len as u64) as usize];
+    assert_eq!(
+        pack::open_blob(&enc, a.id, a.kind, a.encoding, a.raw_len, stored_b),
+        Err(DecodeError::Authentication)
+    );
+    // Without the keys, or with other keys, the trailer does not open.
+    assert!(pack::decode_pack(&Encryption::none(), &bytes).is_err());
+    let other = Encryption::with_keys(MasterKeys {
+        data: [7; 32],
+        id: vector_master().id,
+    });
+    assert_eq!(
+        pack::decode_pack(&other, &bytes),
+        Err(DecodeError::Authentication)
+    );
+    // No plaintext of the blobs is in the file.
+    for needle in [&b"hello, vault"[..], b"quick brown fox", b"file-lists"] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+#[test]
+fn encrypted_manifest_and_plan_vectors() {
+    let enc = vector_encryption();
+    let manifest_bytes = enc_read("manifest.bin");
+    let plan_bytes = enc_read("plan.bin");
+    let manifest_id = SnapshotId::digest(&manifest_bytes);
+    enc_manifest_decodes_as_expected(&enc, &manifest_bytes).unwrap();
+    enc_plan_decodes_as_expected(&enc, &plan_bytes, manifest_id).unwrap();
+    let other = Encryption::with_keys(MasterKeys {
+        data: [7; 32],
+        id: vector_master().id,
+    });
+    for (bytes, magic, plaintext) in [
+        (
+            &manifest_bytes,
+            sealed::SNAPSHOT_MAGIC,
+            serde_json::to_value(enc_manifest_value()).unwrap(),
+        ),
+        (
+            &plan_bytes,
+            PLAN_MAGIC,
+            serde_json::to_value(enc_plan_value(manifest_id)).unwrap(),
+        ),
+    ] {
+        assert_eq!(&bytes[..8], &magic);
+        // The reference reader's plaintext (in the .json) is the expected JSON.
+        assert_eq!(
+            describe_enc_sealed_file(bytes, magic)["plaintext"],
+            plaintext
+        );
+        // Not readable without the keys or with other keys.
+        let decode = |enc: &Encryption, b: &[u8]| {
+            if magic == PLAN_MAGIC {
+                plan::decode(enc, b).map(drop)
+            } else {
+                manifest::decode(enc, b).map(drop)
+            }
+        };
+        assert!(decode(&Encryption::none(), bytes).is_err());
+        assert_eq!(decode(&other, bytes), Err(DecodeError::Authentication));
+        // The associated data names the kind: the payload in the other kind's envelope (with a
+        // valid checksum) fails authentication.
+        let payload = sealed::decode(magic, FORMAT_VERSION, bytes).unwrap();
+        let other_magic = if magic == PLAN_MAGIC {
+            sealed::SNAPSHOT_MAGIC
+        } else {
+            PLAN_MAGIC
+        };
+        let moved = sealed::encode(other_magic, FORMAT_VERSION, payload);
+        let moved_result = if magic == PLAN_MAGIC {
+            manifest::decode(&enc, &moved).map(drop)
+        } else {
+            plan::decode(&enc, &moved).map(drop)
+        };
+        assert_eq!(moved_result, Err(DecodeError::Authentication));
+    }
+    assert!(!manifest_bytes.windows(15).any(|w| w == b"db1.example.org"));
+    // The manifest's root is the tree blob of the encrypted pack.
+    let root = manifest::decode(&enc, &manifest_bytes)
+        .unwrap()
+        .root()
+        .unwrap();
+    let pack_entries = pack::decode_pack(&enc, &enc_read("pack.bin")).unwrap();
+    assert_eq!(pack_entries[3].id, root.into());
+}
+
+/// Whether the encrypted vector `name` decodes completely (with the vector keys and password).
+fn enc_accepted(name: &str, bytes: &[u8]) -> bool {
+    let enc = vector_encryption();
+    match name {
+        "config.bin" => config::decode(bytes).is_ok_and(|c| match &c.encryption {
+            EncryptionConfig::Repokey { mac, .. } => {
+                hex(&enc.config_mac(&c.mac_input()).unwrap()) == *mac
+            }
+            EncryptionConfig::None => false,
+        }),
+        "key-file.bin" => keyfile::decode(bytes).is_ok_and(|f| {
+            f.unwrap(VECTOR_PASSWORD.as_bytes(), &vector_repository())
+                .is_some()
+        }),
+        "pack.bin" => pack::decode_pack(&enc, bytes).is_ok_and(|entries| {
+            entries.iter().all(|e| {
+                let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
+                pack::open_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, stored).is_ok()
+            })
+        }),
+        "manifest.bin" => manifest::decode(&enc, bytes).is_ok(),
+        "plan.bin" => plan::decode(&enc, bytes).is_ok(),
+        _ => unreachable!("{name}"),
+    }
+}
+
+const ENCRYPTED_BINS: [&str; 5] = [
+    "config.bin",
+    "key-file.bin",
+    "pack.bin",
+    "manifest.bin",
+    "plan.bin",
+];
+
+#[test]
+fn encrypted_vectors_reject_every_flipped_byte() {
+    for name in ENCRYPTED_BINS {
+        let bytes = enc_read(name);
+        assert!(enc_accepted(name, &bytes), "{name}");
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut bad = bytes.clone();
+                bad[i] ^= bit;
+                assert!(
+                    !enc_accepted(name, &bad),
+                    "{name}: flip {bit:#x} at {i} accepted"
+                );
+            }
+        }
+        assert!(!enc_accepted(name, &bytes[..bytes.len() - 1]), "{name}");
+    }
+}
+
+/// `bytes` (a sealed file of `magic`) with byte `i` of its payload flipped and the checksum
+/// recomputed: what is left to catch the flip is what is inside the payload.
+fn reenveloped_flip(bytes: &[u8], magic: [u8; 8], i: usize, bit: u8) -> Vec<u8> {
+    let mut payload = sealed::decode(magic, FORMAT_VERSION, bytes)
+        .unwrap()
+        .to_vec();
+    payload[i] ^= bit;
+    sealed::encode(magic, FORMAT_VERSION, &payload)
+}
+
+#[test]
+fn encrypted_payloads_reject_every_flip_behind_a_valid_checksum() {
+    let enc = vector_encryption();
+    // Sealed payloads: the AEAD tag catches every flip.
+    for (name, magic) in [
+        ("manifest.bin", sealed::SNAPSHOT_MAGIC),
+        ("plan.bin", PLAN_MAGIC),
+    ] {
+        let bytes = enc_read(name);
+        let len = bytes.len() - 48;
+        for i in 0..len {
+            for bit in [0x01u8, 0x80] {
+                let bad = reenveloped_flip(&bytes, magic, i, bit);
+                let result = if magic == PLAN_MAGIC {
+                    plan::decode(&enc, &bad).map(drop)
+                } else {
+                    manifest::decode(&enc, &bad).map(drop)
+                };
+                assert_eq!(
+                    result,
+                    Err(DecodeError::Authentication),
+                    "{name}: flip at {i}"
+                );
+            }
+        }
+    }
+    // The config is not encrypted: its MAC (or the decoder) catches every flip in its JSON.
+    let bytes = enc_read("config.bin");
+    for i in 0..bytes.len() - 48 {
+        for bit in [0x01u8, 0x80] {
+            let bad = reenveloped_flip(&bytes, sealed::CONFIG_MAGIC, i, bit);
+            assert!(
+                !enc_accepted("config.bin", &bad),
+                "config.bin: flip {bit:#x} at {i}"
+            );
+        }
+    }
+    // A key file: every flip in the salt, the Argon2id parameters or the wrapped keys. (The
+    // `created` and `host` members are informational and covered only by the checksum.)
+    let bytes = enc_read("key-file.bin");
+    let payload = sealed::decode(keyfile::KEY_MAGIC, FORMAT_VERSION, &bytes)
+        .unwrap()
+        .to_vec();
+    let file = keyfile::decode(&bytes).unwrap();
+    let find = |needle: &str| {
+        payload
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+            .unwrap_or_else(|| panic!("{needle} not in the key file"))
+    };
+    let kdf_start = find("\"kdf\"");
+    let salt_at = find(&file.kdf.salt);
+    let keys_at = find(&file.keys);
+    let flipped =
+        (kdf_start..salt_at + file.kdf.salt.len()).chain(keys_at..keys_at + file.keys.len());
+    for i in flipped {
+        for bit in [0x01u8, 0x80] {
+            let bad = reenveloped_flip(&bytes, keyfile::KEY_MAGIC, i, bit);
+            assert!(
+                !enc_accepted("key-file.bin", &bad),
+                "key-file.bin: flip {bit:#x} at {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn encrypted_vectors_are_a_repository_that_unlocks_and_restores() {
+    // The config, key file, pack and manifest, stored under their names, are a repository.
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("repo");
+    let pack = enc_read("pack.bin");
+    let pack_id = PackId::digest(&pack).to_hex();
+    let key = enc_read("key-file.bin");
+    let manifest_bytes = enc_read("manifest.bin");
+    let files = [
+        ("config".to_string(), enc_read("config.bin")),
+        (format!("keys/{}", hex(blake3::hash(&key).as_bytes())), key),
+        (format!("packs/{}/{pack_id}", &pack_id[..2]), pack),
+        (
+            format!("snapshots/{}", SnapshotId::digest(&manifest_bytes).to_hex()),
+            manifest_bytes,
+        ),
+    ];
+    for (name, bytes) in &files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let backend = || std::sync::Arc::new(vault_engine::storage::LocalBackend::new(&root));
+    let cache = work.path().join("cache");
+    let wrong = Repository::unlock(backend(), &cache, &|| {
+        Ok(zeroize::Zeroizing::new(b"not the password".to_vec()))
+    });
+    assert!(
+        matches!(wrong, Err(vault_engine::Error::WrongPassword { .. })),
+        "{wrong:?}"
+    );
+    let repo = Repository::unlock(backend(), &cache, &|| {
+        Ok(zeroize::Zeroizing::new(VECTOR_PASSWORD.as_bytes().to_vec()))
+    })
+    .unwrap();
+    assert_eq!(repo.id(), vector_repository());
+    assert_eq!(
+        repo.encryption().master().unwrap().to_bytes()[..],
+        vector_master().to_bytes()[..]
+    );
+    let (snapshots, bad) = repo.snapshots().unwrap();
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].manifest, enc_manifest_value());
+    let target = work.path().join("restored");
+    vault_engine::restore::run(
+        &repo,
+        &snapshots[0],
+        &vault_engine::RestoreOptions {
+            subpath: None,
+            target: target.clone(),
+            includes: Vec::new(),
+            overwrite: false,
+        },
+        &vault_engine::NoProgress,
+    )
+    .unwrap();
+    let content = std::fs::read(target.join("file-lists")).unwrap();
+    assert_eq!(content, [chunk_a(), chunk_b(), chunk_a()].concat());
 }

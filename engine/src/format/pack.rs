@@ -573,12 +573,17 @@ pub fn reseal_blob(
     raw_len: u32,
     stored: &[u8],
 ) -> Result<Vec<u8>, DecodeError> {
-    with_unsealed(encryption, (id, kind, encoding, raw_len), stored, |encoded| {
-        Ok(encryption.seal(
-            &keys::blob_ad(kind, encoding, raw_len, &id),
-            encoded.to_vec(),
-        ))
-    })
+    with_unsealed(
+        encryption,
+        (id, kind, encoding, raw_len),
+        stored,
+        |encoded| {
+            Ok(encryption.seal(
+                &keys::blob_ad(kind, encoding, raw_len, &id),
+                encoded.to_vec(),
+            ))
+        },
+    )
 }
 
 /// [`open_blob`] without keeping the raw bytes: what verify and prune need to know.

@@ -41,9 +41,9 @@ impl Default for KdfParams {
 }
 
 /// Largest parameters a key file may ask for: a damaged or hostile key file must not make
-/// `open` allocate gigabytes or spin for hours.
-const MAX_MEMORY_KIB: u32 = 4 << 20;
-const MAX_PASSES: u32 = 64;
+/// `open` allocate more than 1 GiB or compute for more than some seconds per key file.
+const MAX_MEMORY_KIB: u32 = 1 << 20;
+const MAX_PASSES: u32 = 16;
 const MAX_PARALLELISM: u32 = 16;
 
 impl KdfParams {

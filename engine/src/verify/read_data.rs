@@ -123,9 +123,9 @@ fn read_pack(
     }
     let header = read(0, HEADER_LEN as u64)?;
     let footer = read(size - FOOTER_LEN as u64, FOOTER_LEN as u64)?;
-    let trailer_len = pack::decode_header(&header)
-        .and_then(|()| pack::decode_footer(&footer, size))
-        .map_err(|e| format!("trailer: {e}"))? as u64;
+    pack::decode_header(&header).map_err(|e| format!("header: {e}"))?;
+    let trailer_len =
+        pack::decode_footer(&footer, size).map_err(|e| format!("trailer: {e}"))? as u64;
     let area_end = size - FOOTER_LEN as u64 - trailer_len;
     let trailer = read(area_end, trailer_len)?;
     let entries =
