@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end comparison of vault with restic and borg (benches/README.md).
+# End-to-end comparison of vault, vault-enc (vault on an encrypted repository), restic and borg
+# (benches/README.md).
 #
-#   benches/scripts/compare.sh [--preset quick|full] [compare options...]
+#   benches/scripts/compare.sh [--preset quick|full] [--tools vault,vault-enc,restic,borg] [compare options...]
 #
 # Installs restic, borgbackup and GNU time from Debian's packages when missing (as root),
 # builds vault and the compare binary in release mode, and runs it; the Markdown table goes to

@@ -1,11 +1,13 @@
-//! End-to-end comparison of vault with restic and borg on a deterministic application backup:
-//! a plain-SQL dump series fed over stdin plus an asset store of mixed files, through the same
-//! steps (initial snapshot, daily snapshots, restore of the latest, full data verification,
-//! forget + prune). Prints one Markdown table: wall time, CPU time, peak RSS and repository size
-//! per step and tool, with vault/peer ratios, and the dedup ratio.
+//! End-to-end comparison of vault (unencrypted, and encrypted as "vault-enc") with restic and
+//! borg on a deterministic application backup: a plain-SQL dump series fed over stdin plus an
+//! asset store of mixed files, through the same steps (initial snapshot, daily snapshots, restore
+//! of the latest, full data verification, forget + prune). Prints a Markdown table: wall time,
+//! CPU time, peak RSS and repository size per step and tool, with vault-enc/vault and vault/peer
+//! (and vault-enc/peer) ratios, and the dedup ratio; then, with vault and vault-enc, their
+//! snapshot and restore throughput.
 //!
 //! Usage: `compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K]
-//! [--tools vault,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]`.
+//! [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]`.
 //! See benches/README.md.
 
 mod measure;
@@ -34,7 +36,7 @@ struct Settings {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--tools vault,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
+    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
     std::process::exit(2)
 }
 
@@ -44,7 +46,7 @@ fn settings() -> Settings {
         blobs_mib: 128,
         days: 3,
         keep: 2,
-        tools: vec![Kind::Vault, Kind::Restic, Kind::Borg],
+        tools: vec![Kind::Vault, Kind::VaultEnc, Kind::Restic, Kind::Borg],
         work: None,
         keep_work: false,
         vault: None,
@@ -80,6 +82,7 @@ fn settings() -> Settings {
                     .split(',')
                     .map(|t| match t {
                         "vault" => Kind::Vault,
+                        "vault-enc" => Kind::VaultEnc,
                         "restic" => Kind::Restic,
                         "borg" => Kind::Borg,
                         _ => usage(),
@@ -93,7 +96,8 @@ fn settings() -> Settings {
             _ => usage(),
         }
     }
-    if s.days == 0 || s.keep == 0 {
+    let listed_twice = |k: &Kind| s.tools.iter().filter(|&t| t == k).count() > 1;
+    if s.days == 0 || s.keep == 0 || s.tools.is_empty() || s.tools.iter().any(listed_twice) {
         usage();
     }
     s
@@ -130,6 +134,8 @@ const STEPS: [&str; 5] = [
 struct Results {
     steps: [(Cost, u64); 5],
     cache_bytes: u64,
+    /// vault and vault-enc: the cost of `vault list` (opening the repository), after the steps.
+    open: Cost,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -150,13 +156,13 @@ fn main() {
         &work
     })
     .expect("work directory");
-    let mut vault = Some(vault_binary(s.vault.clone()));
+    let vault = vault_binary(s.vault.clone());
     let tools: Vec<Tool> = s
         .tools
         .iter()
         .map(|&kind| {
             let program = match kind {
-                Kind::Vault => vault.take().expect("vault listed once"),
+                Kind::Vault | Kind::VaultEnc => vault.clone(),
                 Kind::Restic => "restic".into(),
                 Kind::Borg => "borg".into(),
             };
@@ -236,6 +242,7 @@ fn main() {
         let cost = measure::run_all(tool, &tool.prune(s.keep), &log).unwrap_or_else(|e| fail(e));
         result.steps[4] = (cost, measure::tree_bytes(&tool.repo()));
         result.cache_bytes = measure::tree_bytes(&tool.cache());
+        result.open = measure::run_all(tool, &tool.open_only(), &log).unwrap_or_else(|e| fail(e));
     }
 
     // The report.
@@ -268,19 +275,27 @@ fn main() {
         .collect::<Vec<_>>()
         .join(", ");
     out += "\n\n";
+    // Ratio columns, each (numerator, denominator) by position in `tools`: the encryption cost
+    // (vault-enc / vault) first, then vault / peer as before, then vault-enc / peer.
     let vault_at = tools.iter().position(|t| t.kind == Kind::Vault);
-    let peers: Vec<usize> = (0..tools.len()).filter(|&i| Some(i) != vault_at).collect();
+    let enc_at = tools.iter().position(|t| t.kind == Kind::VaultEnc);
+    let peers: Vec<usize> = (0..tools.len()).filter(|&i| !tools[i].is_vault()).collect();
+    let mut ratios: Vec<(usize, usize)> = Vec::new();
+    if let (Some(v), Some(e)) = (vault_at, enc_at) {
+        ratios.push((e, v));
+    }
+    for mine in [vault_at, enc_at].into_iter().flatten() {
+        ratios.extend(peers.iter().map(|&p| (mine, p)));
+    }
     out += "| step | metric |";
     for t in &tools {
         out += &format!(" {} |", t.name);
     }
-    if vault_at.is_some() {
-        for &p in &peers {
-            out += &format!(" vault/{} |", tools[p].name);
-        }
+    for &(a, b) in &ratios {
+        out += &format!(" {}/{} |", tools[a].name, tools[b].name);
     }
     out += "\n|---|---|";
-    for _ in 0..tools.len() + if vault_at.is_some() { peers.len() } else { 0 } {
+    for _ in 0..tools.len() + ratios.len() {
         out += "---:|";
     }
     out += "\n";
@@ -289,11 +304,9 @@ fn main() {
         for v in values {
             *out += &format!(" {v:.digits$} |");
         }
-        if let Some(v) = vault_at {
-            for &p in &peers {
-                let ratio = values[v] / values[p];
-                *out += &format!(" {ratio:.2} |");
-            }
+        for &(a, b) in &ratios {
+            let ratio = values[a] / values[b];
+            *out += &format!(" {ratio:.2} |");
         }
         *out += "\n";
     };
@@ -333,6 +346,48 @@ fn main() {
     );
     let cache: Vec<f64> = results.iter().map(|r| mib(r.cache_bytes)).collect();
     row(&mut out, "end", "local cache MiB (not in repo)", &cache, 1);
+    if let (Some(v), Some(e)) = (vault_at, enc_at) {
+        // Issue 8: snapshot and restore throughput, encrypted against unencrypted, same run.
+        let day0 = first_dump + first_store;
+        let restored = last_dump + store.bytes();
+        let moved = [
+            (STEPS[0], day0 as f64, "input"),
+            (
+                STEPS[1],
+                (input_bytes - day0) as f64 / s.days as f64,
+                "input per day",
+            ),
+            (STEPS[2], restored as f64, "restored"),
+        ];
+        let (open_v, open_e) = (results[v].open.wall, results[e].open.wall);
+        out += &format!(
+            "\nEncryption cost, same run: snapshot and restore throughput (MiB / wall s). \
+             Every vault-enc command first derives its key from the password (Argon2id, \
+             default cost): `vault list`, which opens the repository and does little else, \
+             took {open_e:.2} s for vault-enc, {open_v:.2} s for vault (peak RSS {} / {} MiB). \
+             The last column subtracts that open time from both walls (one command per step). \
+             The wall and CPU ratios of every step are in the vault-enc/vault column above.\n\n",
+            results[e].open.rss_kib / 1024,
+            results[v].open.rss_kib / 1024
+        );
+        out += "| step | MiB | vault MiB/s | vault-enc MiB/s | vault-enc / vault \
+                | vault-enc / vault without the open time |\n";
+        out += "|---|---:|---:|---:|---:|---:|\n";
+        for (i, (step, bytes, what)) in moved.iter().enumerate() {
+            let data = mib(*bytes as u64);
+            let (wall_v, wall_e) = (results[v].steps[i].0.wall, results[e].steps[i].0.wall);
+            let (plain, enc) = (data / wall_v, data / wall_e);
+            let net = if wall_e > open_e && wall_v > open_v {
+                format!("{:.2}", (wall_v - open_v) / (wall_e - open_e))
+            } else {
+                "n/a".into()
+            };
+            out += &format!(
+                "| {step} | {data:.0} ({what}) | {plain:.1} | {enc:.1} | {:.2} | {net} |\n",
+                enc / plain
+            );
+        }
+    }
     println!("{out}");
     if let Some(path) = &s.out {
         let mut file = std::fs::File::create(path).unwrap_or_else(|e| fail(e));

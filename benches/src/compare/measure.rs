@@ -32,6 +32,9 @@ pub fn run(tool: &Tool, inv: &Invocation, log: &Path) -> io::Result<Cost> {
     let timing = log.with_extension("time");
     let out = File::options().create(true).append(true).open(log)?;
     let mut command = Command::new("/usr/bin/time");
+    for name in tool.env_remove() {
+        command.env_remove(name);
+    }
     command
         .arg("-f")
         .arg("%e %U %S %M")

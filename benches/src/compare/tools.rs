@@ -1,6 +1,8 @@
 //! How each tool is driven through the steps: the command lines, and where a restore puts the
 //! dump and the asset store. vault takes the dump (stdin) and the store in one snapshot; restic
 //! and borg take two per day (a stdin snapshot and a path snapshot), whose costs are summed.
+//! vault-enc is the same vault binary on an encrypted repository (`--encryption repokey`, the
+//! default KDF cost, the password from `VAULT_PASSWORD`), driven exactly like vault.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Vault,
+    /// vault on a `--encryption repokey` repository.
+    VaultEnc,
     Restic,
     Borg,
 }
@@ -54,6 +58,7 @@ impl Tool {
     pub fn new(kind: Kind, program: PathBuf, work: &Path) -> Tool {
         let name = match kind {
             Kind::Vault => "vault",
+            Kind::VaultEnc => "vault-enc",
             Kind::Restic => "restic",
             Kind::Borg => "borg",
         };
@@ -73,12 +78,23 @@ impl Tool {
         self.dir.join("cache")
     }
 
+    /// Whether this is vault (encrypted or not).
+    pub fn is_vault(&self) -> bool {
+        matches!(self.kind, Kind::Vault | Kind::VaultEnc)
+    }
+
     /// Environment of every command: the repository, a private cache, no prompts.
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
         let repo = self.repo().into_os_string();
         let cache = self.cache().into_os_string();
         match self.kind {
             Kind::Vault => vec![("VAULT_REPO", repo), ("VAULT_CACHE_DIR", cache)],
+            // A fixed password; the KDF cost stays vault's default (see `env_remove`).
+            Kind::VaultEnc => vec![
+                ("VAULT_REPO", repo),
+                ("VAULT_CACHE_DIR", cache),
+                ("VAULT_PASSWORD", "vault-bench".into()),
+            ],
             // restic 0.14 has no --insecure-no-password (0.17 does): a fixed password.
             Kind::Restic => vec![
                 ("RESTIC_REPOSITORY", repo),
@@ -91,6 +107,24 @@ impl Tool {
                 ("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes".into()),
                 ("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes".into()),
             ],
+        }
+    }
+
+    /// Variables of the caller's environment that must not reach the command: for vault, every
+    /// other password source (a password file or command would win over `VAULT_PASSWORD`) and
+    /// the KDF cost, so that vault-enc always measures the default parameters.
+    pub fn env_remove(&self) -> &'static [&'static str] {
+        if self.is_vault() {
+            &[
+                "VAULT_PASSWORD",
+                "VAULT_PASSWORD_FILE",
+                "VAULT_PASSWORD_COMMAND",
+                "VAULT_NEW_PASSWORD",
+                "VAULT_KDF_MEMORY",
+                "VAULT_KDF_PASSES",
+            ]
+        } else {
+            &[]
         }
     }
 
@@ -108,7 +142,8 @@ impl Tool {
 
     pub fn init(&self) -> Vec<Invocation> {
         match self.kind {
-            Kind::Vault => vec![inv(&[&"init", &"-q"])],
+            Kind::Vault => vec![inv(&[&"init", &"-q", &"--encryption", &"none"])],
+            Kind::VaultEnc => vec![inv(&[&"init", &"-q", &"--encryption", &"repokey"])],
             Kind::Restic => vec![inv(&[&"init"])],
             Kind::Borg => vec![inv(&[&"init", &"-e", &"none"])],
         }
@@ -121,7 +156,7 @@ impl Tool {
             i
         };
         match self.kind {
-            Kind::Vault => {
+            Kind::Vault | Kind::VaultEnc => {
                 let time = format!("{y}-{m:02}-{d:02}T02:00:00Z");
                 vec![with_stdin(inv(&[
                     &"snapshot",
@@ -184,7 +219,9 @@ impl Tool {
 
     pub fn restore(&self, day: u64, target: &Path) -> Vec<Invocation> {
         match self.kind {
-            Kind::Vault => vec![inv(&[&"restore", &"latest", &"--target", &target])],
+            Kind::Vault | Kind::VaultEnc => {
+                vec![inv(&[&"restore", &"latest", &"--target", &target])]
+            }
             Kind::Restic => ["db", "blobs"]
                 .iter()
                 .map(|tag| inv(&[&"restore", &"latest", &"--tag", tag, &"--target", &target]))
@@ -204,23 +241,35 @@ impl Tool {
     pub fn restored(&self, target: &Path, blobs: &Path) -> (PathBuf, PathBuf) {
         let store = target.join(blobs.strip_prefix("/").unwrap_or(blobs));
         match self.kind {
-            Kind::Vault => (target.join("db/app.sql"), store),
+            Kind::Vault | Kind::VaultEnc => (target.join("db/app.sql"), store),
             Kind::Restic | Kind::Borg => (target.join("app.sql"), store),
         }
     }
 
     pub fn verify(&self) -> Vec<Invocation> {
         match self.kind {
-            Kind::Vault => vec![inv(&[&"verify", &"-q", &"--read-data"])],
+            Kind::Vault | Kind::VaultEnc => vec![inv(&[&"verify", &"-q", &"--read-data"])],
             Kind::Restic => vec![inv(&[&"check", &"--read-data"])],
             Kind::Borg => vec![inv(&[&"check", &"--verify-data"])],
+        }
+    }
+
+    /// vault only: a command that opens the repository and does almost nothing else (for
+    /// vault-enc, the key derivation every command pays once); empty for the peers.
+    pub fn open_only(&self) -> Vec<Invocation> {
+        if self.is_vault() {
+            vec![inv(&[&"list", &"-q"])]
+        } else {
+            Vec::new()
         }
     }
 
     pub fn prune(&self, keep: u64) -> Vec<Invocation> {
         let keep = keep.to_string();
         match self.kind {
-            Kind::Vault => vec![inv(&[&"forget", &"-q", &"--keep-last", &keep, &"--prune"])],
+            Kind::Vault | Kind::VaultEnc => {
+                vec![inv(&[&"forget", &"-q", &"--keep-last", &keep, &"--prune"])]
+            }
             Kind::Restic => vec![inv(&[&"forget", &"-q", &"--keep-last", &keep, &"--prune"])],
             // borg prunes all archives as one group unless told: one prune per series.
             Kind::Borg => vec![
