@@ -345,7 +345,7 @@ fn init_encrypts_by_default() {
     let payload: Value = serde_json::from_slice(sealed_payload(&config)).unwrap();
     assert_eq!(payload["encryption"]["scheme"], "repokey", "{payload}");
     assert_eq!(
-        payload["encryption"]["aead"], "xchacha20-poly1305",
+        payload["encryption"]["aead"], "aes-256-gcm-blake3-subkey",
         "{payload}"
     );
     assert_eq!(

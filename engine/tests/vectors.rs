@@ -1372,13 +1372,15 @@ fn fastcdc_tables_vector() {
 // keeps the files on disk while they still decode to the values below and only seals anew when
 // they do not. The tests decode the files on disk, twice: with the engine, and with a small
 // reference reader written here from the specification (BLAKE3 key derivation, Argon2id,
-// XChaCha20-Poly1305 with `nonce | ciphertext | tag`, ISO/IEC 7816-4 padding to 64 bytes).
+// AES-256-GCM under subkey = BLAKE3 keyed_hash(key, nonce[0..12]) and GCM nonce nonce[12..24],
+// with `nonce | ciphertext | tag`, ISO/IEC 7816-4 padding to 64 bytes). Its AES-GCM is the
+// RustCrypto `aes-gcm` crate, the engine's is ring: two implementations.
 
 mod reference {
     //! An independent reader of the encrypted structures, from the specification only.
 
-    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
 
     pub const AEAD_CONTEXT: &str = "vault 2026-12-02 aead key";
     pub const CONFIG_MAC_CONTEXT: &str = "vault 2026-12-02 config mac key";
@@ -1464,14 +1466,19 @@ mod reference {
         (nonce, ciphertext, tag)
     }
 
-    /// XChaCha20-Poly1305 decryption of `nonce | ciphertext | tag`, without unpadding.
+    /// Decryption of `nonce | ciphertext | tag` (AES-256-GCM under the per-message subkey),
+    /// without unpadding.
     pub fn decrypt(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return None;
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
-        XChaCha20Poly1305::new(key.into())
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: ad })
+        let subkey = blake3::keyed_hash(key, &nonce[..12]);
+        Aes256Gcm::new(subkey.as_bytes().into())
+            .decrypt(
+                Nonce::from_slice(&nonce[12..]),
+                Payload { msg: body, aad: ad },
+            )
             .ok()
     }
 
@@ -1976,7 +1983,7 @@ fn describe_enc_sealed_file(bytes: &[u8], magic: [u8; 8]) -> Value {
         "version": FORMAT_VERSION,
         "payload_offset": 16,
         "payload_len": payload.len(),
-        "payload_is": "nonce | XChaCha20-Poly1305(JSON padded to a multiple of 64 bytes) | tag",
+        "payload_is": "nonce | AES-256-GCM under BLAKE3 keyed_hash(aead key, nonce[0..12]), GCM nonce nonce[12..24] (JSON padded to a multiple of 64 bytes) | tag",
         "sealed": seal,
         "plaintext": serde_json::from_slice::<Value>(&plain).expect("plaintext is JSON"),
         "checksum_offset": 16 + payload.len(),
@@ -2179,7 +2186,7 @@ fn encrypted_config_vector() {
     let EncryptionConfig::Repokey { aead, mac } = &decoded.encryption else {
         panic!("the encrypted config says repokey")
     };
-    assert_eq!(aead, "xchacha20-poly1305");
+    assert_eq!(aead, "aes-256-gcm-blake3-subkey");
     let input = decoded.mac_input();
     assert_eq!(
         *mac,
@@ -2189,7 +2196,7 @@ fn encrypted_config_vector() {
     let text = String::from_utf8(input).unwrap();
     assert!(text.starts_with("{\"version\":4,"), "{text}");
     assert!(
-        text.ends_with(",\"encryption\":{\"scheme\":\"repokey\",\"aead\":\"xchacha20-poly1305\",\"mac\":\"\"}}"),
+        text.ends_with(",\"encryption\":{\"scheme\":\"repokey\",\"aead\":\"aes-256-gcm-blake3-subkey\",\"mac\":\"\"}}"),
         "{text}"
     );
     // Changed settings no longer match the MAC.
@@ -2216,7 +2223,7 @@ fn encrypted_key_file_vector() {
     assert!(file
         .unwrap(VECTOR_PASSWORD.as_bytes(), &RepositoryId([0xff; 32]))
         .is_none());
-    // The reference unwraps it too: Argon2id, then XChaCha20-Poly1305 with "VAULTKEY" | repository id.
+    // The reference unwraps it too: Argon2id, then the AEAD with "VAULTKEY" | repository id.
     let salt = hex::decode(&file.kdf.salt).unwrap();
     let wrapped = hex::decode(&file.keys).unwrap();
     assert_eq!((salt.len(), wrapped.len()), (32, 24 + 64 + 16));

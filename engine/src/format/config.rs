@@ -102,7 +102,7 @@ impl ChunkerConfig {
 }
 
 /// The one AEAD encrypted repositories use.
-pub const AEAD: &str = "xchacha20-poly1305";
+pub const AEAD: &str = "aes-256-gcm-blake3-subkey";
 
 /// Whether, and how, a repository's contents are encrypted (format-spec/10-encryption.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,18 +1,16 @@
 //! Key files: the master keys wrapped by a password, `keys/<key id>`.
 //!
 //! A key file is a sealed file (magic `VAULTKEY`) whose JSON payload names the Argon2id
-//! parameters and salt and holds the 64 master-key bytes sealed with XChaCha20-Poly1305 under the
+//! parameters and salt and holds the 64 master-key bytes sealed (AES-256-GCM, [`super::aead`]) under the
 //! key Argon2id derives from the password. The associated data binds the wrapped keys to the
 //! repository id, so a key file copied from another repository does not open this one. Key id =
 //! BLAKE3 of the whole file. Several key files (passwords) can open one repository.
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{MasterKeys, NONCE_LEN, TAG_LEN};
+use super::{aead, MasterKeys, NONCE_LEN, TAG_LEN};
 use crate::format::{sealed, DecodeError, FORMAT_VERSION};
 use crate::id::RepositoryId;
 
@@ -99,7 +97,7 @@ pub struct KeyFile {
     /// Host it was added on; informational.
     pub host: String,
     pub kdf: Kdf,
-    /// `nonce[24] | XChaCha20-Poly1305(master keys, 64 bytes) | tag[16]`, hex.
+    /// `nonce[24] | AES-256-GCM(master keys, 64 bytes) | tag[16]` ([`aead`]), hex.
     pub keys: String,
 }
 
@@ -121,16 +119,8 @@ pub fn create(
     let mut salt = [0u8; 32];
     getrandom::fill(&mut salt).expect("the operating system random source failed");
     let wrapping = params.derive(password, &salt);
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).expect("the operating system random source failed");
     let mut body = master.to_bytes();
-    let tag = XChaCha20Poly1305::new((&*wrapping).into())
-        .encrypt_in_place_detached(
-            XNonce::from_slice(&nonce),
-            &wrap_ad(repository),
-            body.as_mut(),
-        )
-        .expect("64 bytes encrypt");
+    let (nonce, tag) = aead::seal_in_place(&wrapping, &wrap_ad(repository), body.as_mut());
     let mut wrapped = nonce.to_vec();
     wrapped.extend_from_slice(body.as_ref());
     wrapped.extend_from_slice(&tag);
@@ -201,14 +191,11 @@ impl KeyFile {
         let (body, tag) = rest.split_at(64);
         let mut plain = Zeroizing::new([0u8; 64]);
         plain.copy_from_slice(body);
-        XChaCha20Poly1305::new((&*wrapping).into())
-            .decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                &wrap_ad(repository),
-                plain.as_mut(),
-                Tag::from_slice(tag),
-            )
-            .ok()?;
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let tag: &[u8; TAG_LEN] = tag.try_into().ok()?;
+        if !aead::open_in_place(&wrapping, nonce, &wrap_ad(repository), plain.as_mut(), tag) {
+            return None;
+        }
         Some(MasterKeys::from_bytes(&plain))
     }
 }

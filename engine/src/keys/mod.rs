@@ -6,23 +6,21 @@
 //! gear table derive (BLAKE3 `derive_key`, contexts below). [`Encryption`] is what the rest of the
 //! engine holds: either nothing (an unencrypted repository: plain BLAKE3 ids, bytes stored as they
 //! are) or the derived keys. Layout of everything sealed: `nonce[24] | ciphertext | tag[16]`,
-//! XChaCha20-Poly1305 over the plaintext padded to a multiple of [`PAD_TO`] bytes
+//! AES-256-GCM under a per-message key ([`aead`]) over the plaintext padded to a multiple of [`PAD_TO`] bytes
 //! (ISO/IEC 7816-4: one `0x80` byte, then zeros). format-spec/10-encryption.md.
 
+pub mod aead;
 pub mod keyfile;
 
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::format::pack::{BlobKind, Encoding};
 use crate::format::DecodeError;
 use crate::id::{BlobId, ChunkId, ID_LEN};
 
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
+pub use aead::{NONCE_LEN, TAG_LEN};
 /// Plaintext is padded to a multiple of this many bytes before it is encrypted.
 pub const PAD_TO: usize = 64;
 
@@ -100,7 +98,7 @@ impl MasterKeys {
 /// The keys derived from [`MasterKeys`].
 struct Keyring {
     master: MasterKeys,
-    aead: XChaCha20Poly1305,
+    aead: Zeroizing<[u8; 32]>,
     config_mac: Zeroizing<[u8; 32]>,
     chunk_id: Zeroizing<[u8; 32]>,
     tree_id: Zeroizing<[u8; 32]>,
@@ -147,7 +145,7 @@ impl Encryption {
             gear_ls[i] = gear[i] << 1;
         }
         Encryption(Some(Arc::new(Keyring {
-            aead: XChaCha20Poly1305::new((&*aead_key).into()),
+            aead: aead_key,
             config_mac: derive(CONFIG_MAC_CONTEXT, &master.data),
             chunk_id: derive(CHUNK_ID_CONTEXT, &master.id),
             tree_id: derive(TREE_ID_CONTEXT, &master.id),
@@ -216,14 +214,10 @@ impl Encryption {
         };
         let mut out = Vec::with_capacity(self.sealed_len(plain.len()));
         out.resize(NONCE_LEN, 0);
-        getrandom::fill(&mut out).expect("the operating system random source failed");
         out.extend_from_slice(&plain);
         pad(&mut out, NONCE_LEN);
-        let (nonce, body) = out.split_at_mut(NONCE_LEN);
-        let tag = k
-            .aead
-            .encrypt_in_place_detached(XNonce::from_slice(nonce), ad, body)
-            .expect("XChaCha20-Poly1305 encrypts any length a blob can have");
+        let (nonce, tag) = aead::seal_in_place(&k.aead, ad, &mut out[NONCE_LEN..]);
+        out[..NONCE_LEN].copy_from_slice(&nonce);
         out.extend_from_slice(&tag);
         out
     }
@@ -251,9 +245,11 @@ impl Encryption {
         let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
         scratch.clear();
         scratch.extend_from_slice(body);
-        k.aead
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), ad, scratch, Tag::from_slice(tag))
-            .map_err(|_| DecodeError::Authentication)?;
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+        let tag: &[u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN");
+        if !aead::open_in_place(&k.aead, nonce, ad, scratch, tag) {
+            return Err(DecodeError::Authentication);
+        }
         let len = unpadded_len(scratch)?;
         Ok(&scratch[..len])
     }
