@@ -7,6 +7,7 @@
 //! Every command runs with the cheap KDF (64 KiB, one pass) and without a controlling terminal
 //! (see `util::encrypted`); all data is small, so the whole file takes a few seconds.
 
+use super::roundtrip::{check_sparse, set_all_mtimes};
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -216,39 +217,6 @@ fn build_everything(src: &Path) -> (u64, u64) {
         }
     }
     count
-}
-
-fn set_all_mtimes(path: &Path, n: &mut i64) {
-    if fs::symlink_metadata(path).unwrap().is_dir() {
-        let mut children: Vec<_> = fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        children.sort();
-        for c in children {
-            set_all_mtimes(&c, n);
-        }
-    }
-    *n += 1;
-    set_mtime(
-        path,
-        1_600_000_000 + *n * 3607,
-        (*n * 7_654_321) % 1_000_000_000,
-    );
-}
-
-fn check_sparse(src: &Path, restored: &Path) {
-    for name in ["islands", "trailing-hole"] {
-        let s = src.join("sparse").join(name);
-        let r = restored.join("sparse").join(name);
-        let size = fs::metadata(&r).unwrap().len();
-        let (src_alloc, dst_alloc) = (allocated(&s), allocated(&r));
-        assert!(
-            dst_alloc < size / 8 && dst_alloc <= src_alloc + MIB,
-            "{}: restored sparse file allocates {dst_alloc} bytes of {size} (source: {src_alloc})",
-            r.display()
-        );
-    }
 }
 
 #[test]

@@ -205,7 +205,8 @@ fn build_everything(src: &Path) -> Fixture {
     count
 }
 
-fn set_all_mtimes(path: &Path, n: &mut i64) {
+/// Gives every entry under `path` a distinct mtime (seconds and nanoseconds), in walk order.
+pub(crate) fn set_all_mtimes(path: &Path, n: &mut i64) {
     let meta = fs::symlink_metadata(path).unwrap();
     if meta.is_dir() {
         let mut children: Vec<_> = fs::read_dir(path)
@@ -226,7 +227,8 @@ fn set_all_mtimes(path: &Path, n: &mut i64) {
     );
 }
 
-fn check_sparse(src: &Path, restored: &Path) {
+/// The sparse fixture files (`sparse/islands`, `sparse/trailing-hole`) were restored sparse.
+pub(crate) fn check_sparse(src: &Path, restored: &Path) {
     for name in ["islands", "trailing-hole"] {
         let s = src.join("sparse").join(name);
         let r = restored.join("sparse").join(name);
