@@ -11,9 +11,12 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running)."
 )]
 pub struct Cli {
-    /// Repository location [default: ~/.local/share/vault/repo, created on first snapshot]
-    #[arg(long, global = true, env = "VAULT_REPO", value_name = "PATH")]
-    pub repo: Option<PathBuf>,
+    /// Repository location: a directory, s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, region from AWS_REGION) or
+    /// sftp:[USER@]HOST[:PORT]/PATH (through ssh: keys from ssh's defaults, its agent or
+    /// VAULT_SFTP_KEY) [default: ~/.local/share/vault/repo, created on first snapshot]
+    #[arg(long, global = true, env = "VAULT_REPO", value_name = "LOCATION")]
+    pub repo: Option<String>,
 
     /// Where the local index cache lives [default: ~/.cache/vault]
     #[arg(long, global = true, env = "VAULT_CACHE_DIR", value_name = "DIR")]
@@ -40,6 +43,17 @@ pub struct Cli {
         value_name = "CMD"
     )]
     pub password_command: Option<String>,
+
+    /// Requests in flight at once to a remote repository (uploads, range reads)
+    #[arg(long, global = true, env = "VAULT_CONNECTIONS", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: u16,
+
+    /// Retries of a transient remote failure (timeout, server error, reset connection), with
+    /// exponential backoff, before the command fails
+    #[arg(long, global = true, env = "VAULT_RETRIES", value_name = "N", default_value_t = 6,
+          value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub retries: u16,
 
     #[command(subcommand)]
     pub command: Command,

@@ -1,8 +1,5 @@
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde_json::json;
-use vault_engine::storage::LocalBackend;
 use vault_engine::{ChunkerParams, InitOptions, Repository};
 
 use crate::args::{Cli, EncryptionArg, InitArgs};
@@ -11,15 +8,18 @@ use crate::output;
 use crate::password;
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
-    let (path, _) = super::repo_path(cli)?;
+    let (location, _) = super::location(cli)?;
     let mut options = InitOptions {
         compression: args.compression,
         ..InitOptions::default()
     };
-    let backend = Arc::new(LocalBackend::new(&path));
+    let backend = super::backend(cli, &location)?;
     if Repository::exists(backend.as_ref())? {
         // Before asking for a password that would not be used.
-        return Err(vault_engine::Error::AlreadyExists { path }.into());
+        return Err(vault_engine::Error::AlreadyExists {
+            path: location.display().into(),
+        }
+        .into());
     }
     if args.chunk_min.is_some() || args.chunk_avg.is_some() || args.chunk_max.is_some() {
         // Explicit sizes apply to every kind of source; unspecified ones scale from the average.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use vault_engine::storage::LocalBackend;
+use vault_engine::storage::{self, Backend, Location, RemoteOptions};
 use vault_engine::{Error, Repository};
 
 use crate::args::{Cli, Command};
@@ -40,16 +40,45 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
-/// The repository path: --repo / VAULT_REPO, or the default under the user's data directory.
-pub fn repo_path(cli: &Cli) -> Result<(PathBuf, bool)> {
+/// The repository location: --repo / VAULT_REPO, or the default under the user's data
+/// directory (then `true`).
+pub fn location(cli: &Cli) -> Result<(Location, bool)> {
     match &cli.repo {
-        Some(path) => Ok((path.clone(), false)),
+        Some(text) => Ok((Location::parse(text)?, false)),
         None => {
             let data = dirs::data_dir()
                 .context("cannot find the user's data directory; pass --repo PATH")?;
-            Ok((data.join("vault").join("repo"), true))
+            Ok((Location::Local(data.join("vault").join("repo")), true))
         }
     }
+}
+
+/// How remote repositories are reached: the global options and the usual environment
+/// variables of S3 and ssh tools.
+pub fn remote_options(cli: &Cli) -> Result<RemoteOptions> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let known_hosts = env("VAULT_SFTP_KNOWN_HOSTS").unwrap_or_else(|| "strict".into());
+    if !["strict", "add", "accept"].contains(&known_hosts.as_str()) {
+        return Err(Error::InvalidArgument {
+            what: "VAULT_SFTP_KNOWN_HOSTS".into(),
+            reason: format!("{known_hosts:?} is not one of strict, add, accept"),
+        }
+        .into());
+    }
+    Ok(RemoteOptions {
+        connections: cli.connections.into(),
+        retries: cli.retries.into(),
+        spool_dir: cache_root(cli)?.join("uploads"),
+        s3_region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+        s3_virtual_host: env("VAULT_S3_VIRTUAL_HOST").is_some_and(|v| v != "0" && v != "false"),
+        sftp_key: env("VAULT_SFTP_KEY").map(PathBuf::from),
+        sftp_known_hosts: known_hosts,
+    })
+}
+
+/// The backend of a location.
+pub fn backend(cli: &Cli, location: &Location) -> Result<Arc<dyn Backend>> {
+    Ok(storage::open(location, &remote_options(cli)?)?)
 }
 
 pub fn cache_root(cli: &Cli) -> Result<PathBuf> {
@@ -63,9 +92,9 @@ pub fn cache_root(cli: &Cli) -> Result<PathBuf> {
 
 /// Opens the repository; with `create_default`, the default repository is created on first use.
 pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
-    let (path, is_default) = repo_path(cli)?;
+    let (location, is_default) = location(cli)?;
     let cache = cache_root(cli)?;
-    let backend = Arc::new(LocalBackend::new(&path));
+    let backend = backend(cli, &location)?;
     let password = || crate::password::password(cli, false);
     let repo = match Repository::unlock(backend.clone(), &cache, &password) {
         Err(Error::NotARepository { .. }) if create_default && is_default => {
@@ -74,7 +103,7 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
                 // snapshot`), so it cannot ask for a password: it is not encrypted, and says so.
                 eprintln!(
                     "vault: creating the default repository at {} -- NOT ENCRYPTED: anyone who can read it can read your backups; for an encrypted one run `vault init --encryption repokey --repo PATH`",
-                    path.display()
+                    location.display()
                 );
             }
             match Repository::init(backend.clone(), &cache, &Default::default()) {

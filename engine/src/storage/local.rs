@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject};
+use super::{Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject, TEMP_PREFIX};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone)]
@@ -25,8 +25,6 @@ pub struct LocalBackend {
 
 /// Open pack handles kept at most (then the cache starts over).
 const OPEN_PACKS: usize = 64;
-
-const TEMP_PREFIX: &str = ".tmp-";
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -59,30 +57,12 @@ impl LocalBackend {
     }
 
     fn path_of(&self, kind: ObjectKind, name: &str) -> Result<PathBuf> {
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if kind != ObjectKind::Config && !valid {
-            return Err(Error::invalid(
-                "object name",
-                format!("{name:?} is not a valid object name"),
-            ));
-        }
-        Ok(match kind {
-            ObjectKind::Config => self.root.join("config"),
-            ObjectKind::Pack => self
-                .dir_of(kind)
-                .join(&name[..2.min(name.len())])
-                .join(name),
-            _ => self.dir_of(kind).join(name),
-        })
+        Ok(self.root.join(super::object_path(kind, name)?))
     }
 }
 
 /// Kinds whose objects live directly in their directory (no fan-out).
-const FLAT_KINDS: [ObjectKind; 7] = [
+const FLAT_KINDS: [ObjectKind; 8] = [
     ObjectKind::Snapshot,
     ObjectKind::Forgotten,
     ObjectKind::Protected,
@@ -90,6 +70,7 @@ const FLAT_KINDS: [ObjectKind; 7] = [
     ObjectKind::Plan,
     ObjectKind::Lock,
     ObjectKind::Key,
+    ObjectKind::Index,
 ];
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -12,15 +12,25 @@
 //!   another thread, so that a snapshot goes on packing while the disk catches up).
 //!
 //! Durability (temp file -> fsync -> link/rename -> fsync directory) lives in one place per
-//! backend: `LocalBackend::stage` and its commit.
+//! backend: `LocalBackend::stage` and its commit; `RemoteBackend` relies on the store's atomic
+//! PUT (S3) or a temporary name renamed into place (SFTP).
+//!
+//! Every backend lays objects out the same way ([`object_path`]), so a repository can be moved
+//! between them with any file-copying tool.
 
 mod local;
+mod location;
 mod memory;
+#[cfg(feature = "remote")]
+mod remote;
 
 pub use local::LocalBackend;
+pub use location::{open, Location, RemoteOptions};
 pub use memory::MemoryBackend;
+#[cfg(feature = "remote")]
+pub use remote::RemoteBackend;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The kinds of object a repository holds; each has its own namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +51,8 @@ pub enum ObjectKind {
     Lock,
     /// A key file of an encrypted repository: `keys/<key id>`.
     Key,
+    /// An index segment: `index/<segment id>`, the trailers of a set of packs in one object.
+    Index,
 }
 
 impl ObjectKind {
@@ -55,6 +67,7 @@ impl ObjectKind {
             ObjectKind::Plan => "prune plan",
             ObjectKind::Lock => "lock",
             ObjectKind::Key => "key file",
+            ObjectKind::Index => "index segment",
         }
     }
 
@@ -70,8 +83,48 @@ impl ObjectKind {
             ObjectKind::Plan => "prune",
             ObjectKind::Lock => "locks",
             ObjectKind::Key => "keys",
+            ObjectKind::Index => "index",
         }
     }
+
+    /// Every kind, in the order a listing of the whole repository shows them.
+    pub const ALL: [ObjectKind; 10] = [
+        ObjectKind::Config,
+        ObjectKind::Key,
+        ObjectKind::Snapshot,
+        ObjectKind::Forgotten,
+        ObjectKind::Protected,
+        ObjectKind::Index,
+        ObjectKind::Pack,
+        ObjectKind::Writer,
+        ObjectKind::Plan,
+        ObjectKind::Lock,
+    ];
+}
+
+/// Prefix of temporary objects; never listed.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// The path of an object relative to the repository root, `/`-separated: `config`,
+/// `packs/<first two characters>/<name>`, `<kind dir>/<name>`. Names are 1-128 characters of
+/// `[A-Za-z0-9_-]`; anything else is refused, so no name can climb out of the repository.
+pub fn object_path(kind: ObjectKind, name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if kind != ObjectKind::Config && !valid {
+        return Err(Error::invalid(
+            "object name",
+            format!("{name:?} is not a valid object name"),
+        ));
+    }
+    Ok(match kind {
+        ObjectKind::Config => "config".to_string(),
+        ObjectKind::Pack => format!("{}/{}/{name}", kind.dir(), &name[..2.min(name.len())]),
+        _ => format!("{}/{name}", kind.dir()),
+    })
 }
 
 /// A listed object.
@@ -134,6 +187,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         }))
     }
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()>;
+    /// How many requests are worth having in flight at once: staged packs waiting for their
+    /// commit, parallel range reads. A local disk wants few; a network store many.
+    fn concurrency(&self) -> usize {
+        4
+    }
+    /// Whether reads are slow enough (a network round trip) that decoded trees are worth
+    /// keeping in the local cache.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// An object written by [`Backend::stage`], not yet visible.
