@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod pack;
 pub mod plan;
 pub mod sealed;
+pub mod segment;
 pub mod tree;
 
 /// The repository format version this code writes and reads.

@@ -110,6 +110,7 @@ impl Index {
             txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
             txn.open_table(PLANS).map_err(|e| self.err(e))?;
             txn.open_table(DAMAGED_SNAPSHOTS).map_err(|e| self.err(e))?;
+            txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -290,6 +291,33 @@ impl Index {
                 }
                 condemned.remove(pack.0).map_err(|e| self.err(e))?;
                 verified.remove(pack.0).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Index segments whose packs this cache has taken in.
+    pub fn segments_read(&self) -> Result<HashSet<[u8; 32]>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            out.insert(item.map_err(|e| self.err(e))?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// Records segments as taken in (their packs are indexed, or were not wanted), and forgets
+    /// `gone` ones (deleted from the repository).
+    pub fn record_segments(&self, read: &[[u8; 32]], gone: &[[u8; 32]]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
+            for id in read {
+                table.insert(id, 0).map_err(|e| self.err(e))?;
+            }
+            for id in gone {
+                table.remove(id).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))
@@ -510,6 +538,8 @@ impl Index {
         txn.delete_table(BLOBS).map_err(|e| self.err(e))?;
         txn.delete_table(PACKS).map_err(|e| self.err(e))?;
         txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
+        txn.delete_table(SEGMENTS).map_err(|e| self.err(e))?;
+        txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
         txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         txn.open_table(PACKS).map_err(|e| self.err(e))?;
         txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;

@@ -1,16 +1,19 @@
 //! Bringing the index in line with the packs in the repository.
 //!
-//! [`sync`] lists the packs, reads the trailers of those the index does not know, and adds them.
-//! When a known pack has vanished (deleted by a prune on another host, or by hand) the index is
-//! rebuilt from scratch, so that a blob stored twice is found in its surviving pack.
+//! [`sync`] lists the packs and the index segments, takes in the packs the index does not know
+//! from the segments not read yet (one read for many packs), then reads the trailers of those
+//! still unknown, and adds them. When a known pack has vanished (deleted by a prune on another
+//! host, or by hand) the index is rebuilt from scratch, so that a blob stored twice is found in
+//! its surviving pack. [`write_segments`] stores what packs say as segments.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use super::Index;
 use crate::error::{Error, Result};
 use crate::format::pack::{self, BlobEntry, FOOTER_LEN};
+use crate::format::segment::{self, SegmentPack};
 use crate::id::PackId;
 use crate::keys::Encryption;
 use crate::storage::{Backend, ObjectKind};
@@ -19,6 +22,8 @@ use crate::storage::{Backend, ObjectKind};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     pub packs_added: u64,
+    /// Of `packs_added`, those taken from index segments rather than their own trailers.
+    pub packs_from_segments: u64,
     pub packs_vanished: u64,
     pub rebuilt: bool,
     /// Packs whose trailer could not be read or decoded: (pack name, reason).
@@ -92,10 +97,13 @@ pub fn sync(
         index.clear()?;
         report.rebuilt = true;
     }
-    let wanted: Vec<(PackId, u64)> = present
+    let mut wanted: Vec<(PackId, u64)> = present
         .into_iter()
         .filter(|(id, _)| !condemned.contains(id) && (rebuild || !known.contains_key(id)))
         .collect();
+    if !wanted.is_empty() {
+        wanted = take_from_segments(index, backend, encryption, wanted, &mut report)?;
+    }
     // Trailers are read in parallel and committed in batches, so a crash loses little work.
     for batch in wanted.chunks(256) {
         let results: Vec<_> = batch
@@ -111,6 +119,198 @@ pub fn sync(
         }
         report.packs_added += good.len() as u64;
         index.add_packs(&good)?;
+    }
+    Ok(report)
+}
+
+/// Adds the `wanted` packs that unread index segments describe (with the size the listing
+/// gives); returns the packs still wanted. Every segment listed is recorded as read; a segment
+/// that cannot be read or decoded is reported and its packs are left to their trailers.
+fn take_from_segments(
+    index: &Index,
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    wanted: Vec<(PackId, u64)>,
+    report: &mut SyncReport,
+) -> Result<Vec<(PackId, u64)>> {
+    let listed = backend.list(ObjectKind::Index)?;
+    let done = index.segments_read()?;
+    let listed_ids: HashSet<[u8; 32]> = listed
+        .iter()
+        .filter_map(|info| segment_id(&info.name))
+        .collect();
+    let gone: Vec<[u8; 32]> = done.difference(&listed_ids).copied().collect();
+    let unread: Vec<[u8; 32]> = listed_ids.difference(&done).copied().collect();
+    let mut still: HashMap<PackId, u64> = wanted.into_iter().collect();
+    for batch in unread.chunks(64) {
+        let decoded: Vec<_> = batch
+            .par_iter()
+            .map(|id| (*id, read_segment(backend, encryption, id)))
+            .collect();
+        let mut read = Vec::with_capacity(batch.len());
+        let mut good = Vec::new();
+        for (id, result) in decoded {
+            match result {
+                Ok(packs) => {
+                    read.push(id);
+                    for pack in packs {
+                        if still.get(&pack.id) == Some(&pack.size) {
+                            still.remove(&pack.id);
+                            good.push((pack.id, pack.size, pack.entries));
+                        }
+                    }
+                }
+                Err(e) => report.unreadable.push((hex::encode(id), e.to_string())),
+            }
+        }
+        report.packs_added += good.len() as u64;
+        report.packs_from_segments += good.len() as u64;
+        index.add_packs(&good)?;
+        index.record_segments(&read, &[])?;
+    }
+    if !gone.is_empty() {
+        index.record_segments(&[], &gone)?;
+    }
+    let mut rest: Vec<(PackId, u64)> = still.into_iter().collect();
+    rest.sort_unstable();
+    Ok(rest)
+}
+
+fn segment_id(name: &str) -> Option<[u8; 32]> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(name, &mut id).ok()?;
+    Some(id)
+}
+
+/// Reads and decodes `index/<id>`, checking that its name is its digest.
+pub fn read_segment(
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    id: &[u8; 32],
+) -> Result<Vec<SegmentPack>> {
+    let name = hex::encode(id);
+    let object = format!("index segment {name}");
+    let bytes = backend.read(ObjectKind::Index, &name)?;
+    if blake3::hash(&bytes).as_bytes() != id {
+        return Err(Error::Corrupt {
+            object,
+            reason: "its content does not match its name".into(),
+        });
+    }
+    segment::decode(encryption, &bytes).map_err(|e| Error::damaged(object, e))
+}
+
+/// Stores `packs` (committed, durable) as index segments and records them as read by `index`
+/// (whose cache knows these packs already). Returns the segment ids.
+pub fn write_segments(
+    index: &Index,
+    backend: &dyn Backend,
+    encryption: &Encryption,
+    packs: &[SegmentPack],
+) -> Result<Vec<[u8; 32]>> {
+    let mut ids = Vec::new();
+    for group in segment::groups(packs) {
+        let (id, file) = segment::encode(encryption, group);
+        match backend.write(ObjectKind::Index, &hex::encode(id), &file) {
+            Ok(()) | Err(Error::AlreadyExists { .. }) => ids.push(id),
+            Err(e) => return Err(e),
+        }
+    }
+    index.record_segments(&ids, &[])?;
+    Ok(ids)
+}
+
+/// What [`compact_segments`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    pub segments_before: u64,
+    pub segments_written: u64,
+    pub segments_deleted: u64,
+}
+
+/// Segments holding fewer blobs than this are merged by [`compact_segments`].
+const SMALL_SEGMENT_BLOBS: usize = segment::MAX_SEGMENT_BLOBS / 4;
+
+/// Rewrites the segments that describe deleted packs, and merges small ones, after a prune:
+/// the merged segments (only packs the listing still has) are durable before the old ones are
+/// deleted, so every listed pack a segment described is described by one at every moment.
+/// Memory stays bounded: segments are read one at a time and merged into at most one segment's
+/// worth of packs before that is written. A segment that cannot be read is left alone.
+pub fn compact_segments(
+    index: &Index,
+    backend: &dyn Backend,
+    encryption: &Encryption,
+) -> Result<CompactReport> {
+    let listed: HashSet<PackId> = backend
+        .list(ObjectKind::Pack)?
+        .iter()
+        .filter_map(|info| PackId::from_hex(&info.name))
+        .collect();
+    let segments: Vec<[u8; 32]> = backend
+        .list(ObjectKind::Index)?
+        .iter()
+        .filter_map(|info| segment_id(&info.name))
+        .collect();
+    let mut report = CompactReport {
+        segments_before: segments.len() as u64,
+        ..Default::default()
+    };
+    let mut merged: Vec<SegmentPack> = Vec::new();
+    let mut merged_blobs = 0usize;
+    let mut replaced: Vec<[u8; 32]> = Vec::new();
+    // Whether a segment waiting to be replaced describes a deleted pack.
+    let mut stale = false;
+    let flush = |merged: &mut Vec<SegmentPack>,
+                 merged_blobs: &mut usize,
+                 replaced: &mut Vec<[u8; 32]>,
+                 report: &mut CompactReport|
+     -> Result<()> {
+        let mut written = Vec::new();
+        if !merged.is_empty() {
+            written = write_segments(index, backend, encryption, merged)?;
+        }
+        // A rewrite equal to an old segment is that segment (same bytes, same name): it stays.
+        replaced.retain(|id| !written.contains(id));
+        report.segments_written += written.len() as u64;
+        // The replacements are durable: the old segments can go.
+        for id in replaced.iter() {
+            match backend.delete(ObjectKind::Index, &hex::encode(id)) {
+                Ok(()) => report.segments_deleted += 1,
+                Err(e) if crate::storage::is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        index.record_segments(&[], replaced)?;
+        merged.clear();
+        replaced.clear();
+        *merged_blobs = 0;
+        Ok(())
+    };
+    for id in segments {
+        let Ok(packs) = read_segment(backend, encryption, &id) else {
+            continue;
+        };
+        let blobs: usize = packs.iter().map(|p| p.entries.len()).sum();
+        let kept: Vec<SegmentPack> = packs
+            .into_iter()
+            .filter(|p| listed.contains(&p.id))
+            .collect();
+        let kept_blobs: usize = kept.iter().map(|p| p.entries.len()).sum();
+        if kept_blobs == blobs && blobs >= SMALL_SEGMENT_BLOBS {
+            continue;
+        }
+        if merged_blobs + kept_blobs > segment::MAX_SEGMENT_BLOBS {
+            flush(&mut merged, &mut merged_blobs, &mut replaced, &mut report)?;
+            stale = false;
+        }
+        stale |= kept_blobs != blobs;
+        merged_blobs += kept_blobs;
+        merged.extend(kept);
+        replaced.push(id);
+    }
+    // A lone small segment that describes no deleted pack is not worth rewriting.
+    if replaced.len() > 1 || stale {
+        flush(&mut merged, &mut merged_blobs, &mut replaced, &mut report)?;
     }
     Ok(report)
 }

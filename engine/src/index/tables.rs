@@ -25,11 +25,14 @@ pub const DAMAGED_SNAPSHOTS: TableDefinition<[u8; 32], u8> =
 pub const CONDEMNED: TableDefinition<[u8; 32], u8> = TableDefinition::new("condemned");
 /// plan id -> 0: prune plans this cache has applied.
 pub const PLANS: TableDefinition<[u8; 32], u8> = TableDefinition::new("plans");
+/// segment id -> 0: index segments (`index/<id>`) whose packs this cache has taken in. Emptied
+/// with the location tables, so a rebuild reads them again.
+pub const SEGMENTS: TableDefinition<[u8; 32], u8> = TableDefinition::new("segments");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Version of the table layout above; a cache with another layout is rebuilt.
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
 
 /// Where a blob lives: pack number, offset, lengths, kind and encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

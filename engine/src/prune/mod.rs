@@ -77,6 +77,10 @@ pub struct PruneReport {
     pub bytes_after: u64,
     /// Live blobs copied into new packs.
     pub blobs_repacked: u64,
+    /// Index segments written and deleted when the segments were rewritten without the deleted
+    /// packs (format-spec/11-remote.md).
+    pub segments_written: u64,
+    pub segments_deleted: u64,
     /// Blobs that snapshots committed during the prune reached only through condemned packs.
     pub blobs_rescued: u64,
     /// Blobs a snapshot reaches that are in no pack (damaged or lost; see `vault verify`).
@@ -106,6 +110,14 @@ const MAX_CONDEMNED: usize = 50_000;
 const WAIT_STEP: Duration = Duration::from_millis(250);
 
 pub fn run(
+    repo: &Repository,
+    options: &PruneOptions,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
+    repo.io_scope(|| prune(repo, options, progress))
+}
+
+fn prune(
     repo: &Repository,
     options: &PruneOptions,
     progress: &dyn Progress,
@@ -264,7 +276,7 @@ pub fn run(
         }
     })?;
     report.packs_repacked -= report.packs_kept_damaged.len() as u64;
-    let written = writer.finish()?;
+    let written = writer.finish(repo)?;
     // Copying can reproduce a pack byte for byte (same blobs, same order): then it is the same
     // object, and must not be deleted.
     let written_ids: HashSet<PackId> = written.iter().map(|(p, _, _)| *p).collect();
@@ -415,7 +427,7 @@ fn finish_plan(
                     reason: "a blob a new snapshot needs failed its check; prune deletes nothing (run `vault verify --read-data`)".into(),
                 });
             }
-            let written = writer.finish()?;
+            let written = writer.finish(repo)?;
             drop(reader);
             repo.index().add_copies(&written)?;
             // A copy that reproduced a condemned pack byte for byte is that pack: keep it. It is
@@ -442,6 +454,10 @@ fn finish_plan(
     repo.index().drop_packs(&gone)?;
     repo.delete_plan(id)?;
     repo.index().drop_plans(&[*id])?;
+    // Segments that describe the deleted packs are rewritten without them.
+    let compacted = repo.compact_segments()?;
+    report.segments_written += compacted.segments_written;
+    report.segments_deleted += compacted.segments_deleted;
     if !keep.is_empty() {
         repo.refresh()?;
     }
@@ -626,9 +642,16 @@ impl<'a> PackWriter<'a> {
         Ok(())
     }
 
-    /// Closes the last packs and commits every pack: all are durable when this returns.
-    fn finish(mut self) -> Result<Vec<WrittenPack>> {
+    /// Closes the last packs and commits every pack: all are durable, and described by index
+    /// segments, when this returns.
+    fn finish(mut self, repo: &Repository) -> Result<Vec<WrittenPack>> {
         self.closed.extend(self.filler.finish()?);
-        self.closed.into_iter().map(FinishedPack::commit).collect()
+        let written: Vec<WrittenPack> = self
+            .closed
+            .into_iter()
+            .map(FinishedPack::commit)
+            .collect::<Result<_>>()?;
+        repo.write_segments(&written)?;
+        Ok(written)
     }
 }

@@ -18,6 +18,7 @@ use crate::format::config::{
 };
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::{self, BlobKind, Encoding};
+use crate::format::segment::SegmentPack;
 use crate::format::tree::{self, ChunkRef, Tree};
 use crate::format::FORMAT_VERSION;
 use crate::id::{resolve_prefix, BlobId, ListId, PrefixMatch, RepositoryId, SnapshotId, TreeId};
@@ -123,6 +124,22 @@ impl std::fmt::Debug for Repository {
         f.debug_struct("Repository")
             .field("location", &self.backend.location())
             .finish()
+    }
+}
+
+/// [`Repository::io_scope`] for a bare backend.
+pub fn io_scope<T: Send>(backend: &dyn Backend, f: impl FnOnce() -> T + Send) -> T {
+    let wanted = backend.concurrency();
+    if !backend.is_remote() || wanted <= rayon::current_num_threads() {
+        return f();
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(wanted)
+        .thread_name(|i| format!("vault-io-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
     }
 }
 
@@ -287,9 +304,10 @@ impl Repository {
         let report = repo.sync_index(false)?;
         if lost && report.packs_added > 0 {
             repo.notices.push(format!(
-                "index cache {} was missing; rebuilt it from the trailers of {} packs",
+                "index cache {} was missing; rebuilt it: {} packs from index segments, {} from their trailers",
                 path.display(),
-                report.packs_added
+                report.packs_from_segments,
+                report.packs_added - report.packs_from_segments
             ));
         }
         if full {
@@ -316,7 +334,36 @@ impl Repository {
 
     /// Reads new pack trailers into the index; `full` rebuilds it from every trailer.
     pub fn sync_index(&self, full: bool) -> Result<SyncReport> {
-        rebuild::sync(&self.index, self.backend.as_ref(), &self.encryption, full)
+        self.io_scope(|| rebuild::sync(&self.index, self.backend.as_ref(), &self.encryption, full))
+    }
+
+    /// Runs `f` with as many rayon threads as the backend wants requests in flight, when that
+    /// is more than the machine's cores (a remote repository: each thread mostly waits on the
+    /// network); otherwise on the current pool.
+    pub fn io_scope<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        io_scope(self.backend.as_ref(), f)
+    }
+
+    /// Stores what committed packs say as index segments (format-spec/11-remote.md), so other
+    /// caches take them in with one read.
+    pub fn write_segments(&self, packs: &[crate::repo::packs::WrittenPack]) -> Result<()> {
+        let packs: Vec<SegmentPack> = packs
+            .iter()
+            .map(|(id, size, entries)| SegmentPack {
+                id: *id,
+                size: *size,
+                entries: entries.clone(),
+            })
+            .collect();
+        rebuild::write_segments(&self.index, self.backend.as_ref(), &self.encryption, &packs)?;
+        Ok(())
+    }
+
+    /// [`rebuild::compact_segments`] on this repository.
+    pub fn compact_segments(&self) -> Result<rebuild::CompactReport> {
+        self.io_scope(|| {
+            rebuild::compact_segments(&self.index, self.backend.as_ref(), &self.encryption)
+        })
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

@@ -275,6 +275,15 @@ pub fn run(
     options: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    repo.io_scope(|| restore(repo, snapshot, options, progress))
+}
+
+fn restore(
+    repo: &Repository,
+    snapshot: &SnapshotInfo,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
     // Prune waits for registered readers before deleting packs (format-spec/09-rotation.md).
     let _reader = repo.register("restore", false)?;
     let includes = if options.includes.is_empty() {

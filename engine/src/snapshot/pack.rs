@@ -23,7 +23,9 @@ use crossbeam_channel::{Receiver, Sender};
 use super::dedup::Dedup;
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, Encoding};
+use crate::format::segment::SegmentPack;
 use crate::id::BlobId;
+use crate::index::rebuild::write_segments;
 use crate::index::Index;
 use crate::keys::Encryption;
 use crate::repo::packs::{FinishedPack, PackFiller};
@@ -56,6 +58,10 @@ const BLOB_OVERHEAD: usize = 256;
 /// Staged packs waiting for their commit at most. Their bytes are in the backend already (for
 /// the local backend: in the page cache), not in this process's memory.
 pub const COMMIT_QUEUE: usize = 4;
+
+/// Committed packs are described by an index segment once they hold this many blobs (and at the
+/// end of the snapshot).
+pub const SEGMENT_FLUSH_BLOBS: usize = 50_000;
 
 /// Blobs held back to be written in random order, at most (encrypted repositories).
 pub const SHUFFLE_BLOBS: usize = 64;
@@ -195,10 +201,12 @@ pub fn run_packer(
     dedup: &Dedup<'_>,
     target: usize,
 ) -> Result<PackerStats> {
-    let (staged, to_commit) = crossbeam_channel::bounded(COMMIT_QUEUE);
+    // A remote store takes several uploads at once: as many staged packs wait as it wants.
+    let (staged, to_commit) = crossbeam_channel::bounded(COMMIT_QUEUE.max(backend.concurrency()));
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let committer = scope.spawn(|| run_committer(to_commit, index, dedup, &failed));
+        let committer =
+            scope.spawn(|| run_committer(to_commit, backend, encryption, index, dedup, &failed));
         let shuffle = encryption.is_on().then(Shuffle::new);
         let filler = PackFiller::new(backend, encryption, target);
         let packed = fill_packs(&blobs, filler, shuffle, staged, &failed);
@@ -277,12 +285,18 @@ fn packer_stopped() -> Error {
 /// transaction. After a failure, drops what arrives (removing the staged bytes).
 fn run_committer(
     to_commit: Receiver<FinishedPack<'_>>,
+    backend: &dyn Backend,
+    encryption: &Encryption,
     index: &Index,
     dedup: &Dedup<'_>,
     failed: &AtomicBool,
 ) -> Result<PackerStats> {
     let mut stats = PackerStats::default();
     let mut failure: Option<Error> = None;
+    // Committed packs not yet described by an index segment (bounded: flushed every
+    // SEGMENT_FLUSH_BLOBS blobs).
+    let mut undescribed: Vec<SegmentPack> = Vec::new();
+    let mut undescribed_blobs = 0usize;
     while let Ok(first) = to_commit.recv() {
         if failure.is_some() {
             continue;
@@ -312,6 +326,17 @@ fn run_committer(
                         .iter()
                         .flat_map(|(_, _, e)| e.iter().map(|e| e.id)),
                 );
+                for (id, size, entries) in committed {
+                    undescribed_blobs += entries.len();
+                    undescribed.push(SegmentPack { id, size, entries });
+                }
+                if undescribed_blobs >= SEGMENT_FLUSH_BLOBS {
+                    let packs = std::mem::take(&mut undescribed);
+                    undescribed_blobs = 0;
+                    if let Err(e) = write_segments(index, backend, encryption, &packs) {
+                        failure.get_or_insert(e);
+                    }
+                }
             }
             Err(e) => {
                 failure.get_or_insert(e);
@@ -319,6 +344,11 @@ fn run_committer(
         }
         if failure.is_some() {
             failed.store(true, Ordering::Relaxed);
+        }
+    }
+    if failure.is_none() && !undescribed.is_empty() {
+        if let Err(e) = write_segments(index, backend, encryption, &undescribed) {
+            failure = Some(e);
         }
     }
     match failure {

@@ -331,6 +331,14 @@ pub fn run(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
+    repo.io_scope(|| verify(repo, options, progress))
+}
+
+fn verify(
+    repo: &Repository,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
     let started = Instant::now();
     // A concurrent prune waits for registered readers before deleting packs.
     let _reader = repo.register("verify", false)?;
