@@ -91,6 +91,8 @@ pub enum Command {
     /// Manage the passwords (key files) of an encrypted repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Copy snapshots into another repository (e.g. off-site), storing only what it lacks
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,6 +315,26 @@ pub struct SnapshotArgs {
     /// Protect the snapshot from every retention policy (manual and pre-upgrade backups)
     #[arg(long)]
     pub protect: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy into (a path, s3:... or sftp:...; it must exist: `vault init`)
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// Snapshots to copy (ids, unique prefixes or `latest`) [default: every snapshot the
+    /// filters select]; snapshots the destination has already are skipped
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Password file of the destination (if encrypted); else --to-password-command,
+    /// $VAULT_TO_PASSWORD, a prompt
+    #[arg(long, env = "VAULT_TO_PASSWORD_FILE", value_name = "PATH")]
+    pub to_password_file: Option<PathBuf>,
+    /// Command printing the destination's password
+    #[arg(long, env = "VAULT_TO_PASSWORD_COMMAND", value_name = "CMD")]
+    pub to_password_command: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Args)]

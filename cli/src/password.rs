@@ -84,6 +84,24 @@ pub fn password(cli: &Cli, confirm: bool) -> Result<Password, Error> {
     prompt("repository password", confirm)?.ok_or(Error::PasswordNeeded)
 }
 
+/// The password of `vault copy`'s destination: `--to-password-file`, `--to-password-command`,
+/// `VAULT_TO_PASSWORD`, then a prompt.
+pub fn destination_password(file: Option<&Path>, command: Option<&str>) -> Result<Password, Error> {
+    if let Some(path) = file {
+        return from_file(path);
+    }
+    if let Some(command) = command {
+        return from_command(command);
+    }
+    if let Some(text) = std::env::var_os("VAULT_TO_PASSWORD") {
+        return Ok(Password::new(text.into_encoded_bytes()));
+    }
+    prompt("destination repository password", false)?.ok_or_else(|| Error::Password {
+        source_name: "destination password".into(),
+        reason: "the destination is encrypted: pass --to-password-file PATH or --to-password-command CMD, or set VAULT_TO_PASSWORD".into(),
+    })
+}
+
 /// A new password for `vault key add` / `passwd`: `--new-password-file`, `VAULT_NEW_PASSWORD`,
 /// or asked twice on the terminal.
 pub fn new_password(args: &NewKeyArgs) -> Result<Password, Error> {

@@ -360,6 +360,7 @@ fn manifest_value() -> Manifest {
         tree: root.to_hex(),
         parent: Some(parent.to_hex()),
         complete: false,
+        origin: None,
         summary: SnapshotSummary {
             files: 12,
             dirs: 3,

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus opening the repository the global options name.
 
+mod copy;
 mod dump;
 mod forget;
 mod index;
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Unlock(args) => marks::unlock(cli, args),
         Command::Index(command) => index::run(cli, command),
         Command::Key(command) => key::run(cli, command),
+        Command::Copy(args) => copy::run(cli, args),
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Manifest {
     pub parent: Option<String>,
     /// False when any source problem was recorded (`summary.errors` is then non-empty).
     pub complete: bool,
+    /// Set by `vault copy`: `<repository id>/<snapshot id>` (hex) of the snapshot this one is a
+    /// copy of, where it was first taken (a copy of a copy names the original).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     pub summary: SnapshotSummary,
     pub program_version: String,
 }

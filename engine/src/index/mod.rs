@@ -111,6 +111,7 @@ impl Index {
             txn.open_table(PLANS).map_err(|e| self.err(e))?;
             txn.open_table(DAMAGED_SNAPSHOTS).map_err(|e| self.err(e))?;
             txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
+            txn.open_table(COPIED).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -291,6 +292,34 @@ impl Index {
                 }
                 condemned.remove(pack.0).map_err(|e| self.err(e))?;
                 verified.remove(pack.0).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// What `vault copy` recorded for these keys (see [`tables::COPIED`]).
+    pub fn copied(&self, keys: &[[u8; 32]]) -> Result<Vec<Option<BlobId>>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(COPIED).map_err(|e| self.err(e))?;
+        keys.iter()
+            .map(|k| {
+                Ok(table
+                    .get(k)
+                    .map_err(|e| self.err(e))?
+                    .map(|v| BlobId(v.value())))
+            })
+            .collect()
+    }
+
+    pub fn record_copied(&self, pairs: &[([u8; 32], BlobId)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(COPIED).map_err(|e| self.err(e))?;
+            for (k, v) in pairs {
+                table.insert(k, &v.0).map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))

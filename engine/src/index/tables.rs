@@ -28,6 +28,11 @@ pub const PLANS: TableDefinition<[u8; 32], u8> = TableDefinition::new("plans");
 /// segment id -> 0: index segments (`index/<id>`) whose packs this cache has taken in. Emptied
 /// with the location tables, so a rebuild reads them again.
 pub const SEGMENTS: TableDefinition<[u8; 32], u8> = TableDefinition::new("segments");
+/// blake3(source repository id | source blob id) -> id of the same blob in this repository:
+/// what `vault copy` learned re-identifying blobs of a repository with other id keys, so the
+/// next copy skips what it copied before without reading it again. A hint: used only when this
+/// repository's index has the target id.
+pub const COPIED: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("copied");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 

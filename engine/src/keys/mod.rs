@@ -121,6 +121,12 @@ impl std::fmt::Debug for Encryption {
     }
 }
 
+/// Constant-time equality of two key slices (ring's, which vault already uses for MACs).
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    #[allow(deprecated)]
+    ring::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 fn derive(context: &str, key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(blake3::derive_key(context, key))
 }
@@ -158,6 +164,21 @@ impl Encryption {
 
     pub fn is_on(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Whether `other` names blobs alike (both unencrypted, or the same id keys): then a blob
+    /// keeps its id when copied between the two repositories.
+    pub fn same_ids(&self, other: &Encryption) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                use subtle_eq as eq;
+                eq(&a.chunk_id[..], &b.chunk_id[..])
+                    && eq(&a.tree_id[..], &b.tree_id[..])
+                    && eq(&a.list_id[..], &b.list_id[..])
+            }
+            _ => false,
+        }
     }
 
     /// The master keys, to wrap them in another key file.

@@ -14,10 +14,10 @@
 //! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
 
 mod chunk;
-mod compress;
-mod dedup;
+pub(crate) mod compress;
+pub(crate) mod dedup;
 mod hash;
-mod pack;
+pub(crate) mod pack;
 mod read;
 mod source;
 mod tree;
@@ -781,6 +781,7 @@ pub fn run(
         tree: root.to_hex(),
         parent: parent.map(|p| p.id.to_hex()),
         complete: summary.errors.is_empty(),
+        origin: None,
         summary,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
     };

@@ -1,0 +1,70 @@
+use anyhow::Result;
+use serde_json::json;
+use vault_engine::storage::Location;
+use vault_engine::{copy, Repository};
+
+use crate::args::{Cli, CopyArgs};
+use crate::convert;
+use crate::exit;
+use crate::output;
+use crate::password;
+use crate::progress::Display;
+
+pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
+    let source = super::open(cli, false)?;
+    let location = Location::parse(&args.to)?;
+    let backend = super::backend(cli, &location)?;
+    let password = || {
+        password::destination_password(
+            args.to_password_file.as_deref(),
+            args.to_password_command.as_deref(),
+        )
+    };
+    let dest = Repository::unlock(backend, &super::cache_root(cli)?, &password)?;
+    if !cli.quiet {
+        for notice in dest.notices() {
+            eprintln!("vault: destination: {notice}");
+        }
+    }
+    let filter = convert::filter(&args.filter);
+    let snapshots = if args.snapshots.is_empty() {
+        let (all, _) = source.snapshots()?;
+        all.into_iter()
+            .filter(|s| filter.matches(&s.manifest))
+            .collect()
+    } else {
+        args.snapshots
+            .iter()
+            .map(|wanted| source.find_snapshot(wanted, &filter))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let progress = Display::new(cli.quiet || cli.json, "copying");
+    let report = copy::run(&source, &dest, &snapshots, &progress)?;
+    progress.finish();
+    if cli.json {
+        output::print_json(&json!({
+            "copied": report.copied.iter().map(|(from, to)| json!({"source": from, "destination": to})).collect::<Vec<_>>(),
+            "skipped": report.skipped,
+            "blobs_stored": report.blobs_stored,
+            "bytes_stored": report.bytes_stored,
+            "bytes_read": report.bytes_read,
+            "bytes_written": report.bytes_written,
+            "destination": dest.location(),
+        }));
+    } else if !cli.quiet {
+        for (from, to) in &report.copied {
+            println!("copied snapshot {} as {}", &from[..16], &to[..16]);
+        }
+        println!(
+            "{} snapshot(s) copied, {} already in {}; {} new blobs ({} before compression, {} of packs written), {} read",
+            report.copied.len(),
+            report.skipped.len(),
+            dest.location(),
+            report.blobs_stored,
+            output::bytes(report.bytes_stored),
+            output::bytes(report.bytes_written),
+            output::bytes(report.bytes_read),
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,365 @@
+//! `vault copy`: replicating snapshots into another repository, storing only the blobs it lacks.
+//!
+//! Two repositories with the same id keys (both unencrypted) name every blob alike: a tree the
+//! destination has already is skipped with everything under it, and a chunk it has is never
+//! read. With different keys (an encrypted repository, or two encrypted ones with their own
+//! keys) every blob has another name in the destination: the copy reads a blob, verifies it,
+//! names it under the destination's keys and stores it if new. What it learned (source id ->
+//! destination id) goes into the destination's index cache, so the next copy skips the
+//! unchanged trees and chunks without reading them; a lost cache costs one full read, nothing
+//! else.
+//!
+//! Order, as in a snapshot (invariant I3): every pack is durable before the manifest that
+//! reaches it is written; a copy interrupted at any point leaves only unreferenced packs (or
+//! whole snapshots), and running it again goes on where it stopped, since every blob already
+//! stored is found in the destination's index. A snapshot already in the destination (the
+//! same origin: see [`Manifest::origin`]) is skipped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::format::manifest::Manifest;
+use crate::format::pack::BlobKind;
+use crate::format::tree::{encode_list, encode_tree, ChunkRef, Content, EntryKind, FileData, Tree};
+use crate::id::{BlobId, ChunkId, ListId, SnapshotId, TreeId};
+use crate::progress::Progress;
+use crate::repo::{Repository, SnapshotInfo};
+use crate::restore::write::fetch_content;
+use crate::snapshot::compress::encode_blob;
+use crate::snapshot::dedup::Dedup;
+use crate::snapshot::pack::{self, BlobSender, StoredBlob};
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CopyReport {
+    /// Snapshots written to the destination: (source id, destination id), hex.
+    pub copied: Vec<(String, String)>,
+    /// Source snapshots the destination has already (hex ids).
+    pub skipped: Vec<String>,
+    /// Blobs stored in the destination, and their bytes before compression.
+    pub blobs_stored: u64,
+    pub bytes_stored: u64,
+    /// Bytes of chunks read from the source.
+    pub bytes_read: u64,
+    /// Bytes of packs written to the destination.
+    pub bytes_written: u64,
+}
+
+/// Where a snapshot was first taken: its origin, or itself.
+pub fn origin_of(repo: &Repository, snapshot: &SnapshotInfo) -> String {
+    snapshot
+        .manifest
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", repo.id().to_hex(), snapshot.id.to_hex()))
+}
+
+/// Copies `snapshots` (of `source`) into `dest`, oldest first.
+pub fn run(
+    source: &Repository,
+    dest: &Repository,
+    snapshots: &[SnapshotInfo],
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    if source.id() == dest.id() {
+        return Err(Error::invalid(
+            "vault copy",
+            "the source and destination are the same repository",
+        ));
+    }
+    let mut report = CopyReport::default();
+    // A prune of the source waits for this reader; one of the destination for this writer.
+    let _reader = source.register("copy", false)?;
+    let _writer = dest.register("copy", true)?;
+    let (present, _) = dest.all_snapshots()?;
+    let mut origins: HashMap<String, SnapshotId> =
+        present.iter().map(|s| (origin_of(dest, s), s.id)).collect();
+    let mut order: Vec<&SnapshotInfo> = snapshots.iter().collect();
+    order.sort_by_key(|s| (s.manifest.time.parse::<jiff::Timestamp>().ok(), s.id));
+    for snapshot in order {
+        let origin = origin_of(source, snapshot);
+        if origins.contains_key(&origin) {
+            report.skipped.push(snapshot.id.to_hex());
+            continue;
+        }
+        let id = copy_one(source, dest, snapshot, &origin, &mut report, progress)?;
+        origins.insert(origin, id);
+        report.copied.push((snapshot.id.to_hex(), id.to_hex()));
+    }
+    Ok(report)
+}
+
+fn copy_one(
+    source: &Repository,
+    dest: &Repository,
+    snapshot: &SnapshotInfo,
+    origin: &str,
+    report: &mut CopyReport,
+    progress: &dyn Progress,
+) -> Result<SnapshotId> {
+    let root = snapshot.manifest.root().ok_or_else(|| Error::Corrupt {
+        object: format!("snapshot {}", snapshot.id.to_hex()),
+        reason: "its root tree id is not a valid id".into(),
+    })?;
+    let dedup = Dedup::new(dest.index());
+    let (sender, receiver) = pack::channel();
+    let config = dest.config();
+    let (copied, packed) = std::thread::scope(|scope| {
+        let packer = scope.spawn(|| {
+            pack::run_packer(
+                receiver,
+                dest.backend().as_ref(),
+                dest.encryption(),
+                dest.index(),
+                &dedup,
+                config.pack_target_size as usize,
+            )
+        });
+        let copier = Copier {
+            source,
+            dest,
+            dedup: &dedup,
+            blobs: sender,
+            same_ids: source.encryption().same_ids(dest.encryption()),
+            source_prefix: source.id().to_hex(),
+            learned: Mutex::new(Vec::new()),
+            blobs_stored: AtomicU64::new(0),
+            bytes_stored: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            progress,
+        };
+        let copied = dest.io_scope(|| source.io_scope(|| copier.tree(root)));
+        let learned = copier.learned.into_inner().unwrap();
+        report.blobs_stored += copier.blobs_stored.into_inner();
+        report.bytes_stored += copier.bytes_stored.into_inner();
+        report.bytes_read += copier.bytes_read.into_inner();
+        drop(copier.blobs);
+        let packed = packer.join().expect("pack writer thread panicked");
+        (copied.map(|root| (root, learned)), packed)
+    });
+    let packed = packed?;
+    let (root, learned) = copied?;
+    report.bytes_written += packed.bytes;
+    // Every pack is durable and indexed: what was learned can be trusted (and is checked
+    // against the index before use anyway).
+    dest.index().record_copied(&learned)?;
+    let m = &snapshot.manifest;
+    let manifest = Manifest {
+        version: crate::format::FORMAT_VERSION,
+        tree: root.to_hex(),
+        parent: None,
+        origin: Some(origin.to_string()),
+        ..m.clone()
+    };
+    // I3: the manifest last, after every pack it reaches.
+    dest.write_snapshot(&manifest, snapshot.protected)
+}
+
+struct Copier<'a> {
+    source: &'a Repository,
+    dest: &'a Repository,
+    dedup: &'a Dedup<'a>,
+    blobs: BlobSender,
+    /// Both repositories name blobs alike.
+    same_ids: bool,
+    source_prefix: String,
+    /// (key, destination id) pairs for the COPIED table, written once the packs are durable.
+    learned: Mutex<Vec<([u8; 32], BlobId)>>,
+    blobs_stored: AtomicU64,
+    bytes_stored: AtomicU64,
+    bytes_read: AtomicU64,
+    progress: &'a dyn Progress,
+}
+
+/// Chunks gathered before they are encoded in parallel.
+const ENCODE_BATCH_BYTES: usize = 8 << 20;
+
+impl Copier<'_> {
+    fn key(&self, id: &BlobId) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.source_prefix.as_bytes());
+        hasher.update(&id.0);
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The destination's id of a source blob when it is known to be stored there already.
+    fn known(&self, id: BlobId) -> Result<Option<BlobId>> {
+        let target = if self.same_ids {
+            Some(id)
+        } else {
+            self.dest.index().copied(&[self.key(&id)])?[0]
+        };
+        match target {
+            Some(t) if self.dedup.all_stored(&[t])? => Ok(Some(t)),
+            _ => Ok(None),
+        }
+    }
+
+    fn learn(&self, source: BlobId, dest: BlobId) {
+        if !self.same_ids {
+            let key = self.key(&source);
+            self.learned.lock().unwrap().push((key, dest));
+        }
+    }
+
+    /// Stores a blob of raw bytes unless the destination has it; returns its destination id.
+    fn store(&self, kind: BlobKind, raw: &[u8]) -> Result<BlobId> {
+        let encryption = self.dest.encryption();
+        let id = encryption.blob_id(kind, raw);
+        if self.dedup.claim(&[id])?[0] {
+            let (encoding, bytes) =
+                encode_blob(raw, self.dest.config().compression, encryption, kind, id);
+            self.send(StoredBlob {
+                id,
+                kind,
+                encoding,
+                raw_len: raw.len() as u32,
+                bytes,
+            })?;
+        }
+        Ok(id)
+    }
+
+    fn send(&self, blob: StoredBlob) -> Result<()> {
+        self.blobs_stored.fetch_add(1, Ordering::Relaxed);
+        self.bytes_stored
+            .fetch_add(blob.raw_len as u64, Ordering::Relaxed);
+        self.blobs.send(blob).map_err(|_| Error::Corrupt {
+            object: "pack writer".into(),
+            reason: "stopped early".into(),
+        })
+    }
+
+    /// Copies a tree and everything under it; returns its destination id.
+    fn tree(&self, id: TreeId) -> Result<TreeId> {
+        if let Some(known) = self.known(BlobId(id.0))? {
+            return Ok(TreeId(known.0));
+        }
+        let reader = self.source.index().reader()?;
+        let tree = self.source.read_tree(&reader, id)?;
+        drop(reader);
+        let entries = tree
+            .entries
+            .into_par_iter()
+            .map(|mut entry| {
+                entry.kind = match entry.kind {
+                    EntryKind::Dir(child) => EntryKind::Dir(self.tree(child)?),
+                    EntryKind::File(data) => EntryKind::File(self.file(data)?),
+                    other => other,
+                };
+                Ok(entry)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let copied = Tree { entries };
+        let dest = self.store(BlobKind::Tree, &encode_tree(&copied))?;
+        self.learn(BlobId(id.0), dest);
+        Ok(TreeId(dest.0))
+    }
+
+    fn file(&self, data: FileData) -> Result<FileData> {
+        let content = match &data.content {
+            Content::Inline(refs) => Content::Inline(self.chunks(&data, refs)?),
+            Content::Lists(lists) => {
+                let mut out = Vec::with_capacity(lists.len());
+                for list in lists {
+                    if let Some(known) = self.known(BlobId(list.id.0))? {
+                        out.push(crate::format::tree::ListRef {
+                            id: ListId(known.0),
+                            ..*list
+                        });
+                        continue;
+                    }
+                    let reader = self.source.index().reader()?;
+                    let refs = self.source.read_list(&reader, list.id)?;
+                    drop(reader);
+                    let copied = self.chunks(&data, &refs)?;
+                    let dest = self.store(BlobKind::List, &encode_list(&copied))?;
+                    self.learn(BlobId(list.id.0), dest);
+                    out.push(crate::format::tree::ListRef {
+                        id: ListId(dest.0),
+                        ..*list
+                    });
+                }
+                Content::Lists(out)
+            }
+        };
+        Ok(FileData { content, ..data })
+    }
+
+    /// Copies the chunks the destination lacks (read through the restore path: coalesced
+    /// range reads, every chunk verified); returns the references in the destination.
+    fn chunks(&self, data: &FileData, refs: &[ChunkRef]) -> Result<Vec<ChunkRef>> {
+        let mut out: Vec<Option<ChunkRef>> = Vec::with_capacity(refs.len());
+        let mut missing: Vec<(usize, ChunkRef)> = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            match self.known(BlobId(r.id.0))? {
+                Some(known) => out.push(Some(ChunkRef {
+                    id: ChunkId(known.0),
+                    len: r.len,
+                })),
+                None => {
+                    out.push(None);
+                    missing.push((i, *r));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let wanted = FileData {
+                size: missing.iter().map(|(_, r)| r.len as u64).sum(),
+                content: Content::Inline(missing.iter().map(|(_, r)| *r).collect()),
+                ..data.clone()
+            };
+            // The content of the missing chunks, in order, cut back into chunks.
+            let mut pending: Vec<u8> = Vec::new();
+            let mut batch: Vec<(usize, ChunkRef, Vec<u8>)> = Vec::new();
+            let mut batch_bytes = 0usize;
+            let mut next = 0usize;
+            let mut flush = |batch: &mut Vec<(usize, ChunkRef, Vec<u8>)>| -> Result<()> {
+                let stored = batch
+                    .par_iter()
+                    .map(|(i, r, raw)| Ok((*i, *r, self.store(BlobKind::Chunk, raw)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                for (i, r, dest) in stored {
+                    self.learn(BlobId(r.id.0), dest);
+                    out[i] = Some(ChunkRef {
+                        id: ChunkId(dest.0),
+                        len: r.len,
+                    });
+                }
+                batch.clear();
+                Ok(())
+            };
+            fetch_content(self.source, &wanted, |piece| {
+                self.bytes_read
+                    .fetch_add(piece.len() as u64, Ordering::Relaxed);
+                self.progress.bytes(piece.len() as u64);
+                pending.extend_from_slice(piece);
+                let mut start = 0usize;
+                while next < missing.len() && pending.len() - start >= missing[next].1.len as usize
+                {
+                    let (i, r) = missing[next];
+                    let raw = pending[start..start + r.len as usize].to_vec();
+                    start += r.len as usize;
+                    batch_bytes += raw.len();
+                    batch.push((i, r, raw));
+                    next += 1;
+                    if batch_bytes >= ENCODE_BATCH_BYTES {
+                        flush(&mut batch)?;
+                        batch_bytes = 0;
+                    }
+                }
+                pending.drain(..start);
+                Ok(())
+            })?;
+            flush(&mut batch)?;
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every chunk copied or known"))
+            .collect())
+    }
+}
