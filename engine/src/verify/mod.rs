@@ -417,6 +417,65 @@ fn verify(
         }
     }
 
+    // Index segments: each must decode and agree with the trailers of the packs it describes
+    // that are still listed (format-spec/11-remote.md 11.4).
+    if options.snapshot.is_none() {
+        let by_pack: HashMap<PackId, (u64, &Vec<crate::format::pack::BlobEntry>)> = trailers
+            .iter()
+            .zip(&packs)
+            .filter_map(|((id, t), (_, size))| t.as_ref().ok().map(|e| (*id, (*size, e))))
+            .collect();
+        let segments: Vec<String> = repo
+            .backend()
+            .list(ObjectKind::Index)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let decoded: Vec<(String, Result<Vec<crate::format::segment::SegmentPack>>)> = segments
+            .par_iter()
+            .map(|name| {
+                let mut id = [0u8; 32];
+                let result = match hex::decode_to_slice(name, &mut id) {
+                    Ok(()) => crate::index::rebuild::read_segment(
+                        repo.backend().as_ref(),
+                        repo.encryption(),
+                        &id,
+                    ),
+                    Err(_) => Err(crate::Error::invalid(
+                        "index segment",
+                        "name is not a segment id",
+                    )),
+                };
+                (name.clone(), result)
+            })
+            .collect();
+        for (name, result) in decoded {
+            match result {
+                Err(e) => {
+                    problems.add("index_segment_damaged", name, None, None, e.to_string());
+                }
+                Ok(described) => {
+                    for pack in described {
+                        match by_pack.get(&pack.id) {
+                            Some((size, entries))
+                                if *size != pack.size || **entries != pack.entries =>
+                            {
+                                problems.add(
+                                    "index_segment_mismatch",
+                                    name.clone(),
+                                    Some(pack.id),
+                                    None,
+                                    format!("it disagrees with the trailer of pack {}; the trailer is used, and the next prune rewrites the segment", pack.id.to_hex()),
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     // --read-data: every selected pack whole, every blob's digest.
     let seed = started.elapsed().as_nanos() as u64 ^ std::process::id() as u64;
     let mut to_read: Vec<PackId> = packs

@@ -11,7 +11,8 @@ pub const MAX_PATHS: usize = 100;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Problem {
     /// `pack_unreadable`, `pack_content`, `trailer_mismatch`, `blob_missing`, `blob_damaged`,
-    /// `tree_damaged`, `snapshot_damaged`, `index_unreadable`, `key_damaged`.
+    /// `tree_damaged`, `snapshot_damaged`, `index_unreadable`, `key_damaged`,
+    /// `index_segment_damaged`, `index_segment_mismatch`.
     pub kind: String,
     /// Pack id hex, if the damage is located in a pack.
     pub pack: Option<String>,
