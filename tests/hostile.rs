@@ -144,6 +144,7 @@ pub(crate) fn manifest_file(root: TreeId, host: &str, time: &str, tag: &str) -> 
         tree: root.to_hex(),
         parent: None,
         complete: true,
+        origin: None,
         summary: SnapshotSummary::default(),
         program_version: "crafted".into(),
     };
