@@ -651,8 +651,18 @@ fn corrupted_trailer_makes_the_pack_unreadable_with_its_impact() {
     let out = run_vault(&fx.env, &["verify"], 3);
     assert_human_report(&out, &expected);
 
-    // A rebuilt index cannot place the pack's blobs any more: the pack is still unreadable and
-    // its chunks are now missing, for the same snapshots and paths.
+    // A rebuilt index still places the pack's blobs, through the index segment that described
+    // the pack when it was written (format-spec/11-remote.md 11.4): only the trailer is damaged.
+    let out = run_vault(&fx.env, &["index", "rebuild"], 0);
+    assert!(out.stdout_str().contains("index rebuilt"), "{}", out.stdout_str());
+    let (v, _) = verify_json(&fx.env, &[], 3);
+    assert_eq!(problems(&v), expected, "{v:#}");
+
+    // Without the segments, a rebuilt index cannot place the pack's blobs any more: the pack is
+    // still unreadable and its chunks are now missing, for the same snapshots and paths.
+    for segment in fs::read_dir(fx.env.repo.join("index")).unwrap() {
+        fs::remove_file(segment.unwrap().path()).unwrap();
+    }
     let out = run_vault(&fx.env, &["index", "rebuild"], 3);
     out.stderr_has(&format!("vault: pack {} could not be read: ", pack.id));
     let (v, _) = verify_json(&fx.env, &[], 3);

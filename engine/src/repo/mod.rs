@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod packs;
 mod state;
+mod tree_cache;
 pub mod writers;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +118,8 @@ pub struct Repository {
     index: Index,
     /// Things the operator should hear about (index rebuilt, unreadable packs), in order.
     notices: Vec<String>,
+    /// Trees and chunk lists kept locally (remote repositories only).
+    tree_cache: Option<tree_cache::TreeCache>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -288,6 +291,7 @@ impl Repository {
             // replaced by an unencrypted one is refused on this machine (keys::refuse_downgrade).
             keys::write_markers(&markers)?;
         }
+        let backend_is_remote = backend.is_remote();
         let mut repo = Repository {
             backend,
             config,
@@ -296,6 +300,8 @@ impl Repository {
             key,
             index,
             notices,
+            tree_cache: backend_is_remote
+                .then(|| tree_cache::TreeCache::new(path.with_file_name("trees"))),
         };
         let (full, bad_plans) = repo.apply_plans()?;
         for (_, error) in bad_plans {
@@ -528,12 +534,43 @@ impl Repository {
         Ok(out)
     }
 
+    /// A tree or chunk list blob: from the local tree cache of a remote repository when it is
+    /// there, else from its pack (and then kept in that cache).
+    fn read_meta(&self, reader: &IndexReader<'_>, id: BlobId, kind: BlobKind) -> Result<Vec<u8>> {
+        let Some(cache) = &self.tree_cache else {
+            return self.read_blob(reader, id, kind);
+        };
+        if let Some(raw) = cache.get(&self.encryption, kind, &id) {
+            return Ok(raw);
+        }
+        let raw = self.read_blob(reader, id, kind)?;
+        cache.put(kind, &id, &raw);
+        Ok(raw)
+    }
+
     pub fn read_tree(&self, reader: &IndexReader<'_>, id: TreeId) -> Result<Tree> {
+        let raw = self.read_meta(reader, id.into(), BlobKind::Tree)?;
+        tree::decode_tree(&raw).map_err(|e| Error::damaged(format!("tree {}", id.to_hex()), e))
+    }
+
+    /// [`Self::read_tree`] from the pack, never from the local tree cache: what verify needs.
+    pub fn read_tree_from_pack(&self, reader: &IndexReader<'_>, id: TreeId) -> Result<Tree> {
         let raw = self.read_blob(reader, id.into(), BlobKind::Tree)?;
         tree::decode_tree(&raw).map_err(|e| Error::damaged(format!("tree {}", id.to_hex()), e))
     }
 
     pub fn read_list(&self, reader: &IndexReader<'_>, id: ListId) -> Result<Vec<ChunkRef>> {
+        let raw = self.read_meta(reader, id.into(), BlobKind::List)?;
+        tree::decode_list(&raw)
+            .map_err(|e| Error::damaged(format!("chunk list {}", id.to_hex()), e))
+    }
+
+    /// [`Self::read_list`] from the pack, never from the local tree cache.
+    pub fn read_list_from_pack(
+        &self,
+        reader: &IndexReader<'_>,
+        id: ListId,
+    ) -> Result<Vec<ChunkRef>> {
         let raw = self.read_blob(reader, id.into(), BlobKind::List)?;
         tree::decode_list(&raw)
             .map_err(|e| Error::damaged(format!("chunk list {}", id.to_hex()), e))

@@ -199,7 +199,7 @@ impl Walker<'_> {
                 .affect(&key, snapshot, if path.is_empty() { "/" } else { path });
             return false;
         }
-        let tree = match self.repo.read_tree(&self.reader, id) {
+        let tree = match self.repo.read_tree_from_pack(&self.reader, id) {
             Ok(tree) => tree,
             Err(e) => {
                 let pack = self.pack_of(id.into());
@@ -268,7 +268,7 @@ impl Walker<'_> {
                 clean = false;
                 continue;
             }
-            match self.repo.read_list(&self.reader, list.id) {
+            match self.repo.read_list_from_pack(&self.reader, list.id) {
                 // The list must cover what its reference says, as restore demands.
                 Ok(refs)
                     if refs.len() != list.chunks as usize
