@@ -49,6 +49,10 @@ pub struct RemoteBackend {
     spool_dir: std::path::PathBuf,
 }
 
+/// Large reads are split into pieces of this size, up to [`PIECES_IN_FLIGHT`] at once.
+const READ_PIECE: usize = 4 << 20;
+const PIECES_IN_FLIGHT: usize = 4;
+
 /// Per-request timeout, and the longest pause in a transfer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -382,7 +386,14 @@ impl Backend for RemoteBackend {
 
     fn read(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
         let path = object_path(kind, name)?;
-        match self.block_on(self.operator.read(&path)) {
+        // Whole objects (packs, for verify --read-data and prune) come in parallel pieces: one
+        // stream from an object store is often slower than the link.
+        let read = self
+            .operator
+            .read_with(&path)
+            .chunk(READ_PIECE)
+            .concurrent(self.connections.min(PIECES_IN_FLIGHT));
+        match self.block_on(read) {
             Ok(buffer) => Ok(buffer.to_vec()),
             Err(e) => Err(self.error(&path, e)),
         }
@@ -396,9 +407,13 @@ impl Backend for RemoteBackend {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::invalid("read range", format!("{offset}+{len}")))?;
-        let buffer = self
-            .block_on(self.operator.read_with(&path).range(offset..end))
-            .map_err(|e| self.error(&path, e))?;
+        let mut read = self.operator.read_with(&path).range(offset..end);
+        if len > READ_PIECE as u64 {
+            read = read
+                .chunk(READ_PIECE)
+                .concurrent(self.connections.min(PIECES_IN_FLIGHT));
+        }
+        let buffer = self.block_on(read).map_err(|e| self.error(&path, e))?;
         if buffer.len() as u64 != len {
             return Err(Error::Io {
                 path: self.full(&path).into(),

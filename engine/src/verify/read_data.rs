@@ -30,12 +30,26 @@ pub struct PackCheck {
     pub damaged: HashMap<BlobId, String>,
 }
 
-/// Reads `packs` one after another and checks each blob's digest.
+/// Reads `packs` (one after another from a local disk, several at once from a remote store)
+/// and checks each blob's digest.
 pub fn check_packs(
     backend: &dyn Backend,
     encryption: &Encryption,
     packs: &[PackId],
 ) -> Vec<PackCheck> {
+    // A remote store: several packs at once (each request waits on the network; the caller
+    // runs this on Backend::concurrency() threads). A local disk: one pack after another,
+    // read sequentially.
+    if backend.is_remote() {
+        return packs
+            .par_iter()
+            .with_max_len(1)
+            .map_init(
+                || [Vec::new(), Vec::new()],
+                |buffers, id| check_pack(backend, encryption, *id, buffers),
+            )
+            .collect();
+    }
     // Two piece buffers, reused for every pack: one being checked, one being read.
     let mut buffers = [Vec::new(), Vec::new()];
     packs
