@@ -10,7 +10,6 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,40 +22,10 @@ use crate::util::*;
 // Dependencies: fail under CI, skip elsewhere
 // ------------------------------------------------------------------------------------------------
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// What a test needs from the machine: `Some` when found; when missing, a panic under CI and a
-/// printed skip (`None`) elsewhere.
+/// [`crate::util::required`] with the Debian packages this file's tests need.
 #[track_caller]
 fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(t) => Some(t),
-        Err(why) if in_ci() => panic!(
-            "{what} is required under CI (CI={:?}) but {why}; .ci/run installs it \
-             (apt-get install postgresql sqlite3)",
-            std::env::var("CI").unwrap_or_default()
-        ),
-        Err(why) => {
-            eprintln!(
-                "SKIPPED: {what} is not available ({why}); `apt-get install postgresql sqlite3` \
-                 to run this test (under CI=true it fails instead)"
-            );
-            None
-        }
-    }
-}
-
-fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn find_in_path(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|c| is_executable(c))
+    crate::util::required(what, "apt-get install postgresql sqlite3", found)
 }
 
 /// `'...'` for `sh -c`.

@@ -654,7 +654,11 @@ fn corrupted_trailer_makes_the_pack_unreadable_with_its_impact() {
     // A rebuilt index still places the pack's blobs, through the index segment that described
     // the pack when it was written (format-spec/11-remote.md 11.4): only the trailer is damaged.
     let out = run_vault(&fx.env, &["index", "rebuild"], 0);
-    assert!(out.stdout_str().contains("index rebuilt"), "{}", out.stdout_str());
+    assert!(
+        out.stdout_str().contains("index rebuilt"),
+        "{}",
+        out.stdout_str()
+    );
     let (v, _) = verify_json(&fx.env, &[], 3);
     assert_eq!(problems(&v), expected, "{v:#}");
 

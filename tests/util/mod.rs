@@ -6,6 +6,7 @@
 
 pub mod encrypted;
 pub mod history;
+pub mod servers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{CString, OsStr, OsString};
@@ -26,6 +27,48 @@ pub const VAULT: &str = env!("CARGO_BIN_EXE_vault");
 pub const NOBODY: u32 = 65534;
 
 // ------------------------------------------------------------------------------------------------
+// Dependencies on other programs: fail under CI, skip elsewhere
+// ------------------------------------------------------------------------------------------------
+
+/// Whether the tests run under CI: `CI` set, and not empty, `false` or `0`.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// What a test needs from the machine: `Some` when found; when missing, a panic under CI (see
+/// [`under_ci`]) and a printed skip (`None`) elsewhere. `install` says how to get it, e.g.
+/// `apt-get install sqlite3`.
+#[track_caller]
+pub fn required<T>(what: &str, install: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(t) => Some(t),
+        Err(why) if under_ci() => panic!(
+            "{what} is required under CI (CI={:?}) but {why}; .ci/run installs it ({install})",
+            std::env::var("CI").unwrap_or_default()
+        ),
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: {what} is not available ({why}); `{install}` to run this test \
+                 (under CI=true it fails instead)"
+            );
+            None
+        }
+    }
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `prog` in a directory of `PATH`.
+pub fn find_in_path(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|c| is_executable(c))
+}
+
+// ------------------------------------------------------------------------------------------------
 // Running vault
 // ------------------------------------------------------------------------------------------------
 
@@ -36,6 +79,9 @@ pub struct Env {
     pub repo: PathBuf,
     pub cache: PathBuf,
     pub home: PathBuf,
+    /// Variables set on every command after the defaults above (so they may override
+    /// `VAULT_REPO`): a remote repository's location and credentials, say.
+    pub envs: Vec<(OsString, OsString)>,
 }
 
 /// Output of one finished vault process.
@@ -157,7 +203,19 @@ impl Env {
             cache: dir.path().join("cache"),
             home,
             dir,
+            envs: Vec::new(),
         }
+    }
+
+    /// This environment with `envs` added to [`Env::envs`].
+    pub fn with_envs<K, V>(mut self, envs: impl IntoIterator<Item = (K, V)>) -> Env
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.envs
+            .extend(envs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
     }
 
     /// A fresh environment with an initialized repository (default settings).
@@ -206,6 +264,7 @@ impl Env {
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
     }
 
     /// The same command, run as uid/gid 65534 through `setpriv` when we are root (root ignores

@@ -39,7 +39,7 @@ impl Location {
             return parse_s3(rest).ok_or_else(|| {
                 Error::invalid(
                     format!("repository location {text:?}"),
-                    format!("an S3 location has the form {S3_FORM}"),
+                    format!("an S3 location has the form {S3_FORM}, with a bucket name of 3-63 characters of a-z, 0-9, '.' and '-'"),
                 )
             });
         }

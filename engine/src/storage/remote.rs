@@ -53,6 +53,9 @@ pub struct RemoteBackend {
 const READ_PIECE: usize = 4 << 20;
 const PIECES_IN_FLIGHT: usize = 4;
 
+/// SFTP connections (ssh sessions) at most, whatever `--connections` says.
+const SFTP_SESSIONS: usize = 2;
+
 /// Per-request timeout, and the longest pause in a transfer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -130,7 +133,12 @@ impl RemoteBackend {
                     .with_factor(2.0)
                     .with_jitter(),
             );
-        let connections = options.connections.max(1);
+        // Each SFTP connection is an ssh process with its own session set-up and cipher: more
+        // than a couple cost more than they bring (benches/README.md, remote section).
+        let connections = match location {
+            Location::Sftp { .. } => options.connections.clamp(1, SFTP_SESSIONS),
+            _ => options.connections.max(1),
+        };
         drop(_context);
         Ok(RemoteBackend {
             location: display,
@@ -230,23 +238,81 @@ fn random_suffix() -> String {
     hex::encode(bytes)
 }
 
-/// OpenDAL's account of a failure on one line, saying when the retries ran out.
+/// A failure on one line: what the store or the transport said (the S3 error code when there is
+/// one, the chain of causes), a hint at the usual fix, and whether the retries ran out.
 fn describe(e: &opendal::Error, retries: usize) -> String {
-    let message = one_line(e);
-    // The retry layer marks a temporary error persistent when it gives up on it.
-    if e.is_persistent() && e.kind() == opendal::ErrorKind::Unexpected && retries > 0 {
-        format!("{message} (gave up after {retries} retries)")
-    } else {
-        message
+    let mut text = squeeze(e.message());
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = squeeze(&cause.to_string());
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
     }
+    if let Some(code) = quoted_field(&text, "code: ") {
+        text = code;
+    } else if let Some(code) = xml_field(&text, "Code") {
+        text = match xml_field(&text, "Message") {
+            Some(message) => format!("{code}: {message}"),
+            None => code,
+        };
+    }
+    if text.is_empty() {
+        text = match e.kind() {
+            opendal::ErrorKind::PermissionDenied => "access denied".into(),
+            kind => kind.to_string(),
+        };
+    }
+    let hint = match e.kind() {
+        opendal::ErrorKind::PermissionDenied => {
+            "; check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the ssh user and key)"
+        }
+        _ if text.contains("failed to connect to the remote host") => {
+            "; ssh could not log in: check the host key (known_hosts, VAULT_SFTP_KNOWN_HOSTS), the user and the key (VAULT_SFTP_KEY); `ssh -p PORT USER@HOST` tells why"
+        }
+        _ if text.contains("NoSuchBucket") => "; create the bucket first",
+        _ => "",
+    };
+    // The retry layer marks a temporary error persistent when it gives up on it.
+    let retried = matches!(
+        e.kind(),
+        opendal::ErrorKind::Unexpected | opendal::ErrorKind::RateLimited
+    );
+    let gave_up = if e.is_persistent() && retried && retries > 0 {
+        format!(
+            " (gave up after {retries} {})",
+            if retries == 1 { "retry" } else { "retries" }
+        )
+    } else {
+        String::new()
+    };
+    format!("{text}{hint}{gave_up}")
 }
 
-/// OpenDAL's error text on one line (its sources can span several).
+/// The text of `<name>…</name>` in an S3 error body, if there is one.
+fn xml_field(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].trim().to_string())
+}
+
+/// The text of `<label>"…"` (an S3 error as OpenDAL prints it: `S3Error { code: "…", … }`).
+fn quoted_field(text: &str, label: &str) -> Option<String> {
+    let start = text.find(&format!("{label}\""))? + label.len() + 1;
+    let end = text[start..].find('"')? + start;
+    Some(text[start..end].to_string()).filter(|code| !code.is_empty())
+}
+
+/// Whitespace (newlines included) squeezed to single spaces.
+fn squeeze(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// OpenDAL's full error text on one line.
 fn one_line(e: &opendal::Error) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    squeeze(&e.to_string())
 }
 
 /// A pack being spooled to a temporary file.
