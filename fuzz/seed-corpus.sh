@@ -15,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 corpus="$here/corpus"
-targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository key_file encrypted)
+targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository key_file encrypted segment)
 
 echo "seed-corpus: building vault" >&2
 (cd "$root" && cargo build --quiet --release -p vault-cli)
@@ -66,6 +66,10 @@ for compression in zstd:1 none; do
     seed "$repo/config" sealed
     for f in "$repo"/snapshots/*; do
         seed "$f" manifest
+        seed "$f" sealed
+    done
+    for f in "$repo"/index/*; do
+        seed "$f" segment
         seed "$f" sealed
     done
     for f in "$repo"/packs/*/*; do
