@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Snapshot and restore throughput to a loopback S3 server (s3s-fs) against the local backend, and
-# against restic's S3 backend on the same server, in one run (format-spec/11-remote.md).
+# Snapshot and restore throughput to a loopback S3 server (s3s-fs) and a loopback sshd (SFTP)
+# against the local backend, and against restic's S3 and SFTP backends on the same servers, in
+# one run (format-spec/11-remote.md). The SFTP part runs when sshd is installed and we are root.
 #
 #   benches/scripts/remote.sh [SIZE_MIB]      (default 512: half SQL-like text, half random)
 #
@@ -58,8 +59,49 @@ run vault-local-restore "$vault" --repo "$work/local" restore latest --target "$
 run vault-s3-restore "$vault" --repo "s3:http://127.0.0.1:$port/bench/vault" restore latest --target "$work/r2" --quiet
 run restic-s3-restore restic -r "s3:http://127.0.0.1:$port/bench/restic" restore latest --target "$work/r3" --quiet
 diff -r "$work/src" "$work/r2$work/src" >/dev/null && echo "vault s3 restore byte-identical"
+if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ]; then
+    mkdir -p -m 0755 /run/sshd "$work/ssh" "$work/sftp"
+    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host"
+    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/user"
+    cp "$work/ssh/user.pub" "$work/ssh/authorized_keys"
+    sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$work/ssh/sshd_config" <<CFG
+Port $sport
+ListenAddress 127.0.0.1
+HostKey $work/ssh/host
+AuthorizedKeysFile $work/ssh/authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UsePAM no
+PidFile $work/ssh/pid
+Subsystem sftp internal-sftp
+ForceCommand internal-sftp
+CFG
+    /usr/sbin/sshd -D -e -f "$work/ssh/sshd_config" 2>"$work/sshd.log" &
+    sshd_pid=$!
+    trap 'kill "$server" "$sshd_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+    sleep 1
+    export VAULT_SFTP_KEY="$work/ssh/user" VAULT_SFTP_KNOWN_HOSTS=accept
+    sftp_vault="sftp:root@127.0.0.1:$sport$work/sftp/vault"
+    ssh_cmd="ssh -i $work/ssh/user -p $sport -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1 -s sftp"
+    sftp_restic=(restic -r "sftp:root@127.0.0.1:$work/sftp/restic" -o "sftp.command=$ssh_cmd")
+    "$vault" --repo "$sftp_vault" init --quiet
+    "${sftp_restic[@]}" init >/dev/null
+    run vault-sftp-snapshot "$vault" --repo "$sftp_vault" snapshot "$work/src" --quiet
+    run restic-sftp-snapshot "${sftp_restic[@]}" backup "$work/src" --quiet
+    run vault-sftp-restore "$vault" --repo "$sftp_vault" restore latest --target "$work/r4" --quiet
+    run restic-sftp-restore "${sftp_restic[@]}" restore latest --target "$work/r5" --quiet
+    diff -r "$work/src" "$work/r4$work/src" >/dev/null && echo "vault sftp restore byte-identical"
+fi
 r() { python3 -c "print(f'$1: {${wall[$2]}/${wall[$3]}:.2f}')"; }
 r "s3 / local, snapshot (wall)" vault-s3-snapshot vault-local-snapshot
 r "s3 / local, restore (wall)" vault-s3-restore vault-local-restore
 r "vault / restic on s3, snapshot (wall)" vault-s3-snapshot restic-s3-snapshot
 r "vault / restic on s3, restore (wall)" vault-s3-restore restic-s3-restore
+if [ -n "${wall[vault-sftp-snapshot]:-}" ]; then
+    r "sftp / local, snapshot (wall)" vault-sftp-snapshot vault-local-snapshot
+    r "sftp / local, restore (wall)" vault-sftp-restore vault-local-restore
+    r "vault / restic on sftp, snapshot (wall)" vault-sftp-snapshot restic-sftp-snapshot
+    r "vault / restic on sftp, restore (wall)" vault-sftp-restore restic-sftp-restore
+fi
