@@ -18,9 +18,9 @@ pub(crate) mod compress;
 pub(crate) mod dedup;
 mod hash;
 pub(crate) mod pack;
+mod paths;
 mod read;
 mod source;
-mod paths;
 mod tree;
 mod walk;
 
@@ -54,10 +54,10 @@ use crate::repo::Repository;
 use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
+pub use paths::hostname;
+use paths::{absolute_source, components_of, open_source_file, stream_components};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
-use paths::{absolute_source, components_of, open_source_file, stream_components};
-pub use paths::hostname;
 use walk::Excludes;
 
 pub use chunk::Chunker as ContentChunker;
