@@ -1,7 +1,8 @@
 //! Remote repositories through the real binary: the same scenarios against an S3 server
-//! (`s3:http://127.0.0.1:PORT/BUCKET/PREFIX`, served by `s3s-fs`) and an SFTP server
+//! (`s3:http://127.0.0.1:PORT/BUCKET/PREFIX`, served by `s3s-fs`), an SFTP server
 //! (`sftp:USER@127.0.0.1:PORT/PATH`, a private `sshd` reached through the system `ssh` with
-//! strict host-key checking), both started per test by `util::servers`:
+//! strict host-key checking) and, opt-in, a single-node Garage (a real distributed S3 store,
+//! same kind of location, region `garage`), each started per test by `util::servers`:
 //!
 //! - a repository's life (init, snapshot of a tree and a stream, restore, verify, a second
 //!   snapshot, forget, prune, restore again), unencrypted and encrypted;
@@ -11,10 +12,17 @@
 //!
 //! Every object the servers hold is checked after each step: a pack or manifest is named by the
 //! BLAKE3 of its bytes, so a partial upload shows as a name that does not match its content.
+//! (s3s-fs and sshd keep objects as files, which are read from the disk; Garage keeps them in
+//! its own chunked format, so there they are listed and read through its S3 API, with curl.)
 //!
 //! The servers come from `s3s-fs` (`VAULT_S3S_FS` or `PATH`) and Debian's `openssh-server`,
 //! which `.ci/run` installs; a missing one fails the test under CI and skips it elsewhere. Run
 //! with `cargo test --release -p vault-cli --test remote`.
+//!
+//! Garage is opt-in: the `garage::*` tests run only when `VAULT_GARAGE` names a Garage binary
+//! (`cargo install garage@2.5.0 --locked`), and otherwise print `SKIPPED (opt-in: ...)` and
+//! pass, under CI too. Run them with
+//! `VAULT_GARAGE=/path/to/garage cargo test --release -p vault-cli --test remote garage`.
 
 mod util;
 
@@ -28,7 +36,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use util::history::{digests, verify_clean};
-use util::servers::{S3Server, Server, SftpServer};
+use util::servers::{GarageServer, S3Server, Server, SftpServer};
 use util::*;
 
 const MIB: u64 = 1 << 20;
@@ -53,7 +61,14 @@ impl Start for SftpServer {
     }
 }
 
-/// Every scenario, once per server type: `remote::s3::NAME` and `remote::sftp::NAME`.
+impl Start for GarageServer {
+    fn start() -> Option<Self> {
+        GarageServer::start()
+    }
+}
+
+/// Every scenario, once per server type: `remote::s3::NAME`, `remote::sftp::NAME` and
+/// `remote::garage::NAME` (opt-in: skipped without `VAULT_GARAGE`).
 macro_rules! for_each_server {
     ($($name:ident),* $(,)?) => {
         mod s3 {
@@ -61,6 +76,9 @@ macro_rules! for_each_server {
         }
         mod sftp {
             $(#[test] fn $name() { super::$name::<crate::util::servers::SftpServer>() })*
+        }
+        mod garage {
+            $(#[test] fn $name() { super::$name::<crate::util::servers::GarageServer>() })*
         }
     };
 }
@@ -104,76 +122,74 @@ fn is_hex_id(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Content-addressed objects (packs, manifests, key files) under `dir` on the server's disk:
-/// files named by 64 hex digits below a `packs`, `snapshots` or `keys` directory. Names
-/// starting with `.` (temporary files) are not objects.
-fn addressed_objects(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+/// An object on a server: its path (as in [`Server::location`]) and size.
+type Object = (String, u64);
+
+/// Content-addressed objects (packs, manifests, key files) below `dir` on `server`: objects
+/// named by 64 hex digits below a `packs`, `snapshots` or `keys` directory, with their
+/// namespace. Names with a component starting with `.` (temporary files) are not objects.
+fn addressed_objects<S: Server>(server: &S, dir: &str) -> Vec<(Object, &'static str)> {
     let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), None::<&'static str>)];
-    while let Some((d, ns)) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                let ns = ns.or(match name.as_str() {
-                    "packs" => Some("pack"),
-                    "snapshots" => Some("snapshot"),
-                    "keys" => Some("key"),
-                    _ => None,
-                });
-                stack.push((e.path(), ns));
-            } else if let (true, Some(ns)) = (ft.is_file(), ns) {
-                if is_hex_id(&name) {
-                    out.push((e.path(), ns));
-                }
-            }
+    for (name, len) in server.list_objects(dir) {
+        let parts: Vec<&str> = name.split('/').collect();
+        if parts.iter().any(|p| p.starts_with('.')) {
+            continue;
+        }
+        let (file, dirs) = parts.split_last().unwrap();
+        let ns = dirs.iter().find_map(|d| match *d {
+            "packs" => Some("pack"),
+            "snapshots" => Some("snapshot"),
+            "keys" => Some("key"),
+            _ => None,
+        });
+        if let (Some(ns), true) = (ns, is_hex_id(file)) {
+            out.push(((format!("{dir}/{name}"), len), ns));
         }
     }
     out.sort();
     out
 }
 
-fn packs(dir: &Path) -> Vec<PathBuf> {
-    addressed_objects(dir)
+fn packs<S: Server>(server: &S, dir: &str) -> Vec<Object> {
+    addressed_objects(server, dir)
         .into_iter()
         .filter(|(_, ns)| *ns == "pack")
-        .map(|(p, _)| p)
+        .map(|(o, _)| o)
         .collect()
 }
 
-fn bytes_of(files: &[PathBuf]) -> u64 {
-    files.iter().map(|p| fs::metadata(p).unwrap().len()).sum()
+fn bytes_of(objects: &[Object]) -> u64 {
+    objects.iter().map(|(_, len)| len).sum()
 }
 
-/// No object on the server is partial or damaged: each one's BLAKE3 is its name. Returns how
+/// No object below `dir` on `server` is partial or damaged: each one's BLAKE3 is its name (its
+/// bytes read from the server's disk, or through its protocol when it has none). Returns how
 /// many there are.
 #[track_caller]
-fn assert_objects_whole(dir: &Path) -> usize {
-    let objects = addressed_objects(dir);
+fn assert_objects_whole<S: Server>(server: &S, dir: &str) -> usize {
+    let objects = addressed_objects(server, dir);
     let bad: Vec<String> = objects
         .iter()
-        .filter_map(|(p, ns)| {
-            let (digest, len) = file_digest(p);
-            let name = p.file_name().unwrap().to_str().unwrap();
+        .filter_map(|((path, _), ns)| {
+            let Some(data) = server.read_object(path) else {
+                return Some(format!("{ns} {path}: listed but cannot be read"));
+            };
+            let digest = blake3::hash(&data);
+            let name = path.rsplit('/').next().unwrap();
             (digest.to_hex().as_str() != name).then(|| {
                 format!(
-                    "{ns} {} ({len} bytes): content hashes to {digest}",
-                    p.display()
+                    "{ns} {path} ({} bytes): content hashes to {digest}",
+                    data.len()
                 )
             })
         })
         .collect();
     assert!(
         bad.is_empty(),
-        "{} of {} objects under {} are partial or damaged:\n  {}",
+        "{} of {} objects under {dir} on the {} server are partial or damaged:\n  {}",
         bad.len(),
         objects.len(),
-        dir.display(),
+        server.kind(),
         bad.join("\n  ")
     );
     objects.len()
@@ -288,7 +304,7 @@ fn s3_wrong_credentials_and_missing_bucket_are_refused() {
     let line = refused(cmd);
     eprintln!("wrong secret: {line}");
     assert!(
-        !server.disk_path("repo").exists(),
+        !server.disk_path("repo").unwrap().exists(),
         "init wrote with a wrong secret"
     );
 
@@ -343,7 +359,7 @@ fn sftp_host_key_checking() {
     let line = refused(init(Some("strict")));
     eprintln!("changed host key, strict (explicit): {line}");
     assert!(
-        !server.disk_path("repo").exists(),
+        !server.disk_path("repo").unwrap().exists(),
         "init wrote past a changed host key"
     );
 
@@ -352,13 +368,13 @@ fn sftp_host_key_checking() {
     let line = refused(init(None));
     eprintln!("unknown host key, strict: {line}");
     assert!(
-        !server.disk_path("repo").exists(),
+        !server.disk_path("repo").unwrap().exists(),
         "init wrote to an unknown host"
     );
 
     // add: accepted and recorded; then strict passes.
     run_cmd(init(Some("add"))).ok();
-    assert!(server.disk_path("repo/config").is_file());
+    assert!(server.disk_path("repo/config").unwrap().is_file());
     let recorded = fs::read_to_string(server.known_hosts()).unwrap();
     let want = server.known_hosts_line();
     let want_key = want.split_whitespace().nth(2).unwrap();
@@ -384,9 +400,18 @@ fn servers_start_and_stop<S: Start>() {
         "{} server is not up after start",
         server.kind()
     );
-    let marker = server.disk_path("marker");
-    fs::create_dir_all(marker.parent().unwrap()).unwrap();
-    write(&marker, b"survives restarts");
+    // Data that must survive a restart: a file on the server's disk, or where it has none
+    // (Garage), an object written through its protocol.
+    let marker = match server.disk_path("marker") {
+        Some(marker) => {
+            fs::create_dir_all(marker.parent().unwrap()).unwrap();
+            write(&marker, b"survives restarts");
+            true
+        }
+        None => server
+            .client_put("marker", b"survives restarts")
+            .unwrap_or_else(|e| panic!("{e}")),
+    };
 
     // An established connection (an ssh session; a TCP connection to the S3 port) must die
     // with the server, as vault's would.
@@ -415,13 +440,18 @@ fn servers_start_and_stop<S: Start>() {
         "{} server is not up after restart",
         server.kind()
     );
-    assert_eq!(fs::read(&marker).unwrap(), b"survives restarts");
-    // The location names the place on disk: what a client writes through the protocol lands
-    // at disk_path.
+    if marker {
+        assert_eq!(
+            server.read_object("marker").as_deref(),
+            Some(&b"survives restarts"[..])
+        );
+    }
+    // The location names the place on disk (where there is one): what a client writes through
+    // the protocol lands at disk_path, and is read back by read_object.
     match server.client_put("probe/object", b"probe") {
         Ok(true) => assert_eq!(
-            fs::read(server.disk_path("probe/object")).unwrap(),
-            b"probe",
+            server.read_object("probe/object").as_deref(),
+            Some(&b"probe"[..]),
             "{} client_put did not land at disk_path",
             server.kind()
         ),
@@ -451,7 +481,7 @@ fn life_of_an_encrypted_repository<S: Start>() {
 fn life_of_a_repository<S: Start>(encrypted: bool) {
     let Some(server) = S::start() else { return };
     let mut env = remote_env(&server, "backups/repo");
-    let on_disk = server.disk_path("backups/repo");
+    let on_server = "backups/repo";
     if encrypted {
         let pw = use_password(&mut env);
         let mut init = env.cmd(["init", "--encryption", "repokey", "--password-file"]);
@@ -461,9 +491,8 @@ fn life_of_a_repository<S: Start>(encrypted: bool) {
         env.run(["init", "--encryption", "none"]).ok();
     }
     assert!(
-        on_disk.join("config").is_file(),
-        "init wrote no config at {} (the location's place on the {} server)",
-        on_disk.display(),
+        server.read_object(&format!("{on_server}/config")).is_some(),
+        "init wrote no config at {on_server}/config (the location's place on the {} server)",
         server.kind()
     );
     // A second init must refuse to overwrite the repository.
@@ -475,13 +504,13 @@ fn life_of_a_repository<S: Start>(encrypted: bool) {
     let (first, dump_digest) = snapshot_with_stdin(&env, "db/app.sql", &[&src], dump());
     let first = id_of(&first);
     let first_digests = digests(&src);
-    let packs_after_first = packs(&on_disk);
+    let packs_after_first = packs(&server, on_server);
     assert!(
         packs_after_first.len() >= 3,
         "~60 MiB should fill several packs; the server holds {:?}",
         packs_after_first
     );
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     assert_eq!(env.snapshot_ids(), [first.clone()].into());
 
     // Restore from the remote repository, with a fresh index cache (everything read back).
@@ -508,25 +537,25 @@ fn life_of_a_repository<S: Start>(encrypted: bool) {
     let (second, second_dump) =
         snapshot_with_stdin(&env, "db/app.sql", &[&src], SqlDump::new(8).bytes(2 * MIB));
     let second = id_of(&second);
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     assert_eq!(env.snapshot_ids(), [first.clone(), second.clone()].into());
 
     // Forget day one and prune: old.bin's packs go away on the server.
     env.run(["forget", "--keep-last", "1"]).ok();
     assert_eq!(env.snapshot_ids(), [second.clone()].into());
-    let before = bytes_of(&packs(&on_disk));
+    let before = bytes_of(&packs(&server, on_server));
     let report = env.run(["prune", "--json"]).ok().json();
-    let after_packs = packs(&on_disk);
+    let after_packs = packs(&server, on_server);
     let after = bytes_of(&after_packs);
     assert!(
         after + 8 * MIB < before,
         "prune freed {} bytes of {before} on the server (old.bin alone is 12 MiB): {report}",
         before as i64 - after as i64
     );
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     let again = env.run(["prune", "--json"]).ok().json();
     assert_eq!(
-        packs(&on_disk),
+        packs(&server, on_server),
         after_packs,
         "a second prune changed packs: {again}"
     );
@@ -600,7 +629,7 @@ fn copy_local_to_remote_and_back<S: Start>() {
         .with_envs([("VAULT_CONNECTIONS", "3")]);
     local.run(["init", "--encryption", "none"]).ok();
     let remote = server.location("copies");
-    let on_disk = server.disk_path("copies");
+    let on_server = "copies";
 
     let src = local.path("src");
     build_tree(&src, 20);
@@ -635,7 +664,7 @@ fn copy_local_to_remote_and_back<S: Start>() {
     };
     let first_copy = copy_to_remote();
     first_copy.ok().no_panic();
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     let remote_list = || {
         let mut cmd = local.cmd(["--repo", remote.as_str(), "list", "--json"]);
         cmd.arg("--password-file").arg(&pw);
@@ -652,11 +681,11 @@ fn copy_local_to_remote_and_back<S: Start>() {
     }
 
     // Again: nothing new to copy, nothing written.
-    let objects_before = addressed_objects(&on_disk);
+    let objects_before = addressed_objects(&server, on_server);
     let second_copy = copy_to_remote();
     second_copy.ok().no_panic();
     assert_eq!(
-        addressed_objects(&on_disk),
+        addressed_objects(&server, on_server),
         objects_before,
         "a second copy wrote objects"
     );
@@ -727,13 +756,13 @@ const BIG: u64 = 300 * MIB;
 fn server_killed_mid_snapshot_commits_nothing_and_the_next_snapshot_works<S: Start>() {
     let Some(mut server) = S::start() else { return };
     let env = remote_env(&server, "repo").with_envs([("VAULT_RETRIES", "1")]);
-    let on_disk = server.disk_path("repo");
+    let on_server = "repo";
     env.run(["init", "--encryption", "none"]).ok();
     let small = env.path("small");
     fs::create_dir_all(&small).unwrap();
     write(&small.join("a.txt"), b"committed before the crash\n");
     let before = id_of(&env.snapshot([&small]));
-    let packs_before = packs(&on_disk).len();
+    let packs_before = packs(&server, on_server).len();
 
     let big = env.path("big/data.bin");
     write_generated(&big, 99, BIG, random_bytes);
@@ -743,7 +772,7 @@ fn server_killed_mid_snapshot_commits_nothing_and_the_next_snapshot_works<S: Sta
     let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
     loop {
-        if packs(&on_disk).len() > packs_before {
+        if packs(&server, on_server).len() > packs_before {
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -788,7 +817,7 @@ fn server_killed_mid_snapshot_commits_nothing_and_the_next_snapshot_works<S: Sta
         [before.clone()].into(),
         "a snapshot was committed"
     );
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     verify_clean(&env);
 
     // The next snapshot works and stores the whole file.
@@ -797,7 +826,7 @@ fn server_killed_mid_snapshot_commits_nothing_and_the_next_snapshot_works<S: Sta
     let (code, digest, len, stderr) = env.dump_digest(&next, big.to_str().unwrap(), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!((digest, len), file_digest(&big));
-    assert_objects_whole(&on_disk);
+    assert_objects_whole(&server, on_server);
     verify_clean(&env);
 }
 
@@ -840,4 +869,65 @@ fn wait_with_timeout(mut child: Child, timeout: Duration, cmdline: &str) -> Out 
         stdout: out_t.join().unwrap(),
         stderr: err_t.join().unwrap(),
     }
+}
+
+/// Two hosts, each with its own index cache, write into one remote repository: the second
+/// deduplicates against the first's packs (its cache takes them in from the index segments),
+/// a cache rebuilt from scratch reads only segments (no pack trailer), a prune on one host is
+/// caught up by the other, and every restore stays exact.
+#[test]
+fn two_hosts_share_one_remote_repository() {
+    let Some(server) = <S3Server as Start>::start() else {
+        return;
+    };
+    let a = remote_env(&server, "shared/repo");
+    let b = remote_env(&server, "shared/repo");
+    a.run(["init", "--encryption", "none"]).ok();
+    let src = a.path("src");
+    build_tree(&src, 24);
+    let src_arg = src.to_str().unwrap();
+
+    let first_a = a.snapshot(["--host", "alpha", src_arg]);
+    let added_a = summary(&first_a, "bytes_added");
+    let first_b = b.snapshot(["--host", "beta", src_arg]);
+    // Host beta's cache learned every pack of alpha before deciding what to store.
+    assert!(
+        summary(&first_b, "bytes_added") * 20 < added_a,
+        "beta stored {} bytes of data alpha had stored ({added_a} bytes) already",
+        summary(&first_b, "bytes_added")
+    );
+
+    // A cache lost and rebuilt takes every pack from the segments, none from its trailer.
+    let index = fs::read_dir(&a.cache)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("index.redb"))
+        .find(|p| p.is_file())
+        .expect("alpha's cache holds an index");
+    fs::remove_file(&index).unwrap();
+    let out = a.run(["list"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("packs from index segments, 0 from their trailers"),
+        "a rebuilt cache read pack trailers: {}",
+        out.stderr
+    );
+
+    // Beta forgets alpha's snapshot and prunes; alpha's next snapshot and restores catch up.
+    change_tree(&src);
+    b.run(["forget", &id_of(&first_a)]).ok();
+    b.run(["prune"]).ok();
+    let second_a = id_of(&a.snapshot(["--host", "alpha", src_arg]));
+    let want = digests(&src);
+    for (env, id) in [(&a, &second_a), (&b, &second_a), (&a, &id_of(&first_b))] {
+        let target = restore_fresh(env, id);
+        let got = digests(&Env::restored(&target, &src));
+        if id == &second_a {
+            assert_eq!(got, want, "snapshot {id} restored by another host");
+        } else {
+            assert_eq!(got.len(), want.len(), "snapshot {id}");
+        }
+    }
+    verify_clean(&a);
+    verify_clean(&b);
 }

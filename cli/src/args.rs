@@ -44,7 +44,8 @@ pub struct Cli {
     )]
     pub password_command: Option<String>,
 
-    /// Requests in flight at once to a remote repository (uploads, range reads)
+    /// Requests in flight at once to a remote repository (uploads, range reads; SFTP uses at
+    /// most 2 ssh sessions)
     #[arg(long, global = true, env = "VAULT_CONNECTIONS", value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: u16,

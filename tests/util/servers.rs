@@ -1,12 +1,15 @@
 //! Throw-away remote storage servers for the remote-backend tests: an S3 server (`s3s-fs`, an
-//! S3 API over a local directory) and an SFTP server (a second `sshd` on a loopback port, with
-//! its own host key, user key and `known_hosts`). Each runs as a child process on a free
-//! 127.0.0.1 port with its data in a temp dir, can be killed (SIGKILL, every connection with it)
-//! and restarted on the same port and data, and is killed when dropped.
+//! S3 API over a local directory), an SFTP server (a second `sshd` on a loopback port, with
+//! its own host key, user key and `known_hosts`) and, opt-in, a single-node Garage (a real
+//! distributed object store). Each runs as a child process on free 127.0.0.1 ports with its
+//! data in a temp dir, can be killed (SIGKILL, every connection with it) and restarted on the
+//! same ports and data, and is killed when dropped.
 //!
-//! Both come from outside the workspace: `s3s-fs` from `cargo install s3s-fs --features binary`
-//! (found through `VAULT_S3S_FS`, then `PATH`), `sshd` from Debian's `openssh-server`; `.ci/run`
-//! installs both. A missing one fails the test under CI and skips it elsewhere ([`required`]).
+//! `s3s-fs` and `sshd` come from outside the workspace: `s3s-fs` from `cargo install s3s-fs
+//! --features binary` (found through `VAULT_S3S_FS`, then `PATH`), `sshd` from Debian's
+//! `openssh-server`; `.ci/run` installs both. A missing one fails the test under CI and skips
+//! it elsewhere ([`required`]). Garage runs only when `VAULT_GARAGE` names its binary
+//! (`cargo install garage@2.5.0 --locked`); without it its tests skip, under CI too.
 
 use std::ffi::OsString;
 use std::fs;
@@ -109,14 +112,37 @@ fn kill_tree(child: &mut Child) {
 
 /// What the remote tests need from a server, whichever protocol it speaks.
 pub trait Server {
-    /// "s3" or "sftp", for messages and paths.
+    /// "s3", "sftp" or "garage", for messages and paths.
     fn kind(&self) -> &'static str;
     /// The repository location (for `--repo`/`VAULT_REPO`) of `path` on this server, a relative
     /// path such as `repo` or `a/b`.
     fn location(&self, path: &str) -> String;
-    /// The directory on the local disk where the repository at [`Server::location`]`(path)`
-    /// keeps its objects.
-    fn disk_path(&self, path: &str) -> PathBuf;
+    /// The directory or file on the local disk that is `path` (as in [`Server::location`]) on
+    /// the server, for servers that keep each object as a file (s3s-fs, sshd); `None` for those
+    /// that keep them in a format of their own (Garage: a metadata database and chunked,
+    /// compressed data blocks), which are only reached through their protocol.
+    fn disk_path(&self, path: &str) -> Option<PathBuf>;
+    /// Every object (file) below `path` on the server, as (name relative to `path` with `/`
+    /// between components, size), sorted by name; empty when there is none. Through the disk
+    /// when [`Server::disk_path`] is `Some`, else through the server's protocol.
+    fn list_objects(&self, path: &str) -> Vec<(String, u64)> {
+        let dir = self
+            .disk_path(path)
+            .unwrap_or_else(|| panic!("{} server: list_objects needs an override", self.kind()));
+        files_below(&dir)
+    }
+    /// The bytes of the object `path` on the server; `None` when there is no such object.
+    /// Through the disk when [`Server::disk_path`] is `Some`, else through the server's protocol.
+    fn read_object(&self, path: &str) -> Option<Vec<u8>> {
+        let file = self
+            .disk_path(path)
+            .unwrap_or_else(|| panic!("{} server: read_object needs an override", self.kind()));
+        match fs::read(&file) {
+            Ok(data) => Some(data),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+    }
     /// The variables vault needs to reach the server (credentials, ssh settings); no
     /// `VAULT_REPO`.
     fn envs(&self) -> Vec<(String, String)>;
@@ -136,6 +162,42 @@ pub trait Server {
     fn hold_connection(&self) -> Child;
 }
 
+/// The regular files below `dir` (recursively), as (path relative to `dir` with `/` between
+/// components, size), sorted; empty when `dir` does not exist.
+fn files_below(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, prefix)) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push((e.path(), format!("{name}/")));
+            } else if ft.is_file() {
+                if let Ok(m) = e.metadata() {
+                    out.push((name, m.len()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A TCP connection (bash's `/dev/tcp`) to `port`, read until the server closes it.
+fn hold_tcp(port: u16, what: &str) -> Child {
+    let child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}; cat <&3"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bash");
+    connected(child, Duration::from_millis(500), what)
+}
+
 /// Waits `settle` for `child` to connect; panics if it has already exited.
 fn connected(mut child: Child, settle: Duration, what: &str) -> Child {
     std::thread::sleep(settle);
@@ -143,6 +205,172 @@ fn connected(mut child: Child, settle: Duration, what: &str) -> Child {
         panic!("{what} exited ({status}) before the server went away");
     }
     child
+}
+
+// ------------------------------------------------------------------------------------------------
+// S3 requests through curl (a client other than vault)
+// ------------------------------------------------------------------------------------------------
+
+/// An S3 endpoint and a key to sign requests to it with (`curl --aws-sigv4`, path-style).
+pub struct S3Curl {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// `s` with every byte but the unreserved ones percent-encoded (as SigV4 wants a query value).
+fn uri_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The texts of every `<name>…</name>` in `xml`, in order, with the five XML entities undone.
+fn xml_all(xml: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(
+            after[..j]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[j + close.len()..];
+    }
+    out
+}
+
+impl S3Curl {
+    /// `curl --aws-sigv4 ... ARGS ENDPOINT/URL-PATH` (a signed request, failing on an HTTP
+    /// error), when curl is installed. A query in `url_path` must be canonical already (keys
+    /// sorted, values [`uri_encode`]d): curl signs it as written.
+    pub fn run(
+        &self,
+        args: &[&str],
+        url_path: &str,
+        max_secs: u32,
+    ) -> Option<std::process::Output> {
+        let curl = find_in_path("curl")?;
+        let out = Command::new(curl)
+            .args(args)
+            .arg("-sS")
+            .arg("--max-time")
+            .arg(max_secs.to_string())
+            .arg("--fail-with-body")
+            .arg("-H")
+            .arg("x-amz-content-sha256: UNSIGNED-PAYLOAD")
+            .arg("--aws-sigv4")
+            .arg(format!("aws:amz:{}:s3", self.region))
+            .arg("--user")
+            .arg(format!("{}:{}", self.access_key, self.secret_key))
+            .arg(format!("{}{url_path}", self.endpoint))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        Some(out)
+    }
+
+    /// PUTs the file `body` as `/BUCKET/KEY` (`url_path`); `Ok(false)` without curl.
+    pub fn put(&self, body: &Path, url_path: &str) -> Result<bool, String> {
+        let Some(out) = self.run(&["-T", body.to_str().unwrap()], url_path, 60) else {
+            return Ok(false);
+        };
+        if !out.status.success() {
+            return Err(format!(
+                "curl PUT {url_path}: {}\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(true)
+    }
+
+    /// GETs `/BUCKET/KEY` into the file `into`: `Some(true)` with it written, `Some(false)`
+    /// when there is no such object (404), `None` without curl; panics on any other answer.
+    pub fn get(&self, url_path: &str, into: &Path) -> Option<bool> {
+        let out = self.run(
+            &["-o", into.to_str().unwrap(), "-w", "%{http_code}"],
+            url_path,
+            120,
+        )?;
+        let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        match code.as_str() {
+            "200" if out.status.success() => Some(true),
+            "404" => Some(false),
+            _ => panic!(
+                "curl GET {url_path}: {} (HTTP {code}): {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&fs::read(into).unwrap_or_default())
+            ),
+        }
+    }
+
+    /// Every object of `bucket` whose key starts with `prefix`, as (key without the prefix,
+    /// size), sorted (ListObjectsV2, every page); `None` without curl.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Option<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            // Canonical order: continuation-token < list-type < max-keys < prefix.
+            let mut query = String::new();
+            if let Some(t) = &token {
+                query.push_str(&format!("continuation-token={}&", uri_encode(t)));
+            }
+            query.push_str(&format!(
+                "list-type=2&max-keys=1000&prefix={}",
+                uri_encode(prefix)
+            ));
+            let url_path = format!("/{bucket}?{query}");
+            let res = self.run(&[], &url_path, 30)?;
+            let body = String::from_utf8_lossy(&res.stdout).into_owned();
+            assert!(
+                res.status.success() && body.contains("ListBucketResult"),
+                "curl GET {url_path}: {}\n{body}{}",
+                res.status,
+                String::from_utf8_lossy(&res.stderr)
+            );
+            for contents in xml_all(&body, "Contents") {
+                let key = xml_all(&contents, "Key").pop().expect("a Key in Contents");
+                let size = xml_all(&contents, "Size")
+                    .pop()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .expect("a Size in Contents");
+                let name = key.strip_prefix(prefix).unwrap_or(&key).to_string();
+                out.push((name, size));
+            }
+            token = xml_all(&body, "NextContinuationToken").pop();
+            let truncated = xml_all(&body, "IsTruncated").pop().as_deref() == Some("true");
+            if !truncated || token.is_none() {
+                break;
+            }
+        }
+        out.sort();
+        Some(out)
+    }
+
+    /// Whether ListBuckets succeeds; `None` without curl.
+    pub fn lists_buckets(&self) -> Option<bool> {
+        let out = self.run(&[], "/", 5)?;
+        Some(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("ListAllMyBucketsResult"),
+        )
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -290,27 +518,20 @@ impl S3Server {
         }
     }
 
+    /// A curl client for the server, with the test key.
+    pub fn s3curl(&self) -> S3Curl {
+        S3Curl {
+            endpoint: self.endpoint(),
+            region: S3_REGION.into(),
+            access_key: S3_ACCESS_KEY.into(),
+            secret_key: S3_SECRET_KEY.into(),
+        }
+    }
+
     /// `curl --aws-sigv4 ... ARGS ENDPOINT/URL-PATH` (a signed request), when curl is
     /// installed.
     pub fn curl(&self, args: &[&str], url_path: &str) -> Option<std::process::Output> {
-        let curl = find_in_path("curl")?;
-        let out = Command::new(curl)
-            .args(args)
-            .arg("-sS")
-            .arg("--max-time")
-            .arg("5")
-            .arg("--fail-with-body")
-            .arg("-H")
-            .arg("x-amz-content-sha256: UNSIGNED-PAYLOAD")
-            .arg("--aws-sigv4")
-            .arg(format!("aws:amz:{S3_REGION}:s3"))
-            .arg("--user")
-            .arg(format!("{S3_ACCESS_KEY}:{S3_SECRET_KEY}"))
-            .arg(format!("{}{url_path}", self.endpoint()))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run curl");
-        Some(out)
+        self.s3curl().run(args, url_path, 5)
     }
 }
 
@@ -323,8 +544,8 @@ impl Server for S3Server {
         format!("s3:{}/{}/{path}", self.endpoint(), self.bucket)
     }
 
-    fn disk_path(&self, path: &str) -> PathBuf {
-        self.root().join(&self.bucket).join(path)
+    fn disk_path(&self, path: &str) -> Option<PathBuf> {
+        Some(self.root().join(&self.bucket).join(path))
     }
 
     fn envs(&self) -> Vec<(String, String)> {
@@ -360,42 +581,18 @@ impl Server for S3Server {
     fn client_put(&self, path: &str, data: &[u8]) -> Result<bool, String> {
         let file = self.dir.path().join("put-body");
         write(&file, data);
-        let url_path = format!("/{}/{path}", self.bucket);
-        let Some(out) = self.curl(&["-T", file.to_str().unwrap()], &url_path) else {
-            return Ok(false);
-        };
-        if !out.status.success() {
-            return Err(format!(
-                "curl PUT {url_path}: {}\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(true)
+        self.s3curl()
+            .put(&file, &format!("/{}/{path}", self.bucket))
     }
 
     fn hold_connection(&self) -> Child {
-        // A raw TCP connection (bash's /dev/tcp), read until the server closes it.
-        let child = Command::new("bash")
-            .arg("-c")
-            .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{}; cat <&3", self.port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn bash");
-        connected(child, Duration::from_millis(500), "a TCP client of s3s-fs")
+        hold_tcp(self.port, "a TCP client of s3s-fs")
     }
 
     fn is_up(&self) -> bool {
-        match self.curl(&[], "/") {
-            Some(out) => {
-                out.status.success()
-                    && String::from_utf8_lossy(&out.stdout).contains("ListAllMyBucketsResult")
-            }
-            None => accepts_connections(self.port),
-        }
+        self.s3curl()
+            .lists_buckets()
+            .unwrap_or_else(|| accepts_connections(self.port))
     }
 }
 
@@ -695,12 +892,12 @@ impl Server for SftpServer {
             "sftp:{}@127.0.0.1:{}{}",
             self.user,
             self.port,
-            self.disk_path(path).display()
+            self.root().join(path).display()
         )
     }
 
-    fn disk_path(&self, path: &str) -> PathBuf {
-        self.root().join(path)
+    fn disk_path(&self, path: &str) -> Option<PathBuf> {
+        Some(self.root().join(path))
     }
 
     fn envs(&self) -> Vec<(String, String)> {
@@ -750,7 +947,7 @@ impl Server for SftpServer {
         }
         let body = self.path("put-body");
         write(&body, data);
-        let target = self.disk_path(path);
+        let target = self.root().join(path);
         let quote = |p: &Path| format!("\"{}\"", p.display());
         // `-mkdir`: an existing directory is not an error.
         let mut batch: String = target
@@ -799,6 +996,388 @@ impl Server for SftpServer {
 }
 
 impl Drop for SftpServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Garage: a real distributed object store, single node (opt-in)
+// ------------------------------------------------------------------------------------------------
+
+/// The variable naming the Garage binary; without it the Garage tests skip, under CI too.
+pub const GARAGE_ENV: &str = "VAULT_GARAGE";
+/// The region Garage is configured with (and that vault signs for, `AWS_REGION`).
+pub const GARAGE_REGION: &str = "garage";
+
+/// A single-node Garage (`garage server`) on two free 127.0.0.1 ports (RPC and the S3 API),
+/// with its metadata (LMDB) and data blocks in a temp dir, a layout of one node in zone `dc1`,
+/// one key and one bucket, both `vault-test`, the key owning the bucket. Garage keeps objects
+/// as chunked, compressed blocks plus a metadata database, not as files, so
+/// [`Server::disk_path`] is `None` and objects are listed and read through the S3 API (curl).
+///
+/// Opt-in: the binary comes from `VAULT_GARAGE` (`cargo install garage@2.5.0 --locked`);
+/// without it [`GarageServer::start`] prints a skip and returns `None`, whether or not under CI.
+pub struct GarageServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    rpc_port: u16,
+    s3_port: u16,
+    child: Option<Child>,
+    key_id: String,
+    secret: String,
+    /// The bucket [`Server::location`] uses; created at start.
+    pub bucket: String,
+}
+
+impl GarageServer {
+    /// Starts a node, lays it out and creates the key and the bucket. `None` (and a printed
+    /// skip) when `VAULT_GARAGE` is not set.
+    pub fn start() -> Option<GarageServer> {
+        let bin = match std::env::var_os(GARAGE_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                eprintln!("SKIPPED (opt-in: set {GARAGE_ENV}=/path/to/garage)");
+                return None;
+            }
+        };
+        assert!(
+            is_executable(&bin),
+            "{GARAGE_ENV}={} is not an executable",
+            bin.display()
+        );
+        assert!(
+            find_in_path("curl").is_some(),
+            "the Garage tests need curl (to list and read objects through the S3 API)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("vault-garage-")
+            .tempdir()
+            .expect("temp dir");
+        let mut server = GarageServer {
+            dir,
+            bin,
+            rpc_port: 0,
+            s3_port: 0,
+            child: None,
+            key_id: String::new(),
+            secret: String::new(),
+            bucket: "vault-test".into(),
+        };
+        let secret = random_hex(32);
+        let mut last = String::new();
+        for _ in 0..5 {
+            server.rpc_port = free_port();
+            server.s3_port = free_port();
+            if server.rpc_port == server.s3_port {
+                continue;
+            }
+            server.write_config(&secret);
+            match server.spawn() {
+                Ok(()) => {
+                    last.clear();
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        if server.child.is_none() {
+            panic!("garage did not start: {last}");
+        }
+        server.set_up();
+        Some(server)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("garage.toml")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.path("garage.log")
+    }
+
+    /// `http://127.0.0.1:PORT` (the S3 API).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// A curl client for the S3 API, with the test key.
+    pub fn s3curl(&self) -> S3Curl {
+        S3Curl {
+            endpoint: self.endpoint(),
+            region: GARAGE_REGION.into(),
+            access_key: self.key_id.clone(),
+            secret_key: self.secret.clone(),
+        }
+    }
+
+    fn write_config(&self, rpc_secret: &str) {
+        let d = self.dir.path().display();
+        write(
+            &self.config(),
+            format!(
+                "metadata_dir = \"{d}/meta\"\n\
+                 data_dir = \"{d}/data\"\n\
+                 db_engine = \"lmdb\"\n\
+                 replication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_secret = \"{rpc_secret}\"\n\
+                 \n\
+                 [s3_api]\n\
+                 s3_region = \"{GARAGE_REGION}\"\n\
+                 api_bind_addr = \"127.0.0.1:{s3}\"\n",
+                rpc = self.rpc_port,
+                s3 = self.s3_port,
+            )
+            .as_bytes(),
+        );
+    }
+
+    /// `garage -c CONFIG ARGS`: its stdout on success, else an error with both outputs.
+    pub fn garage(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "garage {}: {}\n{}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// `garage ARGS`, panicking (with the server's log) when it fails.
+    #[track_caller]
+    fn garage_ok(&self, args: &[&str]) -> String {
+        self.garage(args)
+            .unwrap_or_else(|e| panic!("{e}\n--- garage server log ---\n{}", read_log(&self.log())))
+    }
+
+    /// Starts `garage server` and waits for both ports.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-c")
+            .arg(self.config())
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let cmdline = cmdline_of(&cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {cmdline}: {e}"))?;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "{cmdline} exited ({status}):\n{}",
+                    read_log(&self.log())
+                ));
+            }
+            if accepts_connections(self.rpc_port) && accepts_connections(self.s3_port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                kill_tree(&mut child);
+                return Err(format!(
+                    "{cmdline} did not accept connections within {START_TIMEOUT:?}:\n{}",
+                    read_log(&self.log())
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The first boot's set-up: the node's id from `garage status`, a layout of that node
+    /// alone, the key and the bucket; returns once the S3 API serves the key.
+    fn set_up(&mut self) {
+        let started = Instant::now();
+        let status = loop {
+            match self.garage(&["status"]) {
+                Ok(out) => break out,
+                Err(e) if started.elapsed() > START_TIMEOUT => {
+                    panic!("{e}\n--- garage server log ---\n{}", read_log(&self.log()))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        // ==== HEALTHY NODES ====
+        // ID                Hostname  Address          Tags  Zone  Capacity          ...
+        // 0123456789abcdef  host      127.0.0.1:PORT               NO ROLE ASSIGNED  ...
+        let node = status
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|w| w.len() >= 16 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| panic!("no node id in `garage status`:\n{status}"))
+            .to_string();
+        self.garage_ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        self.garage_ok(&["layout", "apply", "--version", "1"]);
+        let key = self.garage_ok(&["key", "create", "vault-test"]);
+        // ==== ACCESS KEY INFORMATION ====
+        // Key ID:      GK...
+        // Secret key:  ...
+        let field = |label: &str| {
+            key.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(label))
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| panic!("no {label:?} in `garage key create`:\n{key}"))
+        };
+        self.key_id = field("Key ID");
+        self.secret = field("Secret key");
+        let bucket = self.bucket.clone();
+        self.garage_ok(&["bucket", "create", &bucket]);
+        self.garage_ok(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &bucket,
+            "--key",
+            "vault-test",
+        ]);
+        self.wait_for_s3("start");
+    }
+
+    /// Waits until the bucket can be listed with the key (the layout and the key and bucket
+    /// tables are ready), or panics after [`START_TIMEOUT`] with the last answer.
+    fn wait_for_s3(&self, what: &str) {
+        let started = Instant::now();
+        let url_path = format!("/{}?list-type=2&max-keys=1", self.bucket);
+        loop {
+            let out = self.s3curl().run(&[], &url_path, 5).expect("curl");
+            if out.status.success() {
+                return;
+            }
+            if started.elapsed() > START_TIMEOUT {
+                panic!(
+                    "garage's S3 API does not serve the bucket {START_TIMEOUT:?} after {what}: \
+                     {}\n{}{}\n--- garage server log ---\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    read_log(&self.log())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `n` random bytes from the kernel, in hex.
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("read /dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Server for GarageServer {
+    fn kind(&self) -> &'static str {
+        "garage"
+    }
+
+    fn location(&self, path: &str) -> String {
+        format!("s3:{}/{}/{path}", self.endpoint(), self.bucket)
+    }
+
+    fn disk_path(&self, _path: &str) -> Option<PathBuf> {
+        None
+    }
+
+    fn list_objects(&self, path: &str) -> Vec<(String, u64)> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        self.s3curl()
+            .list(&self.bucket, &prefix)
+            .expect("curl is needed to list objects on Garage")
+    }
+
+    fn read_object(&self, path: &str) -> Option<Vec<u8>> {
+        let into = self.path(&format!("get-{}", super::history::rand_suffix()));
+        let found = self
+            .s3curl()
+            .get(&format!("/{}/{path}", self.bucket), &into)
+            .expect("curl is needed to read objects on Garage");
+        let data = found.then(|| fs::read(&into).unwrap());
+        let _ = fs::remove_file(&into);
+        data
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+            ("AWS_REGION".into(), GARAGE_REGION.into()),
+        ]
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_tree(&mut child);
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        let started = Instant::now();
+        loop {
+            match self.spawn() {
+                Ok(()) => break,
+                Err(e) if started.elapsed() > START_TIMEOUT => {
+                    panic!("garage did not restart on port {}: {e}", self.s3_port)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        self.wait_for_s3("a restart");
+    }
+
+    fn is_up(&self) -> bool {
+        self.child.is_some()
+            && self
+                .s3curl()
+                .lists_buckets()
+                .unwrap_or_else(|| accepts_connections(self.s3_port))
+    }
+
+    fn client_put(&self, path: &str, data: &[u8]) -> Result<bool, String> {
+        let file = self.path("put-body");
+        write(&file, data);
+        self.s3curl()
+            .put(&file, &format!("/{}/{path}", self.bucket))
+    }
+
+    fn hold_connection(&self) -> Child {
+        hold_tcp(self.s3_port, "a TCP client of garage")
+    }
+}
+
+impl Drop for GarageServer {
     fn drop(&mut self) {
         self.kill();
     }
