@@ -18,7 +18,10 @@ corpus="$here/corpus"
 targets=(config manifest plan sealed pack pack_trailer tree chunk_list repository key_file encrypted segment)
 
 echo "seed-corpus: building vault" >&2
-(cd "$root" && cargo build --quiet --release -p vault-cli)
+# Without RUSTC_BOOTSTRAP (run-all.sh sets it for cargo-fuzz): it is part of cargo's
+# fingerprint, and with it this would rebuild the whole workspace instead of reusing the build
+# of `cargo build --release -p vault-cli` (README command 1).
+(cd "$root" && env -u RUSTC_BOOTSTRAP cargo build --quiet --release -p vault-cli)
 vault="${CARGO_TARGET_DIR:-$root/target}/release/vault"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/vault-seed.XXXXXX")"
