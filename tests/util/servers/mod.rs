@@ -26,8 +26,12 @@ mod garage;
 mod s3;
 mod sftp;
 
+// Test binaries that start no server use none of these.
+#[allow(unused_imports)]
 pub use garage::*;
+#[allow(unused_imports)]
 pub use s3::*;
+#[allow(unused_imports)]
 pub use sftp::*;
 
 /// How long a server may take to accept connections after it was started.
