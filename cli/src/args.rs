@@ -72,6 +72,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output
     Dump(DumpArgs),
+    /// Write a snapshot (or one path of it) to standard output as a tar archive
+    Export(crate::cmd::export::ExportArgs),
     /// Check that snapshots can be restored; report what is damaged and what it affects
     Verify(VerifyArgs),
     /// Forget snapshots by retention policy or id (soft delete until `vault prune`)

@@ -18,6 +18,7 @@
 
 pub mod copy;
 pub mod error;
+pub mod export;
 pub mod forget;
 pub mod format;
 pub mod id;

@@ -2,6 +2,7 @@
 
 mod copy;
 mod dump;
+pub mod export;
 mod forget;
 mod index;
 mod init;
@@ -29,6 +30,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::List(args) => list::run(cli, args),
         Command::Restore(args) => restore::run(cli, args),
         Command::Dump(args) => dump::run(cli, args),
+        Command::Export(args) => export::run(cli, args),
         Command::Verify(args) => verify::run(cli, args),
         Command::Forget(args) => forget::run(cli, args),
         Command::Prune(args) => prune::run(cli, args),
