@@ -351,18 +351,36 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH (e.g. latest:/srv/blobs)
-    #[arg(value_name = "SNAPSHOT[:SUBPATH]")]
-    pub snapshot: String,
-    /// Directory to restore into (created if missing; must be empty unless --overwrite)
+    /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH (e.g. latest:/srv/blobs); several restore each into its own target (see --target)
+    #[arg(value_name = "SNAPSHOT[:SUBPATH]", required_unless_present = "latest_per")]
+    pub snapshots: Vec<String>,
+    /// Directory to restore into (created if missing; must be empty unless --overwrite or --delta). May hold {id}, {host} and {label:KEY}, filled in per snapshot, e.g. '/srv/dev/{label:app}'
     #[arg(long, value_name = "DIR")]
-    pub target: PathBuf,
+    pub target: String,
+    /// Restore the latest snapshot of every group (host, paths, tags, label:KEY, comma-separated) among those the filters select, each into its --target template
+    #[arg(long, value_name = "GROUP", conflicts_with = "snapshots")]
+    pub latest_per: Option<String>,
     /// Restore only paths matching GLOB, e.g. '/srv/cms/**/*.jpg' (repeatable)
     #[arg(long = "include", value_name = "GLOB")]
     pub includes: Vec<String>,
     /// Restore into a non-empty target, replacing what is in the way
     #[arg(long)]
     pub overwrite: bool,
+    /// Restore into an existing tree, writing only what differs: files with the snapshot's size and mtime are left alone, others patched chunk by chunk; metadata is made to match
+    #[arg(long)]
+    pub delta: bool,
+    /// With --delta: compare the content of files whose size and mtime match too
+    #[arg(long, requires = "delta")]
+    pub verify_existing: bool,
+    /// With --delta: remove files and directories the snapshot does not have
+    #[arg(long, requires = "delta")]
+    pub delete: bool,
+    /// Write nothing; report what the restore would do
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: read and check every chunk the restore would write; exit 3 on any problem (a scheduled restore test)
+    #[arg(long, requires = "dry_run")]
+    pub verify: bool,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

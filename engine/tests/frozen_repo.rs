@@ -671,12 +671,7 @@ fn check_frozen(which: Frozen) {
     let report = restore::run(
         &repo,
         info,
-        &RestoreOptions {
-            subpath: None,
-            target: target.clone(),
-            includes: Vec::new(),
-            overwrite: false,
-        },
+        &RestoreOptions::new(target.clone()),
         &NoProgress,
     )
     .unwrap();

@@ -2589,12 +2589,7 @@ fn encrypted_vectors_are_a_repository_that_unlocks_and_restores() {
     vault_engine::restore::run(
         &repo,
         &snapshots[0],
-        &vault_engine::RestoreOptions {
-            subpath: None,
-            target: target.clone(),
-            includes: Vec::new(),
-            overwrite: false,
-        },
+        &vault_engine::RestoreOptions::new(target.clone()),
         &vault_engine::NoProgress,
     )
     .unwrap();

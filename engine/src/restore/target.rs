@@ -94,3 +94,19 @@ pub fn is_empty_or_missing(dir: &Path) -> Result<bool> {
         Err(e) => Err(Error::io(dir, e)),
     }
 }
+
+/// Creates a new temporary file beside `path` (same directory, so a rename replaces `path`),
+/// named `prefix` + random hex.
+pub fn create_temp_beside(path: &Path, prefix: &str) -> Result<(PathBuf, File)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    loop {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system random source failed");
+        let name = format!("{prefix}{}", hex::encode(bytes));
+        let temp = dir.join(name);
+        match create_file(&temp, false) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {}
+            other => return other.map(|f| (temp, f)),
+        }
+    }
+}

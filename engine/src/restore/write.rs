@@ -4,24 +4,37 @@
 //! checked and written at their offsets in parallel (positional writes, in any order); all-zero
 //! blocks become holes, so sparse files are restored sparse.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use super::content::for_each_batch;
+use super::delta::{OldFile, Source};
 use crate::error::{IoContext, Result};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{ChunkRef, FileData};
-use crate::id::BlobId;
+use crate::id::{BlobId, ChunkId, PackId};
 use crate::index::BlobLocation;
 use crate::progress::Progress;
 use crate::repo::Repository;
 
 /// Chunk references looked up together (one index read transaction).
 pub const BATCH: usize = 256;
+
+/// Stands in for the location of a chunk that is not read from the repository.
+const UNUSED: BlobLocation = BlobLocation {
+    pack: PackId([0; 32]),
+    offset: 0,
+    stored_len: 0,
+    raw_len: 0,
+    kind: BlobKind::Chunk,
+    encoding: crate::format::pack::Encoding::Raw,
+};
 
 /// Stored bytes read with one range read at most.
 const SPAN_BYTES: u64 = 4 << 20;
@@ -38,19 +51,32 @@ pub fn is_zero(data: &[u8]) -> bool {
 }
 
 /// The index locations of a batch of chunk references, looked up with one reader.
-fn locate_batch(repo: &Repository, refs: &[ChunkRef]) -> Result<Vec<BlobLocation>> {
+/// Only the chunks at `need` are looked up.
+fn locate_batch(
+    repo: &Repository,
+    refs: &[ChunkRef],
+    need: &[usize],
+) -> Result<Vec<Option<BlobLocation>>> {
     let reader = repo.index().reader()?;
-    refs.iter()
-        .map(|r| repo.locate(&reader, r.id.into(), BlobKind::Chunk))
-        .collect()
+    let mut out = vec![None; refs.len()];
+    for &i in need {
+        out[i] = Some(repo.locate(&reader, refs[i].id.into(), BlobKind::Chunk)?);
+    }
+    Ok(out)
 }
 
 /// Groups a batch's chunks into spans: each the indices of chunks in one pack in pack order,
 /// none farther than [`SPAN_GAP`] from the previous, at most [`SPAN_BYTES`] from the first's
 /// start to the last's end (a single larger blob is a span of its own). Chunks stored once but
 /// referenced twice are read twice.
+#[cfg(test)]
 fn spans(locations: &[BlobLocation]) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..locations.len()).collect();
+    let all: Vec<usize> = (0..locations.len()).collect();
+    spans_of(locations, all)
+}
+
+/// [`spans`] of the chunks at `order` only.
+fn spans_of(locations: &[BlobLocation], mut order: Vec<usize>) -> Vec<Vec<usize>> {
     order.sort_by_key(|&i| (locations[i].pack, locations[i].offset));
     let mut out: Vec<Vec<usize>> = Vec::new();
     for i in order {
@@ -78,14 +104,16 @@ fn spans(locations: &[BlobLocation]) -> Vec<Vec<usize>> {
 /// in the file (relative to the batch).
 struct Batch<'r> {
     refs: &'r [ChunkRef],
-    locations: Vec<BlobLocation>,
+    /// Looked up for the chunks that are read from the repository only.
+    locations: Vec<Option<BlobLocation>>,
     spans: Vec<Vec<usize>>,
     offsets: Vec<u64>,
 }
 
 impl<'r> Batch<'r> {
-    fn new(repo: &Repository, refs: &'r [ChunkRef]) -> Result<Self> {
-        let locations = locate_batch(repo, refs)?;
+    /// The chunks at `need` are looked up and grouped into spans.
+    fn new(repo: &Repository, refs: &'r [ChunkRef], need: &[usize]) -> Result<Self> {
+        let locations = locate_batch(repo, refs, need)?;
         let mut at = 0u64;
         let offsets = refs
             .iter()
@@ -95,9 +123,14 @@ impl<'r> Batch<'r> {
                 start
             })
             .collect();
+        let spans = {
+            let placeholder = |i: usize| locations[i].unwrap_or(UNUSED);
+            let dense: Vec<BlobLocation> = (0..refs.len()).map(placeholder).collect();
+            spans_of(&dense, need.to_vec())
+        };
         Ok(Batch {
             refs,
-            spans: spans(&locations),
+            spans,
             locations,
             offsets,
         })
@@ -107,7 +140,10 @@ impl<'r> Batch<'r> {
     fn fetch(&self, repo: &Repository, span: &[usize]) -> Result<Vec<u8>> {
         let ids: Vec<BlobId> = span.iter().map(|&i| self.refs[i].id.into()).collect();
         let lens: Vec<u32> = span.iter().map(|&i| self.refs[i].len).collect();
-        let locations: Vec<BlobLocation> = span.iter().map(|&i| self.locations[i]).collect();
+        let locations: Vec<BlobLocation> = span
+            .iter()
+            .map(|&i| self.locations[i].expect("spans hold looked-up chunks"))
+            .collect();
         repo.read_run(&ids, BlobKind::Chunk, &locations, Some(&lens))
     }
 
@@ -129,10 +165,6 @@ impl<'r> Batch<'r> {
         }
         out
     }
-
-    fn bytes(&self) -> u64 {
-        self.refs.iter().map(|r| r.len as u64).sum()
-    }
 }
 
 /// Fetches every chunk of `data` (checking each digest) and hands the content to `sink` in
@@ -143,7 +175,8 @@ pub fn fetch_content(
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     for_each_batch(repo, data, BATCH, |refs| {
-        let batch = Batch::new(repo, refs)?;
+        let all: Vec<usize> = (0..refs.len()).collect();
+        let batch = Batch::new(repo, refs, &all)?;
         let fetched: Vec<Vec<u8>> = batch
             .spans
             .par_iter()
@@ -196,41 +229,188 @@ fn write_sparse_at(file: &File, path: &Path, at: u64, bytes: &[u8]) -> Result<u6
     Ok(written)
 }
 
-/// Writes a file's content into `file` (freshly created, empty). Returns bytes written (holes
-/// excluded). Chunks land at the offsets their chunk references give, so spans are fetched and
-/// written in parallel, in any order; the final length makes the trailing hole, if any.
+/// Chunks written so far in this run, by id: where a later file (another target of a bulk
+/// restore) can copy them from instead of reading the repository again.
+#[derive(Default)]
+pub struct RestoredChunks(Mutex<HashMap<ChunkId, (Arc<PathBuf>, u64)>>);
+
+impl RestoredChunks {
+    fn record(&self, id: ChunkId, path: &Arc<PathBuf>, offset: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_insert_with(|| (path.clone(), offset));
+    }
+
+    fn find(&self, id: &ChunkId) -> Option<(Arc<PathBuf>, u64)> {
+        self.0.lock().unwrap().get(id).cloned()
+    }
+
+    /// The chunk's bytes from the file it was restored into, if they are still there.
+    fn read(&self, repo: &Repository, id: ChunkId, len: u32) -> Option<Vec<u8>> {
+        let (path, offset) = self.find(&id)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&*path)
+            .ok()?;
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, offset).ok()?;
+        (repo.encryption().chunk_id(&bytes) == id).then_some(bytes)
+    }
+}
+
+/// What a file write may take from disk instead of the repository. With `old`, the file is
+/// being rebuilt into a new file: [`Source::InPlace`] chunks are copied from `old` at their own
+/// offset; without it the file written *is* the old one and they are skipped.
+#[derive(Default, Clone, Copy)]
+pub struct Reuse<'a> {
+    /// One source per chunk (delta restore); none means every chunk is fetched.
+    pub plan: Option<&'a [Source]>,
+    /// The existing file the plan's [`Source::Old`] offsets are in.
+    pub old: Option<&'a OldFile>,
+    /// Chunks restored earlier in this run (bulk restore).
+    pub restored: Option<&'a RestoredChunks>,
+    /// The file's final path, recorded in `restored`.
+    pub path: Option<&'a Arc<PathBuf>>,
+}
+
+/// Bytes of one file write.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteStats {
+    /// Written to disk (holes and chunks already in place excluded).
+    pub written: u64,
+    /// Read from the repository.
+    pub fetched: u64,
+    /// Taken from disk: already in place, or copied from the existing file or an earlier target.
+    pub reused: u64,
+}
+
+enum Work {
+    Span(Vec<usize>),
+    Local(usize),
+}
+
+/// Writes a file's content into `file`. Returns its byte counts. Chunks land at the offsets
+/// their chunk references give, so spans are fetched and written in parallel, in any order;
+/// the final length makes the trailing hole, if any. With a plan, chunks already in place are
+/// skipped and chunks on disk copied (each checked against its id, else fetched).
 pub fn write_content(
     repo: &Repository,
     file: &File,
     path: &Path,
     data: &FileData,
     progress: &dyn Progress,
-) -> Result<u64> {
+    reuse: Reuse<'_>,
+) -> Result<WriteStats> {
     let written = AtomicU64::new(0);
+    let fetched = AtomicU64::new(0);
+    let reused = AtomicU64::new(0);
     let mut offset = 0u64;
+    let mut index = 0usize;
     for_each_batch(repo, data, BATCH, |refs| {
-        let batch = Batch::new(repo, refs)?;
-        batch.spans.par_iter().try_for_each(|span| {
-            let bytes = batch.fetch(repo, span)?;
-            for (at, piece) in batch.pieces(span, &bytes) {
-                let n = write_sparse_at(file, path, offset + at, piece)?;
-                written.fetch_add(n, Ordering::Relaxed);
+        let sources: Vec<Source> = match reuse.plan {
+            Some(plan) => plan[index..index + refs.len()].to_vec(),
+            None => vec![Source::Fetch; refs.len()],
+        };
+        let mut fetch = Vec::new();
+        let mut work = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            match source {
+                // Rebuilding into a new file: copied from the old one at the same offset.
+                Source::InPlace if reuse.old.is_some() => work.push(Work::Local(i)),
+                Source::InPlace => {
+                    reused.fetch_add(refs[i].len as u64, Ordering::Relaxed);
+                    if let (Some(restored), Some(p)) = (reuse.restored, reuse.path) {
+                        restored.record(refs[i].id, p, offset + batch_offset(refs, i));
+                    }
+                }
+                Source::Old(_) => work.push(Work::Local(i)),
+                Source::Fetch
+                    if reuse
+                        .restored
+                        .is_some_and(|r| r.find(&refs[i].id).is_some()) =>
+                {
+                    work.push(Work::Local(i))
+                }
+                Source::Fetch => fetch.push(i),
             }
+        }
+        let batch = Batch::new(repo, refs, &fetch)?;
+        work.extend(batch.spans.iter().cloned().map(Work::Span));
+        let write_piece = |at: u64, piece: &[u8]| -> Result<()> {
+            let n = write_sparse_at(file, path, offset + at, piece)?;
+            written.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        };
+        let record = |i: usize| {
+            if let (Some(restored), Some(p)) = (reuse.restored, reuse.path) {
+                restored.record(refs[i].id, p, offset + batch.offsets[i]);
+            }
+        };
+        work.par_iter().try_for_each(|item| {
+            let span = match item {
+                Work::Span(span) => span.clone(),
+                Work::Local(i) => {
+                    let r = &refs[*i];
+                    let local = match sources[*i] {
+                        Source::Old(at) => {
+                            reuse.old.and_then(|o| o.read_chunk(repo, r.id, r.len, at))
+                        }
+                        Source::InPlace => reuse.old.and_then(|o| {
+                            o.read_chunk(repo, r.id, r.len, offset + batch.offsets[*i])
+                        }),
+                        _ => reuse.restored.and_then(|x| x.read(repo, r.id, r.len)),
+                    };
+                    if let Some(bytes) = local {
+                        write_piece(batch.offsets[*i], &bytes)?;
+                        reused.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        progress.bytes(bytes.len() as u64);
+                        record(*i);
+                        return Ok(());
+                    }
+                    // Gone or changed since it was planned: from the repository after all.
+                    vec![*i]
+                }
+            };
+            let located;
+            let batch = if span.iter().all(|&i| batch.locations[i].is_some()) {
+                &batch
+            } else {
+                located = Batch::new(repo, refs, &span)?;
+                &located
+            };
+            let bytes = batch.fetch(repo, &span)?;
+            for (at, piece) in batch.pieces(&span, &bytes) {
+                write_piece(at, piece)?;
+            }
+            fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             progress.bytes(bytes.len() as u64);
+            span.iter().for_each(|&i| record(i));
             Ok(())
         })?;
-        offset += batch.bytes();
+        offset += refs.iter().map(|r| r.len as u64).sum::<u64>();
+        index += refs.len();
         Ok(())
     })?;
     file.set_len(data.size).at(path)?;
-    Ok(written.into_inner())
+    Ok(WriteStats {
+        written: written.into_inner(),
+        fetched: fetched.into_inner(),
+        reused: reused.into_inner(),
+    })
+}
+
+/// Offset of chunk `i` within its batch.
+fn batch_offset(refs: &[ChunkRef], i: usize) -> u64 {
+    refs[..i].iter().map(|r| r.len as u64).sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::pack::Encoding;
-    use crate::id::PackId;
 
     fn at(pack: u8, offset: u64, stored_len: u32) -> BlobLocation {
         BlobLocation {

@@ -103,6 +103,16 @@ impl GroupKey {
 
     /// The structured value snapshots are grouped by (sorted lists stay lists, so a path that
     /// contains a comma cannot merge two groups).
+    /// [`Self::value`] of a snapshot's manifest (`restore --latest-per`).
+    pub fn value_of(&self, manifest: &crate::format::manifest::Manifest) -> Vec<String> {
+        match self {
+            GroupKey::Host => vec![manifest.host.clone()],
+            GroupKey::Paths => sorted(&manifest.paths),
+            GroupKey::Tags => sorted(&manifest.tags),
+            GroupKey::Label(key) => vec![manifest.labels.get(key).cloned().unwrap_or_default()],
+        }
+    }
+
     fn value(&self, candidate: &Candidate) -> Vec<String> {
         match self {
             GroupKey::Host => vec![candidate.host.clone()],

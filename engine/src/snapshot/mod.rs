@@ -13,7 +13,7 @@
 //! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
 //! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
 
-mod chunk;
+pub(crate) mod chunk;
 pub(crate) mod compress;
 pub(crate) mod dedup;
 mod hash;
