@@ -7,7 +7,7 @@
 //! Every command runs with the cheap KDF (64 KiB, one pass) and without a controlling terminal
 //! (see `util::encrypted`); all data is small, so the whole file takes a few seconds.
 
-use super::roundtrip::{check_sparse, set_all_mtimes};
+use super::roundtrip::check_sparse;
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

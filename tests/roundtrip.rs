@@ -205,28 +205,6 @@ fn build_everything(src: &Path) -> Fixture {
     count
 }
 
-/// Gives every entry under `path` a distinct mtime (seconds and nanoseconds), in walk order.
-pub(crate) fn set_all_mtimes(path: &Path, n: &mut i64) {
-    let meta = fs::symlink_metadata(path).unwrap();
-    if meta.is_dir() {
-        let mut children: Vec<_> = fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        children.sort();
-        for c in children {
-            set_all_mtimes(&c, n);
-        }
-    }
-    *n += 1;
-    // Distinct seconds and nanoseconds per entry.
-    set_mtime(
-        path,
-        1_600_000_000 + *n * 3607,
-        (*n * 7_654_321) % 1_000_000_000,
-    );
-}
-
 /// The sparse fixture files (`sparse/islands`, `sparse/trailing-hole`) were restored sparse.
 pub(crate) fn check_sparse(src: &Path, restored: &Path) {
     for name in ["islands", "trailing-hole"] {

@@ -572,6 +572,28 @@ pub fn cpath(path: &Path) -> CString {
 }
 
 /// Sets a path's mtime (and atime to the same) with nanoseconds, not following symlinks.
+/// Gives every entry under `path` a distinct mtime (seconds and nanoseconds; children before
+/// their directory, in sorted walk order).
+pub fn set_all_mtimes(path: &Path, n: &mut i64) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if meta.is_dir() {
+        let mut children: Vec<_> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        children.sort();
+        for c in children {
+            set_all_mtimes(&c, n);
+        }
+    }
+    *n += 1;
+    set_mtime(
+        path,
+        1_600_000_000 + *n * 3607,
+        (*n * 7_654_321 + 17) % 1_000_000_000,
+    );
+}
+
 pub fn set_mtime(path: &Path, sec: i64, nsec: i64) {
     let times = [
         libc::timespec {
