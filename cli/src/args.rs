@@ -352,7 +352,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH (e.g. latest:/srv/blobs); several restore each into its own target (see --target)
-    #[arg(value_name = "SNAPSHOT[:SUBPATH]", required_unless_present = "latest_per")]
+    #[arg(
+        value_name = "SNAPSHOT[:SUBPATH]",
+        required_unless_present = "latest_per"
+    )]
     pub snapshots: Vec<String>,
     /// Directory to restore into (created if missing; must be empty unless --overwrite or --delta). May hold {id}, {host} and {label:KEY}, filled in per snapshot, e.g. '/srv/dev/{label:app}'
     #[arg(long, value_name = "DIR")]
