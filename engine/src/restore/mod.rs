@@ -487,23 +487,28 @@ impl Restorer<'_> {
         Ok(existing(path)?.filter(|s| s.file_type().is_file()))
     }
 
-    /// Delta: leaves the file alone, patches it, rebuilds it from its reusable chunks, or writes
-    /// it new, whichever moves the least.
-    fn delta_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
+    /// Delta: the existing regular file at `path` (none: missing or another type), and unless
+    /// it is unchanged (then counted as such, its metadata fixed) its chunks and the plan.
+    fn examine(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        data: &FileData,
+    ) -> Result<Option<(fs::Metadata, Option<(OldFile, delta::Plan)>)>> {
         let Some(stat) = self.existing_file(path)? else {
-            return self.new_file(path, meta, data);
+            return Ok(None);
         };
-        let unchanged = |stat: &fs::Metadata| {
-            self.fix_meta(path, meta, stat, false);
+        let unchanged = |stat: fs::Metadata| {
+            self.fix_meta(path, meta, &stat, false);
             self.count(|r| {
                 r.files_unchanged += 1;
                 r.bytes_unchanged += data.size;
             });
             self.progress.bytes(data.size);
+            Ok(Some((stat, None)))
         };
         if !self.verify_existing && stat.len() == data.size && same_mtime(&stat, meta) {
-            unchanged(&stat);
-            return Ok(());
+            return unchanged(stat);
         }
         let file = fs::OpenOptions::new()
             .read(true)
@@ -513,9 +518,20 @@ impl Restorer<'_> {
         let old = OldFile::scan(self.repo, file, path, data.profile)?;
         let plan = delta::plan(self.repo, data, &old)?;
         if plan.unchanged(data.size, old.len) {
-            unchanged(&stat);
-            return Ok(());
+            return unchanged(stat);
         }
+        Ok(Some((stat, Some((old, plan)))))
+    }
+
+    /// Delta: leaves the file alone, patches it, rebuilds it from its reusable chunks, or writes
+    /// it new, whichever moves the least.
+    fn delta_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
+        let Some((stat, changed)) = self.examine(path, meta, data)? else {
+            return self.new_file(path, meta, data);
+        };
+        let Some((old, plan)) = changed else {
+            return Ok(());
+        };
         let final_path = Arc::new(path.to_path_buf());
         let reuse = self.reuse(&final_path);
         // In place only where no other name shares the inode (a hard link outside the snapshot).
@@ -593,30 +609,10 @@ impl Restorer<'_> {
     fn check_file(&self, path: &Path, meta: &Metadata, data: &FileData) {
         let result = (|| -> Result<()> {
             if self.delta {
-                if let Some(stat) = self.existing_file(path)? {
-                    if !self.verify_existing && stat.len() == data.size && same_mtime(&stat, meta) {
-                        self.fix_meta(path, meta, &stat, false);
-                        self.count(|r| {
-                            r.files_unchanged += 1;
-                            r.bytes_unchanged += data.size;
-                        });
+                if let Some((_, changed)) = self.examine(path, meta, data)? {
+                    let Some((_, plan)) = changed else {
                         return Ok(());
-                    }
-                    let file = fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(path)
-                        .at(path)?;
-                    let old = OldFile::scan(self.repo, file, path, data.profile)?;
-                    let plan = delta::plan(self.repo, data, &old)?;
-                    if plan.unchanged(data.size, old.len) {
-                        self.fix_meta(path, meta, &stat, false);
-                        self.count(|r| {
-                            r.files_unchanged += 1;
-                            r.bytes_unchanged += data.size;
-                        });
-                        return Ok(());
-                    }
+                    };
                     self.count(|r| {
                         r.files_patched += 1;
                         r.bytes_reused += plan.in_place_bytes + plan.moved_bytes;
