@@ -931,3 +931,33 @@ fn delta_into_a_missing_or_empty_target_is_a_normal_restore() {
     restore_report(&env, &id, &full, &["--delta"], 0);
     assert_same_tree(&src, &Env::restored(&full, &src), Compare::default());
 }
+
+/// A file patched in place gets its zero blocks written: the holes a fresh restore would leave
+/// must not let the old bytes at those offsets survive.
+#[test]
+fn delta_patch_in_place_overwrites_old_data_where_the_snapshot_has_zeros() {
+    let env = init_small_chunks();
+    let src = env.path("src");
+    let file = src.join("sparse.bin");
+    write_generated(&file, 31, 8 * MIB, random_bytes);
+    overwrite_at(&file, 4 * MIB, &vec![0u8; MIB as usize]);
+    let mut n = 0;
+    set_all_mtimes(&src, &mut n);
+    let id = id_of(&env.snapshot([&src]));
+    let spec = spec(&id, &src);
+    let t = env.path("t");
+    restore_report(&env, &spec, &t, &[], 0);
+    assert_same_tree(&src, &t, Compare::default());
+
+    // Same size, the zero region now random: the changed chunks are at their offsets (no moves),
+    // so the file is patched in place.
+    overwrite_at(
+        &t.join("sparse.bin"),
+        4 * MIB,
+        &random_bytes(32, MIB as usize),
+    );
+    let report = restore_report(&env, &spec, &t, &["--delta"], 0);
+    assert_eq!(r(&report, "files_patched"), 1, "{report:#}");
+    assert!(r(&report, "bytes_fetched") < 4 * MIB, "{report:#}");
+    assert_same_tree(&src, &t, Compare::default());
+}

@@ -339,8 +339,15 @@ pub fn write_content(
         }
         let batch = Batch::new(repo, refs, &fetch)?;
         work.extend(batch.spans.iter().cloned().map(Work::Span));
+        // Patching the existing file in place: zeros must overwrite what is there, so no holes.
+        let in_place = reuse.plan.is_some() && reuse.old.is_none();
         let write_piece = |at: u64, piece: &[u8]| -> Result<()> {
-            let n = write_sparse_at(file, path, offset + at, piece)?;
+            let n = if in_place {
+                file.write_all_at(piece, offset + at).at(path)?;
+                piece.len() as u64
+            } else {
+                write_sparse_at(file, path, offset + at, piece)?
+            };
             written.fetch_add(n, Ordering::Relaxed);
             Ok(())
         };
