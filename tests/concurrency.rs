@@ -204,11 +204,217 @@ fn assert_no_cache_trouble(stderr: &str) {
     }
 }
 
-/// The cache directory holds exactly one index file, none moved aside.
+/// The cache directory holds exactly one index file (of one repository at one location),
+/// none moved aside.
 #[track_caller]
 fn assert_cache_intact(env: &Env) {
     let repos = names(&env.cache);
     assert_eq!(repos.len(), 1, "cache dirs: {repos:?}");
-    let files = names(&env.cache.join(&repos[0]));
+    let locations = names(&env.cache.join(&repos[0]));
+    assert_eq!(
+        locations.len(),
+        1,
+        "cache dirs of the repository: {locations:?}"
+    );
+    let files = names(&env.cache.join(&repos[0]).join(&locations[0]));
     assert_eq!(files, ["index.redb"], "index cache files: {files:?}");
+}
+
+/// The three ways a snapshot gets its data, each held open at a gate the test controls.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// `--stdin`: the test holds the pipe open.
+    Stream,
+    /// `--command`: the command waits for a file the test creates.
+    Command,
+    /// A directory tree (the forgotten snapshot's files and new ones), walked after a tiny
+    /// `--command` that waits for the test; the unchanged files deduplicate against packs the
+    /// prune condemns.
+    Tree,
+}
+
+/// A snapshot taken from one host (cache `c1`) while a prune from another host (cache `c2`)
+/// waits for it: the prune must take in the packs the snapshot wrote (its own index has never
+/// seen them), rescue the condemned blobs the snapshot reuses, and leave a repository that a
+/// third host verifies clean and restores the moment the prune exits.
+fn snapshot_committed_while_a_prune_from_another_cache_waits(kind: Source) {
+    let env = Env::init();
+    let [c1, c2, c3] = ["c1", "c2", "c3"].map(|c| env.path(c));
+    let with_cache = |cache: &std::path::Path, args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("VAULT_CACHE_DIR", cache);
+        cmd
+    };
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    write_generated(&src.join("old-a.bin"), 11, 6 * MIB, random_bytes);
+    write_generated(&src.join("old-b.txt"), 12, 3 * MIB, compressible_bytes);
+    let old = run_cmd(with_cache(
+        &c1,
+        &["snapshot", "--json", src.to_str().unwrap()],
+    ));
+    let old = id_of(&old.ok().json());
+    run_cmd(with_cache(&c1, &["forget", &old])).ok();
+
+    let started = env.path("started");
+    let go = env.path("go");
+    let gate = format!(
+        "touch {started}; while [ ! -e {go} ]; do sleep 0.02; done",
+        started = started.display(),
+        go = go.display()
+    );
+    let mut args: Vec<String> = vec!["snapshot".into(), "--json".into()];
+    match kind {
+        Source::Stream => args.extend(["--stdin".into(), "--stdin-name".into(), "db/s.sql".into()]),
+        Source::Command => args.extend([
+            "--command".into(),
+            // 24 MiB before the gate (a pipe holds 64 KiB, so `started` appears only once
+            // vault has read nearly all of it), 8 MiB after.
+            format!(
+                "db/s.sql=head -c {} /dev/urandom; {gate}; head -c {} /dev/urandom",
+                24 * MIB,
+                8 * MIB
+            ),
+        ]),
+        Source::Tree => {
+            write_generated(&src.join("new-c.bin"), 13, 12 * MIB, random_bytes);
+            args.extend([
+                "--command".into(),
+                format!("gate.txt={gate}; echo open"),
+                src.to_str().unwrap().into(),
+            ]);
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut writer = with_cache(&c1, &args);
+    writer
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut writer = writer.spawn().expect("spawn vault snapshot");
+    let mut fed = blake3::Hasher::new();
+    let mut stdin = writer.stdin.take();
+    match kind {
+        Source::Stream => {
+            // Returns once vault has read all but a pipe's worth: it is registered by then.
+            let data = random_bytes(21, 24 * MIB as usize);
+            stdin.as_mut().unwrap().write_all(&data).unwrap();
+            fed.update(&data);
+        }
+        Source::Command | Source::Tree => {
+            let t = Instant::now();
+            while !started.exists() {
+                assert!(
+                    t.elapsed().as_secs() < 60,
+                    "the snapshot never reached its gate"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
+    // The prune from another host: it condemns the forgotten snapshot's packs and waits for the
+    // running snapshot before deleting them.
+    let mut prune = with_cache(&c2, &["prune", "--json"]);
+    prune.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut prune = prune.spawn().expect("spawn vault prune");
+    let mut prune_err = std::io::BufReader::new(prune.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut prune_err, &mut line).unwrap();
+        assert!(
+            n > 0,
+            "prune ended without waiting for the snapshot: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("waiting for") {
+            break;
+        }
+    }
+    // Open the gate: the snapshot writes the rest of its data and commits while the prune waits.
+    match kind {
+        Source::Stream => {
+            let data = random_bytes(22, 8 * MIB as usize);
+            stdin.as_mut().unwrap().write_all(&data).unwrap();
+            fed.update(&data);
+            drop(stdin.take());
+        }
+        Source::Command | Source::Tree => std::fs::write(&go, b"").unwrap(),
+    }
+    let snap = writer.wait_with_output().unwrap();
+    assert!(
+        snap.status.success(),
+        "snapshot: {}",
+        String::from_utf8_lossy(&snap.stderr)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&snap.stdout).unwrap();
+    let new_id = id_of(&snap);
+    let mut rest = String::new();
+    prune_err.read_to_string(&mut rest).unwrap();
+    let pruned = prune.wait_with_output().unwrap();
+    assert!(
+        pruned.status.success(),
+        "prune failed ({:?}): {seen}{rest}",
+        pruned.status
+    );
+    let report: serde_json::Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert_eq!(report["snapshots_deleted"], 1, "{report}");
+    if let Source::Tree = kind {
+        assert!(report["blobs_rescued"].as_u64().unwrap() > 0, "{report}");
+    }
+
+    // A third host, right after the prune: clean, and the new snapshot restores exactly.
+    run_cmd(with_cache(&c3, &["verify", "--read-data"])).ok();
+    for cache in [&c3, &c1, &c2] {
+        match kind {
+            Source::Stream => {
+                let mut dump = with_cache(cache, &["dump", &new_id, "/db/s.sql"]);
+                dump.stdout(Stdio::piped());
+                let out = dump.output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(blake3::hash(&out.stdout), fed.finalize());
+            }
+            Source::Command => {
+                let mut dump = with_cache(cache, &["dump", &new_id, "/db/s.sql"]);
+                dump.stdout(Stdio::piped());
+                let out = dump.output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(out.stdout.len() as u64, 32 * MIB);
+            }
+            Source::Tree => {
+                let target = env.path(format!(
+                    "t-{}",
+                    cache.file_name().unwrap().to_str().unwrap()
+                ));
+                let mut restore = with_cache(cache, &["restore", &new_id, "--target"]);
+                restore.arg(&target);
+                run_cmd(restore).ok();
+                assert_same_tree(&src, &Env::restored(&target, &src), Compare::default());
+            }
+        }
+    }
+}
+
+#[test]
+fn stream_snapshot_committed_while_a_prune_from_another_cache_waits() {
+    snapshot_committed_while_a_prune_from_another_cache_waits(Source::Stream);
+}
+
+#[test]
+fn command_snapshot_committed_while_a_prune_from_another_cache_waits() {
+    snapshot_committed_while_a_prune_from_another_cache_waits(Source::Command);
+}
+
+#[test]
+fn tree_snapshot_committed_while_a_prune_from_another_cache_waits() {
+    snapshot_committed_while_a_prune_from_another_cache_waits(Source::Tree);
 }

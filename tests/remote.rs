@@ -900,6 +900,7 @@ fn two_hosts_share_one_remote_repository() {
     // A cache lost and rebuilt takes every pack from the segments, none from its trailer.
     let index = fs::read_dir(&a.cache)
         .unwrap()
+        .flat_map(|e| fs::read_dir(e.unwrap().path()).into_iter().flatten())
         .map(|e| e.unwrap().path().join("index.redb"))
         .find(|p| p.is_file())
         .expect("alpha's cache holds an index");

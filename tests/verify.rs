@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,7 +108,7 @@ impl Fixture {
         };
         let repo = Repository::init(Arc::new(LocalBackend::new(&env.repo)), &env.cache, &options)
             .expect("init the repository");
-        let index_file = vault_engine::repo::index_path(&env.cache, &repo.id());
+        let index_file = repo.index().path().to_path_buf();
         drop(repo);
 
         let src = env.path("src");
@@ -804,6 +805,157 @@ fn corrupted_manifest_names_its_snapshot_and_others_still_verify() {
         &Env::restored(&target, &fx.src),
         Compare::default(),
     );
+}
+
+/// `latest` never skips a manifest it cannot read (it might be the newest): every command that
+/// resolves it fails with exit 3 naming the damaged snapshot; the damaged id is reported as
+/// damaged, not as absent; `forget` takes it by id, after which `latest` means the newest
+/// readable snapshot again and prune deletes the damaged manifest.
+#[test]
+fn damaged_newest_manifest_is_never_skipped_by_latest() {
+    let fx = Fixture::new();
+    let manifest = fx.env.repo.join("snapshots").join(&fx.second);
+    writable(&manifest);
+    let mut data = fs::read(&manifest).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x01;
+    fs::write(&manifest, &data).unwrap();
+
+    let target = fx.env.path("t");
+    for args in [
+        vec!["restore", "latest", "--target", target.to_str().unwrap()],
+        vec![
+            "restore",
+            "latest",
+            "--host",
+            "nowhere",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        vec![
+            "restore",
+            "--latest-per",
+            "host",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        vec!["dump", "latest", "/nothing"],
+        vec!["export", "latest", "--output", "x.tar"],
+        vec!["verify", "--snapshot", "latest"],
+    ] {
+        let out = run_vault(&fx.env, &args, 3);
+        assert!(
+            out.stderr.contains(&fx.second) && out.stderr.contains("vault forget"),
+            "{}: {}",
+            out.cmdline,
+            out.stderr
+        );
+        assert!(!target.exists(), "{} wrote its target", out.cmdline);
+    }
+    // By id: damaged, not absent.
+    let out = run_vault(&fx.env, &["restore", &fx.second[..8], "--target", "t"], 3);
+    assert!(
+        out.stderr.contains("cannot be read") && !out.stderr.contains("no snapshot matches"),
+        "{}",
+        out.stderr
+    );
+    // Too short an id says so, as a usage error.
+    let out = run_vault(&fx.env, &["restore", &fx.first[..3], "--target", "t"], 2);
+    assert!(
+        out.stderr.contains("at least 4 hex digits"),
+        "{}",
+        out.stderr
+    );
+
+    // The way out the message names.
+    run_vault(&fx.env, &["forget", &fx.second[..8]], 0);
+    fx.env.restore("latest", &target, Vec::<&str>::new()).ok();
+    let restored = Env::restored(&target, &fx.src);
+    for rel in &fx.in_first {
+        assert!(
+            restored.join(rel).is_file(),
+            "{rel} missing from the first snapshot's restore"
+        );
+    }
+    assert_eq!(fx.env.snapshot_ids(), [fx.first.clone()].into());
+    let (v, _) = verify_json(&fx.env, &["--read-data"], 0);
+    assert_eq!(report_u64(&v, "snapshots"), 1);
+    run_vault(&fx.env, &["prune"], 0);
+    assert!(
+        !manifest.exists(),
+        "prune left the forgotten damaged manifest"
+    );
+}
+
+/// A copy of a repository (`cp -a`, rsync to a USB disk) has the same id as the original. What
+/// verify learns about the copy stays with the copy: the original's cache is its own.
+#[test]
+fn damage_found_in_a_copy_of_the_repository_never_touches_the_original() {
+    let fx = Fixture::new();
+    let copy = fx.env.path("repo-copy");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&fx.env.repo)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let notes: BTreeSet<String> = ["docs/notes.txt".to_string()].into();
+    let (pack, chunk) = fx.find_chunk(|_, holders| *holders == notes);
+    let in_copy = PackFile {
+        path: copy.join(pack.path.strip_prefix(&fx.env.repo).unwrap()),
+        ..pack
+    };
+    damage_blob(&in_copy, &chunk);
+
+    let mut on_copy = fx.env.cmd(["verify", "--read-data"]);
+    on_copy.env("VAULT_REPO", &copy);
+    let out = run_cmd(on_copy);
+    no_panic(&out);
+    out.code(3);
+
+    run_vault(&fx.env, &["verify", "--read-data"], 0);
+    let target = fx.env.path("t");
+    fx.env.restore("latest", &target, Vec::<&str>::new()).ok();
+    assert_same_tree(
+        &fx.src,
+        &Env::restored(&target, &fx.src),
+        Compare::default(),
+    );
+}
+
+/// Damage recorded by verify goes when the repository no longer has it: a pack put back whole
+/// (from a copy, say) is found whole by the next verify, even without --read-data, and its
+/// blobs are used again; `index rebuild` starts the cache afresh, damage records included.
+#[test]
+fn damage_records_go_when_the_pack_is_put_back_whole() {
+    let fx = Fixture::new();
+    let notes: BTreeSet<String> = ["docs/notes.txt".to_string()].into();
+    let (pack, chunk) = fx.find_chunk(|_, holders| *holders == notes);
+    let good = fs::read(&pack.path).unwrap();
+    let target = fx.env.path("t");
+    for repair in [&["verify"][..], &["index", "rebuild"][..]] {
+        damage_blob(&pack, &chunk);
+        run_vault(&fx.env, &["verify", "--read-data"], 3);
+        fs::write(&pack.path, &good).unwrap();
+        let out = run_vault(&fx.env, repair, 0);
+        if repair[0] == "verify" {
+            assert!(
+                out.stdout_str().contains("whole again"),
+                "{}",
+                out.stdout_str()
+            );
+        }
+        let _ = fs::remove_dir_all(&target);
+        fx.env.restore("latest", &target, Vec::<&str>::new()).ok();
+        assert_same_tree(
+            &fx.src,
+            &Env::restored(&target, &fx.src),
+            Compare::default(),
+        );
+        let (v, _) = verify_json(&fx.env, &["--read-data"], 0);
+        assert_eq!(report_u64(&v, "damage_records_cleared"), 0, "{v:#}");
+    }
 }
 
 #[test]

@@ -57,6 +57,7 @@ pub fn report(error: &anyhow::Error) -> i32 {
     match engine.map(Error::kind) {
         Some(ErrorKind::Usage) => USAGE,
         Some(ErrorKind::Busy) => BUSY,
+        Some(ErrorKind::Damaged) => PROBLEMS,
         _ => ERROR,
     }
 }

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     Source,
     /// An encrypted repository could not be unlocked (no password, or a wrong one).
     Key,
+    /// What was asked for is damaged in the repository (a snapshot whose manifest cannot be
+    /// read): the repository has a problem to look into, as when verify finds one.
+    Damaged,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,13 @@ pub enum Error {
     Index { path: PathBuf, reason: String },
     #[error("no snapshot matches {wanted:?}; see `vault list`")]
     NoSuchSnapshot { wanted: String },
+    #[error("snapshot {name}: its manifest cannot be read ({reason}); {}", if *latest { format!("`latest` is not resolved past it, as it may be the newest: name the snapshot you want by its id (`vault list` shows them), or `vault forget {}` it", &name[..name.len().min(8)]) } else { format!("run `vault verify` for the damage, or `vault forget {}` it", &name[..name.len().min(8)]) })]
+    DamagedSnapshot {
+        name: String,
+        reason: String,
+        /// Met while resolving `latest` (rather than named by its id).
+        latest: bool,
+    },
     #[error("snapshot prefix {wanted:?} is ambiguous; give more characters of the id")]
     AmbiguousSnapshot { wanted: String },
     #[error("{path:?} does not exist in snapshot {snapshot}")]
@@ -110,6 +120,7 @@ impl Error {
             | Error::TargetNotEmpty { .. }
             | Error::InvalidArgument { .. }
             | Error::Protected { .. } => ErrorKind::Usage,
+            Error::DamagedSnapshot { .. } => ErrorKind::Damaged,
             Error::Locked { .. } => ErrorKind::Busy,
             Error::SourceFailed { .. } => ErrorKind::Source,
             Error::PasswordNeeded | Error::WrongPassword { .. } | Error::Password { .. } => {

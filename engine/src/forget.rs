@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::repo::{Repository, SnapshotFilter};
+use crate::repo::{Repository, Resolved, SnapshotFilter};
 use crate::retention::{self, Candidate, GroupKey, Policy};
 
 pub struct ForgetOptions {
@@ -61,19 +61,25 @@ pub fn run(repo: &Repository, options: &ForgetOptions) -> Result<ForgetReport> {
                 "give snapshot ids or --keep-* options, not both",
             ));
         }
+        // A snapshot whose manifest cannot be read can be forgotten by its id: it is the way
+        // out that `latest` and the other commands point to.
+        let protected = repo.protected()?;
         let mut chosen = Vec::new();
         for wanted in &options.snapshots {
-            let s = repo.find_snapshot(wanted, &options.filter)?;
-            if s.protected {
-                return Err(Error::Protected { id: s.id.to_hex() });
+            let id = match repo.resolve_snapshot(wanted, &options.filter)? {
+                Resolved::Snapshot(s) => s.id,
+                Resolved::Unreadable(id, _) => id,
+            };
+            if protected.contains(&id) {
+                return Err(Error::Protected { id: id.to_hex() });
             }
-            chosen.push(s);
+            chosen.push(id);
         }
-        for s in chosen {
+        for id in chosen {
             if !options.dry_run {
-                repo.forget_snapshot(s.id)?;
+                repo.forget_snapshot(id)?;
             }
-            report.forgotten.push(s.id.to_hex());
+            report.forgotten.push(id.to_hex());
         }
         return Ok(report);
     }

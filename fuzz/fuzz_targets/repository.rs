@@ -22,7 +22,6 @@ use vault_engine::format::tree::{Content, EntryKind, Tree};
 use vault_engine::id::{BlobId, ListId, PackId, TreeId};
 use vault_engine::index::rebuild;
 use vault_engine::index::IndexReader;
-use vault_engine::repo::index_path;
 use vault_engine::storage::{Backend, LocalBackend, ObjectKind};
 use vault_engine::{Error, Repository};
 
@@ -46,7 +45,7 @@ fn fixture() -> &'static Fixture {
         let cache = root.join("cache");
         let repo = Repository::init(backend.clone(), &cache, &Default::default())
             .expect("init a fresh repository");
-        let index = index_path(&cache, &repo.id());
+        let index = repo.index().path().to_path_buf();
         Fixture {
             backend,
             cache,

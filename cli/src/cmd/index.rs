@@ -9,7 +9,7 @@ pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
     match command {
         IndexCommand::Rebuild => {
             let repo = super::open(cli, false)?;
-            let report = repo.sync_index(true)?;
+            let report = repo.rebuild_index()?;
             let blobs = repo.index().blob_count()?;
             if cli.json {
                 output::print_json(&json!({

@@ -22,8 +22,8 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
                     what: "--latest-per".into(),
                     reason,
                 })?;
-            let (all, _) = repo.snapshots()?;
-            let matching = all
+            let matching = repo
+                .snapshots_for_latest()?
                 .into_iter()
                 .filter(|s| filter.matches(&s.manifest))
                 .collect();

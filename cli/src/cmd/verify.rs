@@ -94,6 +94,12 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 report.damaged_copies_superseded
             );
         }
+        if report.damage_records_cleared > 0 {
+            println!(
+                "{} blobs recorded as damaged by an earlier verify are whole again (their packs read whole now, or are gone)",
+                report.damage_records_cleared
+            );
+        }
         if report.healed_blobs > 0 {
             println!(
                 "{} previously damaged blobs have a good copy again",

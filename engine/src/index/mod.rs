@@ -543,6 +543,33 @@ impl Index {
         Ok(out)
     }
 
+    /// Drops the damage recorded for copies in `pack`, which reads whole now (`Some`: its size
+    /// and trailer, whose blobs are then found in it again where no other copy is indexed) or
+    /// is gone (`None`). Returns how many records were dropped.
+    pub fn clear_damage_record(
+        &self,
+        pack: PackId,
+        whole: Option<(u64, Vec<BlobEntry>)>,
+    ) -> Result<u64> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let mut cleared = 0;
+        {
+            let mut damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
+            damaged
+                .retain(|_, p| {
+                    let here = p == pack.0;
+                    cleared += u64::from(here);
+                    !here
+                })
+                .map_err(|e| self.err(e))?;
+        }
+        if let Some((size, entries)) = whole {
+            self.add_packs_in(&txn, &[(pack, size, entries)], true)?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(cleared)
+    }
+
     /// Forgets damaged copies whose blob has a good copy again, or whose pack is gone.
     pub fn forget_damaged(&self, blobs: &[BlobId]) -> Result<()> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -561,6 +588,23 @@ impl Index {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         self.clear_locations(&txn)?;
         txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Empties every table: locations and everything learned beside them (damaged copies and
+    /// snapshots, verification times, applied plans and condemned packs, copy records). For
+    /// `vault index rebuild`: afterwards the cache holds nothing the repository does not say.
+    pub fn reset(&self) -> Result<()> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.clear_locations(&txn)?;
+        txn.delete_table(PACK_VERIFIED).map_err(|e| self.err(e))?;
+        txn.delete_table(DAMAGED).map_err(|e| self.err(e))?;
+        txn.delete_table(DAMAGED_SNAPSHOTS)
+            .map_err(|e| self.err(e))?;
+        txn.delete_table(CONDEMNED).map_err(|e| self.err(e))?;
+        txn.delete_table(PLANS).map_err(|e| self.err(e))?;
+        txn.delete_table(COPIED).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        self.ensure_tables()
     }
 
     fn clear_locations(&self, txn: &redb::WriteTransaction) -> Result<()> {

@@ -102,7 +102,7 @@ impl<'a> Marker<'a> {
         Error::Corrupt {
             object: format!("{what} {}", id.to_hex()),
             reason: format!(
-                "reached by snapshot {} but in no pack; prune changes nothing (run `vault verify`, and `vault forget` snapshots that cannot be repaired)",
+                "reached by snapshot {} but in no pack of the repository; prune changes nothing (run `vault verify --read-data` to see which snapshots and paths are affected)",
                 snapshot.id.to_hex()
             ),
         }

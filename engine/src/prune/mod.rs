@@ -164,15 +164,28 @@ fn prune(
             ),
         });
     }
+    // A manifest is written only after every pack it reaches is durable (I3), so the packs of
+    // every snapshot listed above exist now; this cache may not know those that other hosts
+    // (other caches) wrote since it was opened.
+    catch_up(repo)?;
+    // Forgotten snapshots whose manifests cannot be read (`vault forget` takes an id whose
+    // manifest is damaged) are listed by their markers.
+    let readable: HashSet<SnapshotId> = all.iter().map(|s| s.id).collect();
+    let protected = repo.protected()?;
+    let unreadable_forgotten: Vec<SnapshotId> = repo
+        .forgotten()?
+        .into_iter()
+        .filter(|id| !readable.contains(id) && !protected.contains(id))
+        .collect();
     let (forgotten, kept): (Vec<SnapshotInfo>, Vec<SnapshotInfo>) =
         all.into_iter().partition(|s| s.forgotten && !s.protected);
     report.snapshots = kept.len() as u64;
-    report.snapshots_deleted = forgotten.len() as u64;
+    report.snapshots_deleted = (forgotten.len() + unreadable_forgotten.len()) as u64;
     if !options.dry_run {
         // After this prune they could not be restored anyway; deleted before the mark so that
         // an `undelete` racing with it fails loudly instead of bringing back a broken snapshot.
-        for s in &forgotten {
-            repo.delete_forgotten(s.id)?;
+        for id in forgotten.iter().map(|s| s.id).chain(unreadable_forgotten) {
+            repo.delete_forgotten(id)?;
         }
     }
 
@@ -305,6 +318,13 @@ fn prune(
     Ok(finish_report(repo, report, started, Some(unused_kept)))
 }
 
+/// Takes into the index the packs (and index segments) written since it was last synced, so
+/// that a blob is looked for in the condemned packs only when no other pack holds it. Packs
+/// whose trailers cannot be read stay out (verify reports them).
+fn catch_up(repo: &Repository) -> Result<()> {
+    repo.sync_index(false).map(|_| ())
+}
+
 fn finish_report(
     repo: &Repository,
     mut report: PruneReport,
@@ -397,6 +417,9 @@ fn finish_plan(
         });
     }
     let later: Vec<&SnapshotInfo> = all.iter().filter(|s| !marked.contains(&s.id)).collect();
+    // The snapshots that committed while this prune waited wrote packs this cache has never
+    // seen when they ran from another host: take them in before deciding what needs rescue.
+    catch_up(repo)?;
     let mut keep: HashSet<PackId> = HashSet::new();
     if !later.is_empty() {
         let locator = CondemnedBlobs::read(repo, &condemned)?;

@@ -146,9 +146,46 @@ pub fn io_scope<T: Send>(backend: &dyn Backend, f: impl FnOnce() -> T + Send) ->
     }
 }
 
-/// Path of the index cache of repository `id` under `cache_root`.
-pub fn index_path(cache_root: &Path, id: &RepositoryId) -> PathBuf {
-    cache_root.join(id.to_hex()).join("index.redb")
+/// What a snapshot argument names.
+#[derive(Debug)]
+pub enum Resolved {
+    Snapshot(SnapshotInfo),
+    /// A snapshot whose manifest cannot be read (damaged, or an I/O error), with the error.
+    Unreadable(SnapshotId, Error),
+}
+
+/// Why a manifest cannot be read, without the object name the error already starts with.
+fn unreadable_reason(error: &Error) -> String {
+    match error {
+        Error::Corrupt { reason, .. } => reason.clone(),
+        Error::Damaged { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A location in the form that names one repository on this machine: a local path with its
+/// symlinks resolved (when it exists), any other location as given.
+pub(crate) fn canonical_location(location: &str) -> String {
+    Path::new(location)
+        .canonicalize()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| location.to_string())
+}
+
+/// Directory of the local cache of repository `id` at `location` under `cache_root`. A cache
+/// belongs to one repository *and* one location: copies of a repository (`cp -a`, rsync to a
+/// USB disk) share its id, and what one of them taught its cache (damaged blobs, packs it
+/// lacks) must never make another look damaged.
+pub fn cache_dir(cache_root: &Path, id: &RepositoryId, location: &str) -> PathBuf {
+    let key = blake3::hash(canonical_location(location).as_bytes());
+    cache_root
+        .join(id.to_hex())
+        .join(format!("at-{}", &key.to_hex()[..16]))
+}
+
+/// Path of the index cache of repository `id` at `location` under `cache_root`.
+pub fn index_path(cache_root: &Path, id: &RepositoryId, location: &str) -> PathBuf {
+    cache_dir(cache_root, id, location).join("index.redb")
 }
 
 impl Repository {
@@ -264,8 +301,18 @@ impl Repository {
             keys::refuse_downgrade(backend.as_ref(), &markers)?;
             (Encryption::none(), None)
         };
-        let path = index_path(cache_root, &id);
+        let path = index_path(cache_root, &id, &backend.location());
         let mut notices = Vec::new();
+        // Before caches were kept per location, one index served every copy of a repository.
+        // It cannot tell which copy taught it what, so it is dropped (a cache: nothing is lost).
+        let legacy = cache_root.join(id.to_hex()).join("index.redb");
+        if legacy.is_file() && std::fs::remove_file(&legacy).is_ok() {
+            let _ = std::fs::remove_dir_all(legacy.with_file_name("trees"));
+            notices.push(format!(
+                "removed the index cache {}, which all copies of this repository shared; each location now has its own",
+                legacy.display()
+            ));
+        }
         // A cache file missing from an existing cache directory was deleted (or lost); a missing
         // directory is this machine's first use of the repository, which needs no notice.
         let lost = !path.exists() && path.parent().is_some_and(Path::exists);
@@ -341,6 +388,17 @@ impl Repository {
     /// Reads new pack trailers into the index; `full` rebuilds it from every trailer.
     pub fn sync_index(&self, full: bool) -> Result<SyncReport> {
         self.io_scope(|| rebuild::sync(&self.index, self.backend.as_ref(), &self.encryption, full))
+    }
+
+    /// `vault index rebuild`: empties the cache (locations, and what verify and prune recorded
+    /// in it) and builds it again from the repository's plans, segments and pack trailers.
+    pub fn rebuild_index(&self) -> Result<SyncReport> {
+        self.index.reset()?;
+        let (_, bad_plans) = self.apply_plans()?;
+        if let Some((_, error)) = bad_plans.into_iter().next() {
+            return Err(error);
+        }
+        self.sync_index(false)
     }
 
     /// Runs `f` with as many rayon threads as the backend wants requests in flight, when that
@@ -627,40 +685,105 @@ impl Repository {
         Ok((good, bad))
     }
 
-    /// Resolves `latest` (newest matching `filter`), a full id or a unique prefix.
+    /// Resolves `latest` (newest matching `filter`), a full id or a unique prefix to a readable
+    /// snapshot. A snapshot whose manifest cannot be read is an error
+    /// ([`Error::DamagedSnapshot`]), never skipped: `latest` is not resolved at all while any
+    /// manifest is unreadable, since it might be the newest.
     pub fn find_snapshot(&self, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
-        let (all, _) = self.snapshots()?;
-        Self::pick(all, wanted, filter)
+        match self.resolve_snapshot(wanted, filter)? {
+            Resolved::Snapshot(s) => Ok(s),
+            Resolved::Unreadable(id, error) => Err(Error::DamagedSnapshot {
+                name: id.to_hex(),
+                reason: unreadable_reason(&error),
+                latest: false,
+            }),
+        }
     }
 
-    /// Like [`Self::find_snapshot`], among forgotten snapshots only (for `undelete`).
-    pub fn find_forgotten(&self, wanted: &str) -> Result<SnapshotInfo> {
-        let (mut all, _) = self.all_snapshots()?;
-        all.retain(|s| s.forgotten);
-        Self::pick(all, wanted, &SnapshotFilter::default())
-    }
-
-    fn pick(all: Vec<SnapshotInfo>, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
+    /// Like [`Self::find_snapshot`], but an id that names an unreadable manifest resolves to
+    /// that id and its error (for `forget`, which needs no more than the id).
+    pub fn resolve_snapshot(&self, wanted: &str, filter: &SnapshotFilter) -> Result<Resolved> {
         if wanted == "latest" {
-            return all
+            return self
+                .snapshots_for_latest()?
                 .into_iter()
                 .rev()
                 .find(|s| filter.matches(&s.manifest))
+                .map(Resolved::Snapshot)
                 .ok_or_else(|| Error::NoSuchSnapshot {
                     wanted: wanted.into(),
                 });
         }
-        match resolve_prefix(wanted, all.iter().map(|s| s.id), |id| id.to_hex()) {
-            PrefixMatch::One(id) => Ok(all
-                .into_iter()
-                .find(|s| s.id == id)
-                .expect("resolved from this list")),
+        let (all, unreadable) = self.snapshots()?;
+        Self::pick(all, unreadable, wanted)
+    }
+
+    /// Every snapshot that is not forgotten, oldest first, to choose the newest (of a group)
+    /// from. Fails with [`Error::DamagedSnapshot`] when a manifest cannot be read: its time and
+    /// labels are unknown, so choosing past it could silently pick an older snapshot.
+    pub fn snapshots_for_latest(&self) -> Result<Vec<SnapshotInfo>> {
+        let (all, unreadable) = self.snapshots()?;
+        match unreadable.into_iter().next() {
+            None => Ok(all),
+            Some((name, error)) => Err(Error::DamagedSnapshot {
+                name,
+                reason: unreadable_reason(&error),
+                latest: true,
+            }),
+        }
+    }
+
+    /// Like [`Self::find_snapshot`] with an id, among forgotten snapshots only (for
+    /// `undelete`).
+    pub fn find_forgotten(&self, wanted: &str) -> Result<SnapshotInfo> {
+        let (mut all, _) = self.all_snapshots()?;
+        all.retain(|s| s.forgotten);
+        match Self::pick(all, Vec::new(), wanted)? {
+            Resolved::Snapshot(s) => Ok(s),
+            Resolved::Unreadable(..) => unreachable!("no unreadable candidates"),
+        }
+    }
+
+    /// Resolves a full id or unique prefix among readable and unreadable snapshots.
+    fn pick(
+        all: Vec<SnapshotInfo>,
+        unreadable: Vec<(String, Error)>,
+        wanted: &str,
+    ) -> Result<Resolved> {
+        let mut unreadable: Vec<(SnapshotId, Error)> = unreadable
+            .into_iter()
+            .filter_map(|(name, e)| Some((SnapshotId::from_hex(&name)?, e)))
+            .collect();
+        let candidates = all
+            .iter()
+            .map(|s| s.id)
+            .chain(unreadable.iter().map(|(id, _)| *id));
+        match resolve_prefix(wanted, candidates, |id| id.to_hex()) {
+            PrefixMatch::One(id) => Ok(match all.into_iter().find(|s| s.id == id) {
+                Some(s) => Resolved::Snapshot(s),
+                None => {
+                    let i = unreadable
+                        .iter()
+                        .position(|(u, _)| *u == id)
+                        .expect("resolved");
+                    let (id, error) = unreadable.swap_remove(i);
+                    Resolved::Unreadable(id, error)
+                }
+            }),
             PrefixMatch::Ambiguous => Err(Error::AmbiguousSnapshot {
                 wanted: wanted.into(),
             }),
-            PrefixMatch::None | PrefixMatch::Invalid => Err(Error::NoSuchSnapshot {
+            PrefixMatch::None => Err(Error::NoSuchSnapshot {
                 wanted: wanted.into(),
             }),
+            PrefixMatch::Invalid => Err(Error::invalid(
+                format!("snapshot {wanted:?}"),
+                if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    "an id prefix needs at least 4 hex digits; `vault list` shows the ids"
+                } else {
+                    "not a snapshot id: give `latest`, an id or at least its first 4 hex digits (`vault list` shows them)"
+                },
+            )),
         }
     }
 

@@ -501,6 +501,21 @@ fn verify(
         }
         _ => None,
     };
+    // Packs in which an earlier run found damaged copies are read by every verify, so that a
+    // record the repository no longer supports (the pack was put back whole) does not outlive
+    // it.
+    let recorded: HashSet<PackId> = repo
+        .index()
+        .damaged()?
+        .into_iter()
+        .map(|(_, pack)| pack)
+        .collect();
+    for (id, _) in &packs {
+        if recorded.contains(id) && !to_read.contains(id) {
+            to_read.push(*id);
+        }
+    }
+    let mut whole_again = Vec::new();
     let mut verified = Vec::new();
     let mut damaged_copies = Vec::new();
     if !to_read.is_empty() {
@@ -533,6 +548,9 @@ fn verify(
                 // Every pack read counts as verified now, damaged or not (damage is remembered
                 // per blob), so a budgeted run moves on through the repository.
                 verified.push(check.pack);
+                if check.damaged.is_empty() && recorded.contains(&check.pack) {
+                    whole_again.push(check.pack);
+                }
                 if check.content_mismatch && check.damaged.is_empty() {
                     problems.add(
                         "pack_content",
@@ -573,6 +591,21 @@ fn verify(
     // Self-healing: damaged copies leave the index, so the next snapshot that meets the data
     // stores a good copy. The walk below still attributes them (they are in `bad`).
     report.blobs_unindexed = repo.index().mark_damaged(&damaged_copies)?;
+    let listed_packs: HashMap<PackId, u64> = packs.iter().copied().collect();
+    let trailer_of: HashMap<PackId, &Vec<crate::format::pack::BlobEntry>> = trailers
+        .iter()
+        .filter_map(|(id, t)| t.as_ref().ok().map(|e| (*id, e)))
+        .collect();
+    for pack in &recorded {
+        let restored = match (listed_packs.get(pack), trailer_of.get(pack)) {
+            (Some(size), Some(entries)) if whole_again.contains(pack) => {
+                Some((*size, (*entries).clone()))
+            }
+            (None, _) => None,
+            _ => continue, // still damaged, or unreadable: the record stays
+        };
+        report.damage_records_cleared += repo.index().clear_damage_record(*pack, restored)?;
+    }
     // Copies found damaged by earlier runs that have a good copy again.
     let healed: HashSet<BlobId> = {
         let reader = repo.index().reader()?;

@@ -49,6 +49,10 @@ pub struct VerifyReport {
     pub damaged_copies_superseded: u64,
     /// Blobs found damaged by an earlier run that have a good copy again.
     pub healed_blobs: u64,
+    /// Damaged copies an earlier run recorded whose pack now reads whole (put back from a
+    /// copy of the repository, say) or is gone: the record is dropped and, for a whole pack,
+    /// its blobs are found in it again.
+    pub damage_records_cleared: u64,
     /// Snapshots that reach a healed blob and have no problem left.
     pub snapshots_whole_again: Vec<String>,
 }
