@@ -173,3 +173,98 @@ fn snapshot_killed_at_random_points_leaves_no_partial_snapshot_and_a_clean_repos
         verify_clean(&env);
     }
 }
+
+/// The temporary files of killed writers: a snapshot killed mid-stream leaves its pack being
+/// filled (and maybe packs waiting for their fsync) as `.tmp-*` files. The next prune removes
+/// them, and only them: a temporary file of a process that still runs, of another host, or
+/// without a process tag stays.
+#[test]
+fn prune_removes_the_temporary_files_of_killed_writers_and_only_those() {
+    let env = Env::init();
+    let kept = env.snapshot(["--command", "db.sql=head -c 3000000 /dev/urandom"]);
+
+    // Killed once it has read (and packed) 24 MiB of the 40 it is fed.
+    for round in 0..3u64 {
+        let mut cmd = env.cmd(["snapshot", "--stdin", "--stdin-name", "db/s.sql"]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, &random_bytes(100 + round, 24 << 20)).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let left = temporary_files(&env.repo);
+    assert!(
+        !left.is_empty(),
+        "the killed snapshots left no temporary file"
+    );
+
+    // Three that must stay: one of a live process, one of another host, one untagged.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let digest = |s: &str| blake3::hash(s.trim().as_bytes()).to_hex()[..8].to_string();
+    let mut live = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", live.id())).unwrap();
+    let ticks = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let stay = [
+        format!(
+            ".tmp-{}{}-{}-{ticks}-00112233aabbccdd",
+            digest(&host),
+            digest(&boot),
+            live.id()
+        ),
+        format!(".tmp-ffffffff{}-1-1-00112233aabbccdd", digest(&boot)),
+        ".tmp-00112233aabbccdd".to_string(),
+    ];
+    for name in &stay {
+        write(&env.repo.join("packs").join(name), b"not yet a pack");
+    }
+
+    let report = env.run(["prune", "--json"]).ok().json();
+    live.kill().unwrap();
+    live.wait().unwrap();
+    assert_eq!(report["temp_files_removed"], left.len() as u64, "{report}");
+    let mut after = temporary_files(&env.repo);
+    after.sort();
+    let mut expected: Vec<std::path::PathBuf> = stay
+        .iter()
+        .map(|n| env.repo.join("packs").join(n))
+        .collect();
+    expected.sort();
+    assert_eq!(after, expected);
+    env.run(["verify", "--read-data"]).ok();
+    let (code, _, len, stderr) = env.dump_digest(&id_of(&kept), "/db.sql", &[]);
+    assert_eq!((code, len), (0, 3_000_000), "{stderr}");
+}
+
+/// Every `.tmp-*` file in the repository.
+fn temporary_files(repo: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![repo.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(".tmp-")
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

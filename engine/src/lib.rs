@@ -12,7 +12,7 @@
 //! - state: [`repo`] (config, opening, reading objects), [`index`] (wraps redb completely)
 //! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
 //!   these two never import each other
-//! - foundation: [`id`], [`error`], [`limits`], [`meta`], [`progress`]
+//! - foundation: [`id`], [`error`], [`limits`], [`meta`], [`progress`], [`host`]
 //!
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod forget;
 pub mod format;
+pub mod host;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -69,6 +69,13 @@ fn print_report(r: &PruneReport) {
             r.blobs_missing
         );
     }
+    if r.temp_files_removed > 0 {
+        println!(
+            "{} temporary file(s) of vault processes that no longer run {would}removed ({})",
+            r.temp_files_removed,
+            output::bytes(r.temp_bytes_removed)
+        );
+    }
     if !r.waited_for.is_empty() {
         println!("waited for: {}", r.waited_for.join("; "));
     }

@@ -97,6 +97,10 @@ pub struct PruneReport {
     pub stale_lock_taken_over: Option<String>,
     /// Running snapshots this prune waited for.
     pub waited_for: Vec<String>,
+    /// Temporary files (`.tmp-*`) left by vault processes of this host that no longer run,
+    /// removed (with `dry_run`: that would be removed), and their bytes.
+    pub temp_files_removed: u64,
+    pub temp_bytes_removed: u64,
     /// A plan is left for the next prune (snapshots still running and `wait` off).
     pub pending: bool,
     pub duration_secs: f64,
@@ -140,6 +144,7 @@ fn prune(
         }
         Some(lock)
     };
+    sweep_temporary(repo, options.dry_run, &mut report)?;
     let before = repo.index().packs()?;
     report.packs_before = before.len() as u64;
     report.bytes_before = before.values().map(|p| p.size).sum();
@@ -316,6 +321,25 @@ fn prune(
         report.pending = true;
     }
     Ok(finish_report(repo, report, started, Some(unused_kept)))
+}
+
+/// Removes the temporary files that killed vault processes left (a pack being filled, objects
+/// waiting for their fsync). Only those whose process certainly no longer runs: made on this
+/// host, by a process id that is gone or another process now, or before the last boot. A
+/// running process's files, and every file made on another host, are kept (that host's next
+/// prune removes its own).
+fn sweep_temporary(repo: &Repository, dry_run: bool, report: &mut PruneReport) -> Result<()> {
+    for object in repo.backend().list_temporary()? {
+        if !object.is_abandoned() {
+            continue;
+        }
+        if !dry_run {
+            repo.backend().delete_temporary(&object)?;
+        }
+        report.temp_files_removed += 1;
+        report.temp_bytes_removed += object.size;
+    }
+    Ok(())
 }
 
 /// Takes into the index the packs (and index segments) written since it was last synced, so

@@ -23,17 +23,6 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 /// Writes a new key file wrapping `master`; returns its id.
 pub(super) fn write_key_file(
     backend: &dyn Backend,
@@ -42,7 +31,7 @@ pub(super) fn write_key_file(
     kdf: KdfParams,
     repository: &RepositoryId,
 ) -> Result<String> {
-    let (id, bytes) = keyfile::create(master, password, kdf, repository, &host_name());
+    let (id, bytes) = keyfile::create(master, password, kdf, repository, &crate::host::hostname());
     let name = hex::encode(id);
     backend.write(ObjectKind::Key, &name, &bytes)?;
     Ok(name)
@@ -133,10 +122,7 @@ pub(super) fn encrypted_markers(
     id: &RepositoryId,
     location: &str,
 ) -> [PathBuf; 2] {
-    let location = Path::new(location)
-        .canonicalize()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| location.to_string());
+    let location = super::canonical_location(location);
     [
         cache_root.join(id.to_hex()).join("encrypted"),
         cache_root

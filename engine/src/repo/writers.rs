@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::host;
 use crate::storage::{is_not_found, Backend, ObjectKind};
 
 /// What a registration or lock file says about its owner.
@@ -30,27 +31,14 @@ pub struct Owner {
     pub what: String,
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: fields after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 impl Owner {
     pub fn current(what: &str) -> Owner {
         let pid = std::process::id();
         Owner {
-            host: crate::snapshot::hostname(),
+            host: host::hostname(),
             pid,
-            boot_id: boot_id(),
-            start_ticks: start_ticks(pid).unwrap_or(0),
+            boot_id: host::boot_id(),
+            start_ticks: host::start_ticks(pid).unwrap_or(0),
             time: jiff::Timestamp::now().to_string(),
             what: what.into(),
         }
@@ -59,16 +47,7 @@ impl Owner {
     /// True only when the owner certainly no longer runs: it registered on this host, and
     /// either the host has rebooted since or its process is gone (or is another process now).
     pub fn is_dead(&self) -> bool {
-        if self.host != crate::snapshot::hostname() || self.boot_id.is_empty() {
-            return false;
-        }
-        if self.boot_id != boot_id() {
-            return true;
-        }
-        match start_ticks(self.pid) {
-            None => true,
-            Some(ticks) => self.start_ticks != 0 && ticks != self.start_ticks,
-        }
+        host::is_dead(&self.host, &self.boot_id, self.pid, self.start_ticks)
     }
 
     pub fn describe(&self) -> String {

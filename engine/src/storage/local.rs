@@ -10,7 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject, TEMP_PREFIX};
+use super::{
+    temp_name, Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject, TemporaryObject,
+    TEMP_PREFIX,
+};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone)]
@@ -75,12 +78,6 @@ const FLAT_KINDS: [ObjectKind; 8] = [
 
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
-fn temp_name() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random source");
-    format!("{TEMP_PREFIX}{}", hex::encode(bytes))
 }
 
 /// An object being written into its temp file.
@@ -311,6 +308,55 @@ impl Backend for LocalBackend {
                 dir: PathBuf::new(),
             },
         }))
+    }
+
+    fn list_temporary(&self) -> Result<Vec<TemporaryObject>> {
+        let mut out = Vec::new();
+        for kind in ObjectKind::ALL {
+            let dir = self.dir_of(kind);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.at(&dir)?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if !name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                match entry.metadata() {
+                    Ok(meta) if meta.is_file() => out.push(TemporaryObject {
+                        kind,
+                        name,
+                        size: meta.len(),
+                    }),
+                    Ok(_) => {}
+                    // Committed or dropped by its writer since the listing.
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(entry.path(), e)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_temporary(&self, object: &TemporaryObject) -> Result<()> {
+        if !object.name.starts_with(TEMP_PREFIX) || object.name.contains('/') {
+            return Err(Error::invalid(
+                "temporary object",
+                format!("{:?} is not a temporary object name", object.name),
+            ));
+        }
+        let dir = self.dir_of(object.kind);
+        let path = dir.join(&object.name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            other => other.at(&path)?,
+        }
+        sync_dir(&dir)
     }
 
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()> {

@@ -105,6 +105,39 @@ impl ObjectKind {
 /// Prefix of temporary objects; never listed.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
+/// A new temporary object name: the prefix, this process's tag (so that a prune can tell a
+/// leftover of a killed process from an object still being written, see
+/// [`TemporaryObject::is_abandoned`]) and a random part.
+pub fn temp_name() -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let tag = TAG.get_or_init(|| crate::host::ProcessTag::current().encode());
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random source");
+    format!("{TEMP_PREFIX}{tag}-{}", hex::encode(bytes))
+}
+
+/// A temporary object (`.tmp-*`) in the directory of `kind`'s objects: an object being written,
+/// or one a killed process left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryObject {
+    pub kind: ObjectKind,
+    /// The file name, starting with [`TEMP_PREFIX`].
+    pub name: String,
+    pub size: u64,
+}
+
+impl TemporaryObject {
+    /// True only when the process that made it certainly no longer runs (it ran on this host;
+    /// see [`crate::host::is_dead`]). Names without a process tag (written by vault before tags
+    /// existed) are never judged abandoned.
+    pub fn is_abandoned(&self) -> bool {
+        self.name
+            .strip_prefix(TEMP_PREFIX)
+            .and_then(crate::host::ProcessTag::decode)
+            .is_some_and(|tag| tag.is_dead())
+    }
+}
+
 /// The path of an object relative to the repository root, `/`-separated: `config`,
 /// `packs/<first two characters>/<name>`, `<kind dir>/<name>`. Names are 1-128 characters of
 /// `[A-Za-z0-9_-]`; anything else is refused, so no name can climb out of the repository.
@@ -187,6 +220,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         }))
     }
     fn delete(&self, kind: ObjectKind, name: &str) -> Result<()>;
+    /// The temporary objects in the directory of each kind of object. A backend whose writes
+    /// leave no temporary object behind lists none.
+    fn list_temporary(&self) -> Result<Vec<TemporaryObject>> {
+        Ok(Vec::new())
+    }
+    /// Deletes a temporary object that [`Self::list_temporary`] listed.
+    fn delete_temporary(&self, object: &TemporaryObject) -> Result<()> {
+        let _ = object;
+        Ok(())
+    }
     /// How many requests are worth having in flight at once: staged packs waiting for their
     /// commit, parallel range reads. A local disk wants few; a network store many.
     fn concurrency(&self) -> usize {

@@ -29,9 +29,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::location::{Location, RemoteOptions};
-use super::{
-    object_path, Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject, TEMP_PREFIX,
-};
+use super::{object_path, Backend, ObjectInfo, ObjectKind, ObjectWriter, StagedObject};
 use crate::error::{Error, Result};
 
 /// A repository in an S3 bucket or on an SFTP server.
@@ -207,7 +205,7 @@ impl RemoteBackend {
         async move {
             let result = if rename {
                 let dir = path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
-                let temp = format!("{dir}/{TEMP_PREFIX}{}", random_suffix());
+                let temp = format!("{dir}/{}", super::temp_name());
                 match operator.write(&temp, bytes).await {
                     Ok(_) => match operator.rename(&temp, &path).await {
                         Ok(()) => Ok(()),
@@ -230,12 +228,6 @@ impl RemoteBackend {
             })
         }
     }
-}
-
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random source");
-    hex::encode(bytes)
 }
 
 /// A failure on one line: what the store or the transport said (the S3 error code when there is
