@@ -227,9 +227,12 @@ pub struct VerifyArgs {
     /// (e.g. 30m) has passed; records each clean pack's verification time
     #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::convert::parse_budget, conflicts_with = "read_data_subset")]
     pub read_data_budget: Option<vault_engine::verify::ReadData>,
-    /// Check only what one snapshot reaches (id, prefix or `latest`)
+    /// Check only what one snapshot reaches (id, prefix or `latest`; with --tag, --label or
+    /// --host, `latest` is the newest snapshot they select)
     #[arg(long, value_name = "SNAPSHOT")]
     pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,17 +3,27 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde_json::json;
 use vault_engine::verify::{self, ReadData, VerifyOptions};
-use vault_engine::SnapshotFilter;
+use vault_engine::Error;
 
 use crate::args::{Cli, VerifyArgs};
+use crate::convert;
 use crate::exit;
 use crate::output;
 use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
+    let filter = convert::filter(&args.filter);
+    let filtered = filter.host.is_some() || !filter.tags.is_empty() || !filter.labels.is_empty();
+    if args.snapshot.is_none() && filtered {
+        return Err(Error::InvalidArgument {
+            what: "--tag, --label, --host".into(),
+            reason: "they choose the snapshot of --snapshot latest, and verify without --snapshot checks every snapshot; add --snapshot latest".into(),
+        }
+        .into());
+    }
     let repo = super::open(cli, false)?;
     let snapshot = match &args.snapshot {
-        Some(wanted) => Some(repo.find_snapshot(wanted, &SnapshotFilter::default())?),
+        Some(wanted) => Some(repo.find_snapshot(wanted, &filter)?),
         None => None,
     };
     let read_data = match (
