@@ -328,3 +328,37 @@ fn file_changing_during_snapshot_is_reported() {
     ok.ok();
     assert_eq!(ok.stdout, b"unchanging\n");
 }
+
+/// A reader that closed the pipe (`vault list | head -1`) ends every command quietly with
+/// status 141, as SIGPIPE ends other Unix tools: no panic (`println!` used to panic, exit 101),
+/// no message, and not the silent exit 1 of a failure. Deterministic: the reader is closed
+/// before vault starts, so its first write to stdout fails.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly_with_141() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_generated(&src.join("data.bin"), 3, 1 << 20, random_bytes);
+    env.snapshot([&src]);
+    let data = src.join("data.bin");
+    let data = data.to_str().unwrap();
+    let commands: [&[&str]; 9] = [
+        &["list"],
+        &["list", "--json"],
+        &["forget", "--keep-last", "1", "--dry-run"],
+        &["verify"],
+        &["prune", "--dry-run"],
+        &["export", "latest"],
+        &["export", "latest", "--format", "tar.zst"],
+        &["dump", "latest", data],
+        &["snapshot", src.to_str().unwrap()],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = env.cmd(args);
+        cmd.stdout(writer);
+        let out = run_cmd(cmd);
+        out.no_panic().code(141);
+        assert_eq!(out.stderr, "", "{}: wanted no message", out.cmdline);
+    }
+}

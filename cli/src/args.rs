@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "vault", version, about = "Content-addressed, deduplicating backups", long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running)."
+    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running), 141 the reader of standard output closed the pipe (`vault list | head -1`)."
 )]
 pub struct Cli {
     /// Repository location: a directory, s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials

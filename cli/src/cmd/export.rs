@@ -9,7 +9,7 @@ use vault_engine::export::{self, ExportFormat, ExportOptions};
 use crate::args::{Cli, SnapshotFilterArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln};
 use crate::progress::Display;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
     let result = match &args.output {
         None => {
             // Not `stdout().lock()`: the engine may write from a worker thread (Send).
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, output::stdout());
             export::export(&repo, &snapshot, &options, &mut out, &display)
                 .and_then(|s| {
                     out.flush()
@@ -91,7 +91,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
     let summary = result?;
     if !cli.quiet {
         // Never JSON: stdout may be the archive.
-        eprintln!(
+        errln!(
             "exported snapshot {}: {} files, {} dirs, {} symlinks, {} hard links, {} sparse, {}",
             snapshot.id.short(),
             summary.files,

@@ -7,7 +7,7 @@ use vault_engine::retention::{self, Policy};
 use crate::args::{Cli, ForgetArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, out, outln};
 
 pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     let group_by =
@@ -43,9 +43,9 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let report = forget::run(&repo, &options)?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?);
+        output::print_json(&serde_json::to_value(&report)?)?;
     } else if !cli.quiet {
-        print_report(&report);
+        print_report(&report)?;
     }
     if args.prune && !args.dry_run {
         return super::prune::run_on(cli, &repo, &args.prune_options, false);
@@ -53,17 +53,17 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn print_report(r: &ForgetReport) {
+fn print_report(r: &ForgetReport) -> std::io::Result<()> {
     for group in &r.groups {
         let key: Vec<String> = group.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        outln!(
             "group {}:",
             if key.is_empty() {
                 "(all)".to_string()
             } else {
                 key.join(" ")
             }
-        );
+        )?;
         let rows: Vec<Vec<String>> = group
             .snapshots
             .iter()
@@ -76,18 +76,18 @@ fn print_report(r: &ForgetReport) {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             output::table(&["ID", "Time", "Action", "Reasons"], &rows)
-        );
+        )?;
     }
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     if r.groups.is_empty() {
         for id in &r.forgotten {
-            println!("{verb} {}", &id[..8]);
+            outln!("{verb} {}", &id[..8])?;
         }
     }
-    println!(
+    outln!(
         "{verb} {} snapshot(s), kept {}{}",
         r.forgotten.len(),
         r.kept,
@@ -96,5 +96,6 @@ fn print_report(r: &ForgetReport) {
         } else {
             "; `vault undelete ID` brings one back until the next prune"
         }
-    );
+    )?;
+    Ok(())
 }

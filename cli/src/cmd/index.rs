@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::args::{Cli, IndexCommand};
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, outln};
 
 pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
     match command {
@@ -16,16 +16,17 @@ pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
                     "packs": report.packs_added,
                     "blobs": blobs,
                     "unreadable": report.unreadable.iter().map(|(p, r)| json!({"pack": p, "reason": r})).collect::<Vec<_>>(),
-                }));
+                }))?;
             } else {
                 for (pack, reason) in &report.unreadable {
-                    eprintln!("vault: pack {pack} could not be read: {reason}");
+                    errln!("vault: pack {pack} could not be read: {reason}");
                 }
                 if !cli.quiet {
-                    println!(
+                    outln!(
                         "index rebuilt from {} packs: {} blobs",
-                        report.packs_added, blobs
-                    );
+                        report.packs_added,
+                        blobs
+                    )?;
                 }
             }
             Ok(if report.unreadable.is_empty() {

@@ -4,7 +4,7 @@ use serde_json::Value;
 use crate::args::{Cli, ListArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, out, outln};
 
 pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
@@ -12,7 +12,7 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
     let (mut snapshots, unreadable) = repo.all_snapshots()?;
     snapshots.retain(|s| s.forgotten == args.forgotten);
     for (name, error) in &unreadable {
-        eprintln!("vault: snapshot {name} cannot be read: {error}");
+        errln!("vault: snapshot {name} cannot be read: {error}");
     }
     let shown: Vec<_> = snapshots
         .iter()
@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                 .iter()
                 .map(|s| output::snapshot_json(&s.id, &s.manifest, s.protected, s.forgotten))
                 .collect(),
-        ));
+        ))?;
     } else {
         let rows: Vec<Vec<String>> = shown
             .iter()
@@ -52,19 +52,19 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             output::table(
                 &["ID", "Time", "Host", "Tags", "Labels", "Size", "State", "Paths"],
                 &rows
             )
-        );
+        )?;
         if !cli.quiet {
-            println!(
+            outln!(
                 "{} {}snapshots",
                 rows.len(),
                 if args.forgotten { "forgotten " } else { "" }
-            );
+            )?;
         }
     }
     Ok(if unreadable.is_empty() {

@@ -22,6 +22,7 @@ use vault_engine::storage::{self, Backend, Location, RemoteOptions};
 use vault_engine::{Error, Repository};
 
 use crate::args::{Cli, Command};
+use crate::output::errln;
 
 pub fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
@@ -105,7 +106,7 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
             if !cli.quiet {
                 // The default repository must work without any set-up (a first `vault
                 // snapshot`), so it cannot ask for a password: it is not encrypted, and says so.
-                eprintln!(
+                errln!(
                     "vault: creating the default repository at {} -- NOT ENCRYPTED: anyone who can read it can read your backups; for an encrypted one run `vault init --encryption repokey --repo PATH`",
                     location.display()
                 );
@@ -120,7 +121,7 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
     };
     if !cli.quiet {
         for notice in repo.notices() {
-            eprintln!("vault: {notice}");
+            errln!("vault: {notice}");
         }
     }
     Ok(repo)

@@ -8,7 +8,7 @@ use vault_engine::Error;
 use crate::args::{Cli, VerifyArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
@@ -50,7 +50,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
             "clean": report.is_clean(),
             "damaged_snapshots": report.damaged_snapshots(),
             "report": report,
-        }));
+        }))?;
     } else {
         // Group by snapshot: which backups are still good.
         let mut by_snapshot: BTreeMap<&str, Vec<(&verify::Problem, &verify::AffectedPaths)>> =
@@ -68,9 +68,9 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
         }
         for (snapshot, problems) in &by_snapshot {
             if snapshot.is_empty() {
-                println!("repository (no snapshot affected):");
+                outln!("repository (no snapshot affected):")?;
             } else {
-                println!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)]);
+                outln!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)])?;
             }
             for (problem, paths) in problems {
                 let object = problem
@@ -78,46 +78,46 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                     .as_deref()
                     .or(problem.pack.as_deref())
                     .unwrap_or("");
-                println!(
+                outln!(
                     "  {} {}: {}",
                     problem.kind,
                     &object[..object.len().min(16)],
                     problem.detail
-                );
+                )?;
                 for path in &paths.paths {
-                    println!("    {path}");
+                    outln!("    {path}")?;
                 }
                 if paths.more > 0 {
-                    println!("    ... and {} more paths", paths.more);
+                    outln!("    ... and {} more paths", paths.more)?;
                 }
             }
         }
         if report.blobs_unindexed > 0 {
-            println!(
+            outln!(
                 "{} damaged blob copies were removed from the index: the next snapshot of sources that still hold that data stores it again",
                 report.blobs_unindexed
-            );
+            )?;
         }
         if report.damaged_copies_superseded > 0 {
-            println!(
+            outln!(
                 "{} damaged blob copies are no longer used (good copies were stored since); prune removes them",
                 report.damaged_copies_superseded
-            );
+            )?;
         }
         if report.healed_blobs > 0 {
-            println!(
+            outln!(
                 "{} previously damaged blobs have a good copy again",
                 report.healed_blobs
-            );
+            )?;
             for snapshot in &report.snapshots_whole_again {
-                println!(
+                outln!(
                     "snapshot {}: whole again",
                     &snapshot[..16.min(snapshot.len())]
-                );
+                )?;
             }
         }
         if !cli.quiet || !report.is_clean() {
-            println!(
+            outln!(
                 "{}: {} snapshots, {} trees, {} packs ({} read, {}), {} problems in {:.1}s",
                 if report.is_clean() {
                     "clean"
@@ -131,7 +131,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 output::bytes(report.bytes_read),
                 report.problems.len(),
                 report.duration_secs
-            );
+            )?;
         }
     }
     Ok(if report.is_clean() {
