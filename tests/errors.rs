@@ -362,3 +362,33 @@ fn a_closed_stdout_ends_every_command_quietly_with_141() {
         assert_eq!(out.stderr, "", "{}: wanted no message", out.cmdline);
     }
 }
+
+/// The notice that the default repository is created unencrypted is printed even with
+/// `--quiet`: with a misspelt VAULT_REPO the backups would otherwise go there unnoticed.
+#[test]
+fn creating_the_default_repository_is_announced_even_with_quiet() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let mut cmd = env.cmd(["-q", "snapshot"]);
+    cmd.arg(&src)
+        .env_remove("VAULT_REPO")
+        .env("VAULT_REPOSITORY", &env.repo);
+    let out = run_cmd(cmd);
+    out.ok()
+        .stderr_has("creating the default repository")
+        .stderr_has("NOT ENCRYPTED")
+        .stderr_has("neither --repo nor VAULT_REPO is set");
+    assert!(env.home.join("data/vault/repo/config").is_file());
+    assert!(!env.repo.exists());
+    // Only when it is created.
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&src).env_remove("VAULT_REPO");
+    let again = run_cmd(cmd);
+    again.ok();
+    assert!(
+        !again.stderr.contains("default repository"),
+        "{}",
+        again.stderr
+    );
+}

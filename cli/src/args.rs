@@ -26,7 +26,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Print nothing but errors (and the ids a command creates)
+    /// Print nothing but errors (and the ids a command creates, and the notice that the
+    /// default repository is being created, unencrypted)
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
