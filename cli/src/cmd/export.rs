@@ -55,9 +55,11 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
         None => Format::Tar,
     };
     if args.output.is_none() && std::io::stdout().is_terminal() {
-        anyhow::bail!(
-            "refusing to write a tar archive to a terminal; redirect it (`> file.tar`) or pass --output FILE"
-        );
+        return Err(vault_engine::Error::InvalidArgument {
+            what: "standard output".into(),
+            reason: "is a terminal; refusing to write a tar archive to it: redirect it (`> file.tar`) or pass --output FILE".into(),
+        }
+        .into());
     }
     let repo = super::open(cli, false)?;
     let (wanted, subpath) = super::split_snapshot_arg(&args.snapshot);

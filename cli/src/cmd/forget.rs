@@ -1,8 +1,9 @@
 //! `vault forget`.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use vault_engine::forget::{self, ForgetOptions, ForgetReport};
 use vault_engine::retention::{self, Policy};
+use vault_engine::Error;
 
 use crate::args::{Cli, ForgetArgs};
 use crate::convert;
@@ -10,14 +11,19 @@ use crate::exit;
 use crate::output::{self, out, outln};
 
 pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
-    let group_by =
-        retention::parse_group_by(&args.group_by).map_err(|e| anyhow!("--group-by: {e}"))?;
+    let usage = |what: &'static str| {
+        move |reason| Error::InvalidArgument {
+            what: what.into(),
+            reason,
+        }
+    };
+    let group_by = retention::parse_group_by(&args.group_by).map_err(usage("--group-by"))?;
     let within = args
         .keep_within
         .as_deref()
         .map(retention::parse_within)
         .transpose()
-        .map_err(|e| anyhow!("--keep-within: {e}"))?;
+        .map_err(usage("--keep-within"))?;
     let policy = Policy {
         last: args.keep_last,
         hourly: args.keep_hourly,

@@ -11,8 +11,9 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
     let filter = convert::filter(&args.filter);
     let (mut snapshots, unreadable) = repo.all_snapshots()?;
     snapshots.retain(|s| s.forgotten == args.forgotten);
-    for (name, error) in &unreadable {
-        errln!("vault: snapshot {name} cannot be read: {error}");
+    // Each error names its snapshot.
+    for (_, error) in &unreadable {
+        errln!("vault: {error}; `vault verify` tells what else is damaged");
     }
     let shown: Vec<_> = snapshots
         .iter()

@@ -73,17 +73,17 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 outln!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)])?;
             }
             for (problem, paths) in problems {
-                let object = problem
-                    .blob
-                    .as_deref()
-                    .or(problem.pack.as_deref())
-                    .unwrap_or("");
-                outln!(
-                    "  {} {}: {}",
-                    problem.kind,
-                    &object[..object.len().min(16)],
-                    problem.detail
-                )?;
+                match problem.blob.as_deref().or(problem.pack.as_deref()) {
+                    Some(object) => outln!(
+                        "  {} {}: {}",
+                        problem.kind,
+                        &object[..object.len().min(16)],
+                        problem.detail
+                    )?,
+                    // A snapshot, key file or index segment: the detail names it and says what
+                    // is wrong ("snapshot 1a2b…: damaged: …"), so the kind would only repeat it.
+                    None => outln!("  {}", problem.detail)?,
+                }
                 for path in &paths.paths {
                     outln!("    {path}")?;
                 }
