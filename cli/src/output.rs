@@ -94,9 +94,6 @@ macro_rules! out {
 
 /// `println!` that returns an `io::Result` (see the module docs).
 macro_rules! outln {
-    () => {
-        $crate::output::write_stdout(format_args!("\n"))
-    };
     ($($arg:tt)*) => {
         $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
