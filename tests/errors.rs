@@ -328,3 +328,254 @@ fn file_changing_during_snapshot_is_reported() {
     ok.ok();
     assert_eq!(ok.stdout, b"unchanging\n");
 }
+
+/// A reader that closed the pipe (`vault list | head -1`) ends every command quietly with
+/// status 141, as SIGPIPE ends other Unix tools: no panic (`println!` used to panic, exit 101),
+/// no message, and not the silent exit 1 of a failure. Deterministic: the reader is closed
+/// before vault starts, so its first write to stdout fails.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly_with_141() {
+    let env = Env::init();
+    let src = env.path("src");
+    write_generated(&src.join("data.bin"), 3, 1 << 20, random_bytes);
+    env.snapshot([&src]);
+    let data = src.join("data.bin");
+    let data = data.to_str().unwrap();
+    let commands: [&[&str]; 9] = [
+        &["list"],
+        &["list", "--json"],
+        &["forget", "--keep-last", "1", "--dry-run"],
+        &["verify"],
+        &["prune", "--dry-run"],
+        &["export", "latest"],
+        &["export", "latest", "--format", "tar.zst"],
+        &["dump", "latest", data],
+        &["snapshot", src.to_str().unwrap()],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = env.cmd(args);
+        cmd.stdout(writer);
+        let out = run_cmd(cmd);
+        out.no_panic().code(141);
+        assert_eq!(out.stderr, "", "{}: wanted no message", out.cmdline);
+    }
+}
+
+/// The notice that the default repository is created unencrypted is printed even with
+/// `--quiet`: with a misspelt VAULT_REPO the backups would otherwise go there unnoticed.
+#[test]
+fn creating_the_default_repository_is_announced_even_with_quiet() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let mut cmd = env.cmd(["-q", "snapshot"]);
+    cmd.arg(&src)
+        .env_remove("VAULT_REPO")
+        .env("VAULT_REPOSITORY", &env.repo);
+    let out = run_cmd(cmd);
+    out.ok()
+        .stderr_has("creating the default repository")
+        .stderr_has("NOT ENCRYPTED")
+        .stderr_has("neither --repo nor VAULT_REPO is set");
+    assert!(env.home.join("data/vault/repo/config").is_file());
+    assert!(!env.repo.exists());
+    // Only when it is created.
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(&src).env_remove("VAULT_REPO");
+    let again = run_cmd(cmd);
+    again.ok();
+    assert!(
+        !again.stderr.contains("default repository"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// Every usage error exits 2, also those found after parsing: a bad `--keep-within` or
+/// `--group-by`, and `export` to a terminal (run under `script`, which gives it one).
+#[test]
+fn usage_errors_found_after_parsing_exit_2() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    env.snapshot([&src]);
+    env.run(["forget", "--keep-within", "3x"])
+        .code(2)
+        .stderr_has("--keep-within");
+    env.run(["forget", "--keep-last", "1", "--group-by", "foo"])
+        .code(2)
+        .stderr_has("--group-by");
+    let found = find_in_path("script").ok_or_else(|| "script is not in PATH".to_string());
+    let Some(script) = required("script", "apt-get install util-linux", found) else {
+        return;
+    };
+    let vault = env.cmd(["export", "latest"]);
+    let mut cmd = std::process::Command::new(script);
+    for (key, value) in vault.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.current_dir(env.dir.path())
+        .args(["-qec", &format!("{VAULT} export latest"), "/dev/null"]);
+    // The terminal is script's: vault's stderr arrives on script's stdout.
+    let out = run_cmd(cmd);
+    out.code(2);
+    assert!(
+        out.stdout_str().contains("is a terminal"),
+        "{}",
+        out.stdout_str()
+    );
+}
+
+/// A repository path that names a file says that it is not a repository (it said
+/// "config: Not a directory").
+#[test]
+fn a_file_is_not_a_repository() {
+    let env = Env::new();
+    let file = env.path("file");
+    write(&file, b"not a repository");
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    for args in [
+        vec!["list"],
+        vec!["snapshot", src.to_str().unwrap()],
+        vec!["init"],
+    ] {
+        let mut cmd = env.cmd(&args);
+        cmd.env("VAULT_REPO", &file);
+        run_cmd(cmd).code(1).stderr_has(&format!(
+            "{}: not a vault repository: it is a file",
+            file.display()
+        ));
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"not a repository");
+}
+
+/// A damaged index segment is named as a segment, once, and says that nothing is lost (it
+/// was reported as "pack <segment id> could not be indexed").
+#[test]
+fn a_damaged_index_segment_is_named_as_a_segment() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    env.snapshot([&src]);
+    let segments = names(&env.repo.join("index"));
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let name = segments[0].to_str().unwrap();
+    let segment = env.repo.join("index").join(name);
+    chmod(&segment, 0o644);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[20] ^= 0x01;
+    fs::write(&segment, bytes).unwrap();
+    fs::remove_dir_all(&env.cache).unwrap();
+    let out = env.run(["list"]);
+    out.ok()
+        .stderr_has(&format!("index segment {name}: damaged"))
+        .stderr_has("nothing is lost");
+    assert_eq!(out.stderr.matches(name).count(), 1, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains(&format!("pack {name}")),
+        "{}",
+        out.stderr
+    );
+}
+
+/// When a key file is damaged, a password that opens none of the intact ones may be right for
+/// the damaged one: it is not called wrong, and the message says what to do.
+#[test]
+fn a_damaged_key_file_is_not_called_a_wrong_password() {
+    use crate::util::encrypted::*;
+    let enc = Enc::init();
+    let mut cmd = enc.cmd(["key", "add", "--json"]);
+    cmd.env("VAULT_NEW_PASSWORD", "second password");
+    let out = run_cmd(cmd);
+    out.ok();
+    let second = out.json()["id"].as_str().unwrap().to_string();
+    flip_byte(&enc.repo.join("keys").join(&second), 100);
+    let out = enc.run_with("second password", ["list"]);
+    out.no_panic()
+        .code(1)
+        .stderr_has("opens none of the 1 intact key files")
+        .stderr_has(&format!("keys/{second}: damaged"))
+        .stderr_has("vault key add");
+    assert!(!out.stderr.contains("wrong password"), "{}", out.stderr);
+}
+
+/// A damaged snapshot is reported without repeating itself: `verify` printed
+/// "snapshot_damaged : snapshot ID: damaged: ..." and `list` named the id twice.
+#[test]
+fn a_damaged_snapshot_is_reported_once_per_line() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a"), b"a");
+    let id = id_of(&env.snapshot([&src]));
+    let manifest = env.repo.join("snapshots").join(&id);
+    chmod(&manifest, 0o644);
+    let mut bytes = fs::read(&manifest).unwrap();
+    bytes[30] ^= 0x01;
+    fs::write(&manifest, bytes).unwrap();
+    let out = env.run(["verify"]);
+    out.code(3);
+    let stdout = out.stdout_str();
+    for line in stdout.lines() {
+        assert!(
+            line.to_lowercase().matches("damaged").count() <= 1,
+            "{line:?} repeats itself:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains(&format!("  snapshot {id}: damaged")),
+        "{stdout}"
+    );
+    let list = env.run(["list"]);
+    list.code(3).stderr_has(&format!("snapshot {id}: damaged"));
+    assert_eq!(list.stderr.matches(&id).count(), 1, "{}", list.stderr);
+}
+
+/// A damaged config says what to do about it: it never changes, so a copy puts it right.
+#[test]
+fn a_damaged_config_says_what_to_do() {
+    let env = Env::init();
+    let config = env.repo.join("config");
+    chmod(&config, 0o644);
+    let mut bytes = fs::read(&config).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x01;
+    fs::write(&config, bytes).unwrap();
+    env.run(["list"])
+        .code(1)
+        .stderr_has("config: damaged")
+        .stderr_has("put back `config` from a file-level copy of this repository");
+}
+
+/// An S3 repository without credentials names the variables to set (it said "failed to load
+/// signing credential"). Credentials are looked for before any connection, so no server is
+/// needed: nothing listens on port 9.
+#[test]
+fn s3_without_credentials_names_the_variables_to_set() {
+    let env = Env::new();
+    let mut cmd = env.cmd(["--retries", "0", "list"]);
+    cmd.env("VAULT_REPO", "s3:http://127.0.0.1:9/bucket");
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        cmd.env_remove(var);
+    }
+    run_cmd(cmd)
+        .no_panic()
+        .code(1)
+        .stderr_has("AWS_ACCESS_KEY_ID")
+        .stderr_has("AWS_SECRET_ACCESS_KEY");
+}

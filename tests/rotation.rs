@@ -150,6 +150,141 @@ fn protected_snapshots_survive_every_policy_and_explicit_forget() {
     days.check_restore(&env, &others[2]);
 }
 
+/// A snapshot of a small source that changes every time, taken at `time` with `extra`
+/// arguments; returns its id.
+fn snapshot_at(env: &Env, time: &str, extra: &[&str]) -> String {
+    let src = env.path("site");
+    fs::create_dir_all(&src).unwrap();
+    write(&src.join("content.txt"), time.as_bytes());
+    let mut args = vec!["--time", time];
+    args.extend_from_slice(extra);
+    args.push(src.to_str().unwrap());
+    id_of(&env.snapshot(&args))
+}
+
+/// Reasons of every snapshot in a `forget --json` report: id -> reasons (empty: forgotten).
+fn fates(report: &Value) -> std::collections::BTreeMap<String, Vec<String>> {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["snapshots"].as_array().unwrap())
+        .map(|f| {
+            let reasons = f["reasons"].as_array().unwrap();
+            let reasons = reasons.iter().map(|r| r.as_str().unwrap().to_string());
+            (f["id"].as_str().unwrap().to_string(), reasons.collect())
+        })
+        .collect()
+}
+
+/// A protected manual backup taken after last night's backup is kept, but the nightly one
+/// keeps its daily, weekly and monthly slots (it used to lose all three to the manual backup).
+#[test]
+fn a_protected_backup_takes_no_keep_slot() {
+    let env = Env::init();
+    let nights: Vec<String> = ["2026-03-08", "2026-03-09", "2026-03-10"]
+        .iter()
+        .map(|day| snapshot_at(&env, &format!("{day}T00:30:00Z"), &[]))
+        .collect();
+    let manual = snapshot_at(&env, "2026-03-10T14:00:00Z", &["--protect"]);
+    let policy = [
+        "--keep-daily",
+        "1",
+        "--keep-weekly",
+        "1",
+        "--keep-monthly",
+        "1",
+    ];
+    let report = env
+        .run(["forget", "--utc", "--json"].iter().chain(&policy))
+        .ok()
+        .json();
+    let fates = fates(&report);
+    assert_eq!(fates[&manual], ["protected"], "{report}");
+    assert_eq!(
+        fates[&nights[2]],
+        ["daily #1", "weekly #1", "monthly #1"],
+        "{report}"
+    );
+    assert!(fates[&nights[1]].is_empty() && fates[&nights[0]].is_empty());
+    assert_eq!(
+        ids(&env.list(Vec::<String>::new())),
+        vec![nights[2].clone(), manual]
+    );
+}
+
+/// The README's recipe for Magnolia's rotation, run night by night as cron would: one daily,
+/// one weekly, one monthly, the latest manual backup, and a protected pre-upgrade backup.
+#[test]
+fn magnolia_rotation_recipe() {
+    let env = Env::init();
+    let nightly_forget = [
+        "forget",
+        "--tag",
+        "nightly",
+        "--keep-daily",
+        "1",
+        "--keep-weekly",
+        "2",
+        "--keep-monthly",
+        "2",
+        "--utc",
+    ];
+    let manual_forget = ["forget", "--tag", "manual", "--keep-last", "1", "--prune"];
+    let mut day = jiff::civil::date(2026, 2, 20);
+    let mut manual = Vec::new();
+    let mut nightly = std::collections::BTreeMap::new();
+    while day <= jiff::civil::date(2026, 3, 10) {
+        let id = snapshot_at(&env, &format!("{day}T00:30:00Z"), &["--tag", "nightly"]);
+        nightly.insert(day.to_string(), id);
+        env.run(nightly_forget.iter().chain(&["--prune"])).ok();
+        if day.day() == 3 || day.day() == 9 {
+            manual.push(snapshot_at(
+                &env,
+                &format!("{day}T15:00:00Z"),
+                &["--tag", "manual"],
+            ));
+            env.run(manual_forget).ok();
+        }
+        day = day.tomorrow().unwrap();
+    }
+    let upgrade = snapshot_at(
+        &env,
+        "2026-03-10T10:00:00Z",
+        &["--tag", "nightly", "--protect"],
+    );
+    let report = env
+        .run(nightly_forget.iter().chain(&["--json"]))
+        .ok()
+        .json();
+    let fates = fates(&report);
+    assert_eq!(fates[&upgrade], ["protected"], "{report}");
+    assert_eq!(
+        fates[&nightly["2026-03-10"]],
+        ["daily #1", "weekly #1", "monthly #1"],
+        "{report}"
+    );
+    assert_eq!(fates[&nightly["2026-03-08"]], ["weekly #2"], "{report}");
+    assert_eq!(fates[&nightly["2026-02-28"]], ["monthly #2"], "{report}");
+    env.run(["prune"]).ok();
+    env.run(manual_forget).ok();
+
+    // What is left, newest first: the README's table.
+    let mut left = env.list(Vec::<String>::new());
+    left.reverse();
+    assert_eq!(
+        ids(&left),
+        vec![
+            upgrade,
+            nightly["2026-03-10"].clone(),
+            manual[1].clone(),
+            nightly["2026-03-08"].clone(),
+            nightly["2026-02-28"].clone(),
+        ]
+    );
+    verify_clean(&env);
+}
+
 #[test]
 fn group_by_label_keeps_a_rotation_per_application() {
     let env = Env::init();

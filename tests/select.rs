@@ -480,3 +480,46 @@ fn ambiguous_prefix_is_refused() {
         assert_eq!(out.stdout, b"crafted\n");
     }
 }
+
+/// `verify --snapshot latest` takes `--tag`, `--label` and `--host` like every other command
+/// that takes `latest`: it checks the newest snapshot they select. (It used to refuse them.)
+#[test]
+fn verify_latest_honours_tag_label_and_host_filters() {
+    let env = Env::init();
+    let deep = env.path("deep");
+    write(&deep.join("a/b/c/file.txt"), b"three levels down\n");
+    let tagged = snapshot_with(
+        &env,
+        &deep,
+        "web\n",
+        &["--tag", "web", "--label", "app=web", "--host", "h-web"],
+    );
+    let flat = env.path("flat");
+    let newest = snapshot_with(&env, &flat, "db\n", &[]);
+    let trees = |args: &[&str]| {
+        let v = env
+            .run(["verify", "--json", "--snapshot"].iter().chain(args))
+            .ok()
+            .json();
+        assert_eq!(v["report"]["snapshots"], 1, "{v}");
+        v["report"]["trees"].as_u64().unwrap()
+    };
+    // `deep` has three more directories than `flat`, so the tree counts tell them apart.
+    assert_eq!(trees(&[&tagged]), trees(&[&newest]) + 3);
+    assert_eq!(trees(&["latest"]), trees(&[&newest]));
+    for filter in [
+        ["--tag", "web"],
+        ["--label", "app=web"],
+        ["--host", "h-web"],
+    ] {
+        let args: Vec<&str> = ["latest"].iter().chain(&filter).copied().collect();
+        assert_eq!(trees(&args), trees(&[&tagged]), "{filter:?}");
+    }
+    env.run(["verify", "--snapshot", "latest", "--tag", "nothing"])
+        .code(2)
+        .stderr_has("no snapshot matches");
+    // Without --snapshot a filter would be ignored: refused instead.
+    env.run(["verify", "--tag", "web"])
+        .code(2)
+        .stderr_has("--snapshot latest");
+}

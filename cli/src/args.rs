@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "vault", version, about = "Content-addressed, deduplicating backups", long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running)."
+    after_help = "Exit codes: 0 success, 1 error (nothing committed), 2 usage error, 3 completed with problems, 4 another vault holds a lock (a prune is running), 141 the reader of standard output closed the pipe (`vault list | head -1`)."
 )]
 pub struct Cli {
     /// Repository location: a directory, s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] (credentials
@@ -26,7 +26,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Print nothing but errors (and the ids a command creates)
+    /// Print nothing but errors (and the ids a command creates, and the notice that the
+    /// default repository is being created, unencrypted)
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
@@ -227,9 +228,12 @@ pub struct VerifyArgs {
     /// (e.g. 30m) has passed; records each clean pack's verification time
     #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::convert::parse_budget, conflicts_with = "read_data_subset")]
     pub read_data_budget: Option<vault_engine::verify::ReadData>,
-    /// Check only what one snapshot reaches (id, prefix or `latest`)
+    /// Check only what one snapshot reaches (id, prefix or `latest`; with --tag, --label or
+    /// --host, `latest` is the newest snapshot they select)
     #[arg(long, value_name = "SNAPSHOT")]
     pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,20 +4,17 @@ use std::path::Path;
 
 use vault_engine::{Error, ErrorKind};
 
+use crate::output::errln;
+
 pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 pub const USAGE: i32 = 2;
 pub const PROBLEMS: i32 = 3;
 /// Another vault process holds a lock the command needs (a prune is running).
 pub const BUSY: i32 = 4;
-
-/// Whether the error is a closed output pipe (`vault dump ... | head`).
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || matches!(cause.downcast_ref::<Error>(), Some(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
+/// The reader of stdout closed the pipe (`vault list | head -1`): the command stopped quietly,
+/// with the status a shell shows for a process killed by SIGPIPE (128 + 13).
+pub const BROKEN_PIPE: i32 = 141;
 
 /// The repository `path` is a file of: the nearest ancestor holding a `config` file and a
 /// `packs` directory.
@@ -41,8 +38,8 @@ fn no_space_hint(path: &Path) -> String {
 
 /// Prints `vault: <what>` (with a hint where one helps) and returns the exit code.
 pub fn report(error: &anyhow::Error) -> i32 {
-    if is_broken_pipe(error) {
-        return ERROR;
+    if crate::output::stdout_closed() {
+        return BROKEN_PIPE;
     }
     let engine = error.chain().find_map(|c| c.downcast_ref::<Error>());
     // Engine errors already name their cause; anyhow's chain would repeat it.
@@ -53,7 +50,7 @@ pub fn report(error: &anyhow::Error) -> i32 {
     if let Some(Error::Io { path, .. }) = engine.filter(|e| e.is_no_space()) {
         line.push_str(&no_space_hint(path));
     }
-    eprintln!("{line}");
+    errln!("{line}");
     match engine.map(Error::kind) {
         Some(ErrorKind::Usage) => USAGE,
         Some(ErrorKind::Busy) => BUSY,

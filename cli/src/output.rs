@@ -1,4 +1,15 @@
-//! Human and JSON renderings of engine reports.
+//! Human and JSON renderings of engine reports, and the writes to stdout and stderr.
+//!
+//! Everything for stdout goes through [`out!`] / [`outln!`] or, for streams, [`stdout`]: they
+//! return the write error instead of panicking as `println!` does, and remember a closed pipe.
+//! A reader that closed the pipe (`vault list | head -1`) makes the command stop, and
+//! `exit::report` ends it quietly with status 141 (as if killed by SIGPIPE). Only stdout counts:
+//! a broken pipe elsewhere (an ssh connection) is an error like any other. Messages for stderr
+//! go through [`errln!`], which ignores a closed stderr.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::HumanBytes;
 use serde_json::{json, Value};
@@ -30,11 +41,76 @@ pub fn snapshot_json(
     })
 }
 
-pub fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
+/// Set once a write to stdout failed because its reader is gone.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to stdout failed because its reader closed the pipe.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+fn watch<T>(result: io::Result<T>) -> io::Result<T> {
+    if let Err(e) = &result {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+    result
+}
+
+/// Stdout as a stream (`dump`, `export`), which notes a closed pipe (see the module docs).
+pub struct Stdout(io::Stdout);
+
+pub fn stdout() -> Stdout {
+    Stdout(io::stdout())
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        watch(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        watch(self.0.flush())
+    }
+}
+
+/// Writes to stdout; the error of a closed pipe is returned, never a panic.
+pub fn write_stdout(args: fmt::Arguments) -> io::Result<()> {
+    watch(io::stdout().lock().write_fmt(args))
+}
+
+/// Writes to stderr; errors are ignored: a closed stderr leaves nobody to tell.
+pub fn write_stderr(args: fmt::Arguments) {
+    let _ = io::stderr().lock().write_fmt(args);
+}
+
+/// `print!` that returns an `io::Result` (see the module docs).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns an `io::Result` (see the module docs).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` that never panics (see the module docs).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {errln, out, outln};
+
+pub fn print_json(value: &Value) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    outln!("{text}")
 }
 
 pub fn bytes(n: u64) -> String {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use vault_engine::Progress;
 
+use crate::output::errln;
+
 pub struct Display {
     bar: Option<ProgressBar>,
     quiet: bool,
@@ -92,7 +94,7 @@ impl Progress for Display {
         }
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {message}")),
-            None => eprintln!("warning: {message}"),
+            None => errln!("warning: {message}"),
         }
     }
 }

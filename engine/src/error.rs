@@ -41,6 +41,8 @@ pub enum Error {
     },
     #[error("{path}: not a vault repository (no config file); create one with `vault init`")]
     NotARepository { path: PathBuf },
+    #[error("{path}: not a vault repository: it is a file, not a directory; name the repository's directory with --repo or VAULT_REPO")]
+    RepositoryIsAFile { path: PathBuf },
     #[error("{path}: a repository already exists here")]
     AlreadyExists { path: PathBuf },
     #[error("{path}: repository format version {found} is not supported (this vault reads version {supported}); {}", if found > supported { "use a newer vault" } else { "it was written by an older development version of vault, whose format is not migrated; restore it with that version" })]
@@ -92,11 +94,19 @@ pub enum Error {
     SourceFailed { name: String, reason: String },
     #[error("the repository is encrypted and no password was given: pass --password-file PATH or --password-command CMD, set VAULT_PASSWORD_COMMAND or VAULT_PASSWORD, or run on a terminal to be asked")]
     PasswordNeeded,
-    #[error("{path}: wrong password: none of its {keys} key files opens with it{}; nothing was written", if *damaged > 0 { format!(" ({damaged} more key files are damaged; run `vault verify` with another password)") } else { String::new() })]
-    WrongPassword {
+    #[error(
+        "{path}: wrong password: none of its {keys} key files opens with it; nothing was written"
+    )]
+    WrongPassword { path: PathBuf, keys: usize },
+    /// No intact key file opens with the password, and some key files are damaged: the
+    /// password may well be right for one of those, so it is not called wrong.
+    #[error("{path}: the password opens none of the {intact} intact key files, and {damaged} key file(s) are damaged ({first}); if the password is right, its key file is a damaged one: put back a copy of it from another copy of the repository, or unlock with another password and add a new one with `vault key add`; nothing was written")]
+    KeyFilesDamaged {
         path: PathBuf,
-        keys: usize,
+        intact: usize,
         damaged: usize,
+        /// The first damaged key file's error.
+        first: String,
     },
     #[error("{source_name}: {reason}")]
     Password { source_name: String, reason: String },
@@ -107,6 +117,7 @@ impl Error {
         match self {
             Error::Io { .. } => ErrorKind::Io,
             Error::NotARepository { .. }
+            | Error::RepositoryIsAFile { .. }
             | Error::UnsupportedVersion { .. }
             | Error::Damaged { .. }
             | Error::Corrupt { .. }
@@ -123,9 +134,10 @@ impl Error {
             Error::DamagedSnapshot { .. } => ErrorKind::Damaged,
             Error::Locked { .. } => ErrorKind::Busy,
             Error::SourceFailed { .. } => ErrorKind::Source,
-            Error::PasswordNeeded | Error::WrongPassword { .. } | Error::Password { .. } => {
-                ErrorKind::Key
-            }
+            Error::PasswordNeeded
+            | Error::WrongPassword { .. }
+            | Error::KeyFilesDamaged { .. }
+            | Error::Password { .. } => ErrorKind::Key,
         }
     }
 

@@ -6,7 +6,7 @@ use vault_engine::{copy, Repository};
 use crate::args::{Cli, CopyArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, outln};
 use crate::password;
 use crate::progress::Display;
 
@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
     let dest = Repository::unlock(backend, &super::cache_root(cli)?, &password)?;
     if !cli.quiet {
         for notice in dest.notices() {
-            eprintln!("vault: destination: {notice}");
+            errln!("vault: destination: {notice}");
         }
     }
     let filter = convert::filter(&args.filter);
@@ -50,12 +50,12 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
             "bytes_read": report.bytes_read,
             "bytes_written": report.bytes_written,
             "destination": dest.location(),
-        }));
+        }))?;
     } else if !cli.quiet {
         for (from, to) in &report.copied {
-            println!("copied snapshot {} as {}", &from[..16], &to[..16]);
+            outln!("copied snapshot {} as {}", &from[..16], &to[..16])?;
         }
-        println!(
+        outln!(
             "{} snapshot(s) copied, {} already in {}; {} new blobs ({} before compression, {} of packs written), {} read",
             report.copied.len(),
             report.skipped.len(),
@@ -64,7 +64,7 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
             output::bytes(report.bytes_stored),
             output::bytes(report.bytes_written),
             output::bytes(report.bytes_read),
-        );
+        )?;
     }
     Ok(exit::OK)
 }

@@ -10,8 +10,7 @@ use crate::exit;
 pub fn run(cli: &Cli, args: &DumpArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let snapshot = repo.find_snapshot(&args.snapshot, &convert::filter(&args.filter))?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, crate::output::stdout());
     dump::dump(&repo, &snapshot, &args.path, &mut out)?;
     out.flush()?;
     Ok(exit::OK)

@@ -9,7 +9,7 @@ use vault_engine::export::{self, ExportFormat, ExportOptions};
 use crate::args::{Cli, SnapshotFilterArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln};
 use crate::progress::Display;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,9 +55,11 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
         None => Format::Tar,
     };
     if args.output.is_none() && std::io::stdout().is_terminal() {
-        anyhow::bail!(
-            "refusing to write a tar archive to a terminal; redirect it (`> file.tar`) or pass --output FILE"
-        );
+        return Err(vault_engine::Error::InvalidArgument {
+            what: "standard output".into(),
+            reason: "is a terminal; refusing to write a tar archive to it: redirect it (`> file.tar`) or pass --output FILE".into(),
+        }
+        .into());
     }
     let repo = super::open(cli, false)?;
     let (wanted, subpath) = super::split_snapshot_arg(&args.snapshot);
@@ -73,7 +75,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
     let result = match &args.output {
         None => {
             // Not `stdout().lock()`: the engine may write from a worker thread (Send).
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, output::stdout());
             export::export(&repo, &snapshot, &options, &mut out, &display)
                 .and_then(|s| {
                     out.flush()
@@ -91,7 +93,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
     let summary = result?;
     if !cli.quiet {
         // Never JSON: stdout may be the archive.
-        eprintln!(
+        errln!(
             "exported snapshot {}: {} files, {} dirs, {} symlinks, {} hard links, {} sparse, {}",
             snapshot.id.short(),
             summary.files,

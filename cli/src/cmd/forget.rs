@@ -1,23 +1,29 @@
 //! `vault forget`.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use vault_engine::forget::{self, ForgetOptions, ForgetReport};
 use vault_engine::retention::{self, Policy};
+use vault_engine::Error;
 
 use crate::args::{Cli, ForgetArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, out, outln};
 
 pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
-    let group_by =
-        retention::parse_group_by(&args.group_by).map_err(|e| anyhow!("--group-by: {e}"))?;
+    let usage = |what: &'static str| {
+        move |reason| Error::InvalidArgument {
+            what: what.into(),
+            reason,
+        }
+    };
+    let group_by = retention::parse_group_by(&args.group_by).map_err(usage("--group-by"))?;
     let within = args
         .keep_within
         .as_deref()
         .map(retention::parse_within)
         .transpose()
-        .map_err(|e| anyhow!("--keep-within: {e}"))?;
+        .map_err(usage("--keep-within"))?;
     let policy = Policy {
         last: args.keep_last,
         hourly: args.keep_hourly,
@@ -43,9 +49,9 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let report = forget::run(&repo, &options)?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?);
+        output::print_json(&serde_json::to_value(&report)?)?;
     } else if !cli.quiet {
-        print_report(&report);
+        print_report(&report)?;
     }
     if args.prune && !args.dry_run {
         return super::prune::run_on(cli, &repo, &args.prune_options, false);
@@ -53,17 +59,17 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn print_report(r: &ForgetReport) {
+fn print_report(r: &ForgetReport) -> std::io::Result<()> {
     for group in &r.groups {
         let key: Vec<String> = group.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        outln!(
             "group {}:",
             if key.is_empty() {
                 "(all)".to_string()
             } else {
                 key.join(" ")
             }
-        );
+        )?;
         let rows: Vec<Vec<String>> = group
             .snapshots
             .iter()
@@ -76,18 +82,18 @@ fn print_report(r: &ForgetReport) {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             output::table(&["ID", "Time", "Action", "Reasons"], &rows)
-        );
+        )?;
     }
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     if r.groups.is_empty() {
         for id in &r.forgotten {
-            println!("{verb} {}", &id[..8]);
+            outln!("{verb} {}", &id[..8])?;
         }
     }
-    println!(
+    outln!(
         "{verb} {} snapshot(s), kept {}{}",
         r.forgotten.len(),
         r.kept,
@@ -96,5 +102,6 @@ fn print_report(r: &ForgetReport) {
         } else {
             "; `vault undelete ID` brings one back until the next prune"
         }
-    );
+    )?;
+    Ok(())
 }

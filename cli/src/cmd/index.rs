@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::args::{Cli, IndexCommand};
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, outln};
 
 pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
     match command {
@@ -16,23 +16,30 @@ pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
                     "packs": report.packs_added,
                     "blobs": blobs,
                     "unreadable": report.unreadable.iter().map(|(p, r)| json!({"pack": p, "reason": r})).collect::<Vec<_>>(),
-                }));
+                    "segments_unreadable": report.segments_unreadable.iter().map(|(s, r)| json!({"segment": s, "reason": r})).collect::<Vec<_>>(),
+                }))?;
             } else {
                 for (pack, reason) in &report.unreadable {
-                    eprintln!("vault: pack {pack} could not be read: {reason}");
+                    errln!("vault: pack {pack} could not be read: {reason}");
+                }
+                for (_, error) in &report.segments_unreadable {
+                    errln!("vault: {error}; {}", vault_engine::repo::SEGMENT_LOST);
                 }
                 if !cli.quiet {
-                    println!(
+                    outln!(
                         "index rebuilt from {} packs: {} blobs",
-                        report.packs_added, blobs
-                    );
+                        report.packs_added,
+                        blobs
+                    )?;
                 }
             }
-            Ok(if report.unreadable.is_empty() {
-                exit::OK
-            } else {
-                exit::PROBLEMS
-            })
+            Ok(
+                if report.unreadable.is_empty() && report.segments_unreadable.is_empty() {
+                    exit::OK
+                } else {
+                    exit::PROBLEMS
+                },
+            )
         }
     }
 }

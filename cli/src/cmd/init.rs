@@ -4,7 +4,7 @@ use vault_engine::{ChunkerParams, InitOptions, Repository};
 
 use crate::args::{Cli, EncryptionArg, InitArgs};
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 use crate::password;
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
@@ -46,9 +46,9 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
             "chunker": repo.config().chunker,
             "compression": repo.config().compression,
             "encrypted": repo.encryption().is_on(),
-        }));
+        }))?;
     } else if !cli.quiet {
-        println!(
+        outln!(
             "created {} repository {} at {}",
             if repo.encryption().is_on() {
                 "encrypted"
@@ -57,11 +57,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
             },
             repo.id().short(),
             repo.location()
-        );
+        )?;
         if repo.encryption().is_on() {
-            println!(
+            outln!(
                 "keep the password safe: without it (or another key's) the backups cannot be read"
-            );
+            )?;
         }
     }
     Ok(exit::OK)

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::args::{Cli, KeyCommand};
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, outln};
 use crate::password;
 
 pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
@@ -23,13 +23,13 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
                         "current": k.current,
                         "kdf": {"algorithm": "argon2id", "memory_kib": k.kdf.memory_kib, "passes": k.kdf.passes, "parallelism": k.kdf.parallelism},
                     }))
-                    .collect::<Vec<_>>()));
+                    .collect::<Vec<_>>()))?;
             } else {
                 if !repo.encryption().is_on() {
-                    eprintln!("vault: the repository is not encrypted; it has no keys");
+                    errln!("vault: the repository is not encrypted; it has no keys");
                 }
                 for k in &keys {
-                    println!(
+                    outln!(
                         "{} {}  {}  {}  argon2id {} KiB x{}",
                         if k.current { "*" } else { " " },
                         &k.id[..16],
@@ -37,7 +37,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
                         k.host,
                         k.kdf.memory_kib,
                         k.kdf.passes
-                    );
+                    )?;
                 }
             }
         }
@@ -45,26 +45,27 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
             password::check_kdf(&args.kdf)?;
             let new = password::new_password(args)?;
             let id = repo.add_key(&new, password::kdf(&args.kdf))?;
-            report(cli, "added key", &id);
+            report(cli, "added key", &id)?;
         }
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(id)?;
-            report(cli, "removed key", &removed);
+            report(cli, "removed key", &removed)?;
         }
         KeyCommand::Passwd(args) => {
             password::check_kdf(&args.kdf)?;
             let new = password::new_password(args)?;
             let id = repo.change_password(&new, password::kdf(&args.kdf))?;
-            report(cli, "password changed; new key", &id);
+            report(cli, "password changed; new key", &id)?;
         }
     }
     Ok(exit::OK)
 }
 
-fn report(cli: &Cli, what: &str, id: &str) {
+fn report(cli: &Cli, what: &str, id: &str) -> std::io::Result<()> {
     if cli.json {
-        output::print_json(&json!({ "id": id }));
+        output::print_json(&json!({ "id": id }))?;
     } else if !cli.quiet {
-        println!("{what} {id}");
+        outln!("{what} {id}")?;
     }
+    Ok(())
 }

@@ -4,15 +4,16 @@ use serde_json::Value;
 use crate::args::{Cli, ListArgs};
 use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, errln, out, outln};
 
 pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let filter = convert::filter(&args.filter);
     let (mut snapshots, unreadable) = repo.all_snapshots()?;
     snapshots.retain(|s| s.forgotten == args.forgotten);
-    for (name, error) in &unreadable {
-        eprintln!("vault: snapshot {name} cannot be read: {error}");
+    // Each error names its snapshot.
+    for (_, error) in &unreadable {
+        errln!("vault: {error}; `vault verify` tells what else is damaged");
     }
     let shown: Vec<_> = snapshots
         .iter()
@@ -24,7 +25,7 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                 .iter()
                 .map(|s| output::snapshot_json(&s.id, &s.manifest, s.protected, s.forgotten))
                 .collect(),
-        ));
+        ))?;
     } else {
         let rows: Vec<Vec<String>> = shown
             .iter()
@@ -52,19 +53,19 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             output::table(
                 &["ID", "Time", "Host", "Tags", "Labels", "Size", "State", "Paths"],
                 &rows
             )
-        );
+        )?;
         if !cli.quiet {
-            println!(
+            outln!(
                 "{} {}snapshots",
                 rows.len(),
                 if args.forgotten { "forgotten " } else { "" }
-            );
+            )?;
         }
     }
     Ok(if unreadable.is_empty() {

@@ -9,7 +9,7 @@ use vault_engine::SnapshotFilter;
 
 use crate::args::{Cli, SnapshotIdsArgs, UnlockArgs};
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 
 pub fn protect(cli: &Cli, args: &SnapshotIdsArgs, protected: bool) -> Result<i32> {
     let repo = super::open(cli, false)?;
@@ -25,10 +25,12 @@ pub fn protect(cli: &Cli, args: &SnapshotIdsArgs, protected: bool) -> Result<i32
         "unprotected"
     };
     if cli.json {
-        output::print_json(&json!({ verb: done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }));
+        output::print_json(
+            &json!({ verb: done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
+        )?;
     } else if !cli.quiet {
         for id in &done {
-            println!("snapshot {} {verb}", id.short());
+            outln!("snapshot {} {verb}", id.short())?;
         }
     }
     Ok(exit::OK)
@@ -45,10 +47,10 @@ pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
     if cli.json {
         output::print_json(
             &json!({ "undeleted": done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
-        );
+        )?;
     } else if !cli.quiet {
         for id in &done {
-            println!("snapshot {} is back", id.short());
+            outln!("snapshot {} is back", id.short())?;
         }
     }
     Ok(exit::OK)
@@ -79,16 +81,16 @@ pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
         }
     }
     if cli.json {
-        output::print_json(&json!({ "removed": removed, "kept": kept }));
+        output::print_json(&json!({ "removed": removed, "kept": kept }))?;
     } else if !cli.quiet {
         for r in &removed {
-            println!("removed: {r}");
+            outln!("removed: {r}")?;
         }
         for k in &kept {
-            println!("kept (still running or on another host; --remove-all removes it): {k}");
+            outln!("kept (still running or on another host; --remove-all removes it): {k}")?;
         }
         if removed.is_empty() && kept.is_empty() {
-            println!("no locks or registrations");
+            outln!("no locks or registrations")?;
         }
     }
     Ok(exit::OK)

@@ -22,6 +22,7 @@ use vault_engine::storage::{self, Backend, Location, RemoteOptions};
 use vault_engine::{Error, Repository};
 
 use crate::args::{Cli, Command};
+use crate::output::errln;
 
 pub fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
@@ -102,14 +103,13 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
     let password = || crate::password::password(cli, false);
     let repo = match Repository::unlock(backend.clone(), &cache, &password) {
         Err(Error::NotARepository { .. }) if create_default && is_default => {
-            if !cli.quiet {
-                // The default repository must work without any set-up (a first `vault
-                // snapshot`), so it cannot ask for a password: it is not encrypted, and says so.
-                eprintln!(
-                    "vault: creating the default repository at {} -- NOT ENCRYPTED: anyone who can read it can read your backups; for an encrypted one run `vault init --encryption repokey --repo PATH`",
-                    location.display()
-                );
-            }
+            // The default repository must work without any set-up (a first `vault snapshot`),
+            // so it cannot ask for a password: it is not encrypted, and says so even with
+            // --quiet, since a misspelt VAULT_REPO sends backups here.
+            errln!(
+                "vault: creating the default repository at {} -- NOT ENCRYPTED: anyone who can read it can read your backups; neither --repo nor VAULT_REPO is set; for an encrypted one run `vault init --encryption repokey --repo PATH`",
+                location.display()
+            );
             match Repository::init(backend.clone(), &cache, &Default::default()) {
                 // Another vault created it at the same moment.
                 Err(Error::AlreadyExists { .. }) => Repository::unlock(backend, &cache, &password)?,
@@ -120,7 +120,7 @@ pub fn open(cli: &Cli, create_default: bool) -> Result<Repository> {
     };
     if !cli.quiet {
         for notice in repo.notices() {
-            eprintln!("vault: {notice}");
+            errln!("vault: {notice}");
         }
     }
     Ok(repo)

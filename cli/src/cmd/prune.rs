@@ -6,7 +6,7 @@ use vault_engine::Repository;
 
 use crate::args::{Cli, PruneArgs, PruneOptionsArgs};
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &PruneArgs) -> Result<i32> {
@@ -26,23 +26,24 @@ pub fn run_on(cli: &Cli, repo: &Repository, args: &PruneOptionsArgs, dry_run: bo
     display.finish();
     let report = result?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?);
+        output::print_json(&serde_json::to_value(&report)?)?;
     } else if !cli.quiet {
-        print_report(&report);
+        print_report(&report)?;
     }
     Ok(exit::OK)
 }
 
-fn print_report(r: &PruneReport) {
+fn print_report(r: &PruneReport) -> std::io::Result<()> {
     let would = if r.dry_run { "would be " } else { "" };
     if r.plans_finished > 0 {
-        println!("finished {} interrupted prune(s) first", r.plans_finished);
+        outln!("finished {} interrupted prune(s) first", r.plans_finished)?;
     }
-    println!(
+    outln!(
         "{} snapshots remain; {} forgotten snapshot(s) {would}deleted",
-        r.snapshots, r.snapshots_deleted
-    );
-    println!(
+        r.snapshots,
+        r.snapshots_deleted
+    )?;
+    outln!(
         "{} of {} packs {would}deleted unused, {} {would}repacked ({} live blobs copied, {} {would}written); {} blob(s) rescued for snapshots taken meanwhile",
         r.packs_deleted,
         r.packs_before,
@@ -50,24 +51,24 @@ fn print_report(r: &PruneReport) {
         r.blobs_repacked,
         output::bytes(r.bytes_written),
         r.blobs_rescued
-    );
-    println!(
+    )?;
+    outln!(
         "{} {would}freed: {} -> {}; {} unused remains in kept packs",
         output::bytes(r.bytes_freed),
         output::bytes(r.bytes_before),
         output::bytes(r.bytes_after),
         output::bytes(r.bytes_unused_after)
-    );
+    )?;
     for pack in &r.packs_kept_damaged {
-        println!(
+        outln!(
             "kept pack {pack}: a live blob in it failed its check (run `vault verify --read-data`)"
-        );
+        )?;
     }
     if r.blobs_missing > 0 {
-        println!(
+        outln!(
             "{} blob(s) that snapshots reach are in no pack (run `vault verify`)",
             r.blobs_missing
-        );
+        )?;
     }
     if r.temp_files_removed > 0 {
         println!(
@@ -77,10 +78,11 @@ fn print_report(r: &PruneReport) {
         );
     }
     if !r.waited_for.is_empty() {
-        println!("waited for: {}", r.waited_for.join("; "));
+        outln!("waited for: {}", r.waited_for.join("; "))?;
     }
     if r.pending {
-        println!("snapshots are still running: unused packs stay until the next `vault prune`");
+        outln!("snapshots are still running: unused packs stay until the next `vault prune`")?;
     }
-    println!("took {:.1}s", r.duration_secs);
+    outln!("took {:.1}s", r.duration_secs)?;
+    Ok(())
 }

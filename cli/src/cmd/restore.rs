@@ -113,9 +113,9 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
     }
     if cli.json {
         if bulk_run {
-            output::print_json(&json!({ "restores": rows }));
+            output::print_json(&json!({ "restores": rows }))?;
         } else {
-            output::print_json(&rows[0]);
+            output::print_json(&rows[0])?;
         }
     }
     Ok(first_error.unwrap_or(code))

@@ -3,7 +3,7 @@ use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
 
 use crate::args::{Cli, SnapshotArgs};
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
@@ -37,9 +37,9 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
     let m = &report.manifest;
     let s = &m.summary;
     if cli.json {
-        output::print_json(&output::snapshot_json(&report.id, m, args.protect, false));
+        output::print_json(&output::snapshot_json(&report.id, m, args.protect, false))?;
     } else {
-        println!("{}", report.id);
+        outln!("{}", report.id)?;
         if !cli.quiet {
             eprintln!(
                 "snapshot {} saved{}: {} files ({} unchanged), {} dirs; read {}, added {} ({} of {} chunks new) in {:.1}s",

@@ -3,17 +3,27 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde_json::json;
 use vault_engine::verify::{self, ReadData, VerifyOptions};
-use vault_engine::SnapshotFilter;
+use vault_engine::Error;
 
 use crate::args::{Cli, VerifyArgs};
+use crate::convert;
 use crate::exit;
-use crate::output;
+use crate::output::{self, outln};
 use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
+    let filter = convert::filter(&args.filter);
+    let filtered = filter.host.is_some() || !filter.tags.is_empty() || !filter.labels.is_empty();
+    if args.snapshot.is_none() && filtered {
+        return Err(Error::InvalidArgument {
+            what: "--tag, --label, --host".into(),
+            reason: "they choose the snapshot of --snapshot latest, and verify without --snapshot checks every snapshot; add --snapshot latest".into(),
+        }
+        .into());
+    }
     let repo = super::open(cli, false)?;
     let snapshot = match &args.snapshot {
-        Some(wanted) => Some(repo.find_snapshot(wanted, &SnapshotFilter::default())?),
+        Some(wanted) => Some(repo.find_snapshot(wanted, &filter)?),
         None => None,
     };
     let read_data = match (
@@ -40,7 +50,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
             "clean": report.is_clean(),
             "damaged_snapshots": report.damaged_snapshots(),
             "report": report,
-        }));
+        }))?;
     } else {
         // Group by snapshot: which backups are still good.
         let mut by_snapshot: BTreeMap<&str, Vec<(&verify::Problem, &verify::AffectedPaths)>> =
@@ -58,41 +68,41 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
         }
         for (snapshot, problems) in &by_snapshot {
             if snapshot.is_empty() {
-                println!("repository (no snapshot affected):");
+                outln!("repository (no snapshot affected):")?;
             } else {
-                println!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)]);
+                outln!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)])?;
             }
             for (problem, paths) in problems {
-                let object = problem
-                    .blob
-                    .as_deref()
-                    .or(problem.pack.as_deref())
-                    .unwrap_or("");
-                println!(
-                    "  {} {}: {}",
-                    problem.kind,
-                    &object[..object.len().min(16)],
-                    problem.detail
-                );
+                match problem.blob.as_deref().or(problem.pack.as_deref()) {
+                    Some(object) => outln!(
+                        "  {} {}: {}",
+                        problem.kind,
+                        &object[..object.len().min(16)],
+                        problem.detail
+                    )?,
+                    // A snapshot, key file or index segment: the detail names it and says what
+                    // is wrong ("snapshot 1a2b…: damaged: …"), so the kind would only repeat it.
+                    None => outln!("  {}", problem.detail)?,
+                }
                 for path in &paths.paths {
-                    println!("    {path}");
+                    outln!("    {path}")?;
                 }
                 if paths.more > 0 {
-                    println!("    ... and {} more paths", paths.more);
+                    outln!("    ... and {} more paths", paths.more)?;
                 }
             }
         }
         if report.blobs_unindexed > 0 {
-            println!(
+            outln!(
                 "{} damaged blob copies were removed from the index: the next snapshot of sources that still hold that data stores it again",
                 report.blobs_unindexed
-            );
+            )?;
         }
         if report.damaged_copies_superseded > 0 {
-            println!(
+            outln!(
                 "{} damaged blob copies are no longer used (good copies were stored since); prune removes them",
                 report.damaged_copies_superseded
-            );
+            )?;
         }
         if report.damage_records_cleared > 0 {
             println!(
@@ -101,19 +111,19 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
             );
         }
         if report.healed_blobs > 0 {
-            println!(
+            outln!(
                 "{} previously damaged blobs have a good copy again",
                 report.healed_blobs
-            );
+            )?;
             for snapshot in &report.snapshots_whole_again {
-                println!(
+                outln!(
                     "snapshot {}: whole again",
                     &snapshot[..16.min(snapshot.len())]
-                );
+                )?;
             }
         }
         if !cli.quiet || !report.is_clean() {
-            println!(
+            outln!(
                 "{}: {} snapshots, {} trees, {} packs ({} read, {}), {} problems in {:.1}s",
                 if report.is_clean() {
                     "clean"
@@ -127,7 +137,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 output::bytes(report.bytes_read),
                 report.problems.len(),
                 report.duration_secs
-            );
+            )?;
         }
     }
     Ok(if report.is_clean() {

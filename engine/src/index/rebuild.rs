@@ -28,6 +28,9 @@ pub struct SyncReport {
     pub rebuilt: bool,
     /// Packs whose trailer could not be read or decoded: (pack name, reason).
     pub unreadable: Vec<(String, String)>,
+    /// Index segments that could not be read or decoded (their packs are then read from their
+    /// trailers): (segment name, the error, which names the segment).
+    pub segments_unreadable: Vec<(String, String)>,
 }
 
 /// Reads and decodes the trailer of a pack of `size` bytes (two range reads).
@@ -160,7 +163,9 @@ fn take_from_segments(
                         }
                     }
                 }
-                Err(e) => report.unreadable.push((hex::encode(id), e.to_string())),
+                Err(e) => report
+                    .segments_unreadable
+                    .push((hex::encode(id), e.to_string())),
             }
         }
         report.packs_added += good.len() as u64;

@@ -92,10 +92,17 @@ pub(super) fn unlock(
         .iter()
         .find_map(|(name, file)| file.unwrap(&password, id).map(|m| (name.clone(), m)))
     else {
-        return Err(Error::WrongPassword {
-            path: backend.location().into(),
-            keys: files.len(),
-            damaged: damaged.len(),
+        return Err(match damaged.first() {
+            Some((_, first)) => Error::KeyFilesDamaged {
+                path: backend.location().into(),
+                intact: files.len(),
+                damaged: damaged.len(),
+                first: first.to_string(),
+            },
+            None => Error::WrongPassword {
+                path: backend.location().into(),
+                keys: files.len(),
+            },
         });
     };
     let encryption = Encryption::with_keys(master);

@@ -108,6 +108,10 @@ impl SnapshotFilter {
     }
 }
 
+/// What an unreadable index segment costs (said wherever one is reported).
+pub const SEGMENT_LOST: &str =
+    "nothing is lost: the packs it describes were indexed from their own trailers";
+
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
@@ -290,7 +294,10 @@ impl Repository {
                 found,
                 supported: FORMAT_VERSION,
             },
-            other => Error::damaged(format!("{}/config", backend.location()), other),
+            other => Error::Corrupt {
+                object: format!("{}/config", backend.location()),
+                reason: format!("{other}; it never changes after `vault init`: put back `config` from a file-level copy of this repository (a `vault copy` destination is another repository, with another config)"),
+            },
         })?;
         let id = config.repository_id().expect("validated");
         let markers = keys::encrypted_markers(cache_root, &id, &backend.location());
@@ -382,6 +389,9 @@ impl Repository {
         for (name, reason) in &report.unreadable {
             self.notices
                 .push(format!("pack {name} could not be indexed: {reason}"));
+        }
+        for (_, error) in &report.segments_unreadable {
+            self.notices.push(format!("{error}; {SEGMENT_LOST}"));
         }
     }
 

@@ -33,9 +33,11 @@
 //!    representable range keeps every snapshot.
 //! 6. **Tags.** A snapshot carrying any tag listed in the policy is kept, reason `"tag NAME"`
 //!    for each listed tag it carries.
-//! 7. **Protected.** A protected snapshot is always kept, reason `"protected"`.
-//! 8. Tag-kept, within-kept and protected snapshots still take part in rule 4 like any other
-//!    snapshot: they can fill a bucket slot (as restic's `--keep-tag` does).
+//! 7. **Protected.** A protected snapshot is always kept, reason `"protected"`, and is kept
+//!    apart: it takes no part in rule 4, so it never fills a bucket slot (a protected manual
+//!    backup does not push the newest daily out of `--keep-daily`).
+//! 8. Tag-kept and within-kept snapshots still take part in rule 4 like any other snapshot:
+//!    they can fill a bucket slot (as restic's `--keep-tag` does).
 //! 9. A snapshot is kept if it has at least one reason; reasons are listed in the order
 //!    protected, tags, within, last, hourly, daily, weekly, monthly, yearly.
 //!
@@ -383,14 +385,17 @@ fn decide(policy: &Policy, members: &[&Candidate], tz: &TimeZone) -> Vec<Decisio
                 reasons.push(format!("within {within}"));
             }
         }
-        let local = tz.to_datetime(candidate.time);
-        for counter in counters.iter_mut().filter(|c| c.left > 0) {
-            let bucket = counter.rule.bucket(index, local);
-            if counter.last != Some(bucket) {
-                counter.last = Some(bucket);
-                counter.left -= 1;
-                counter.kept += 1;
-                reasons.push(format!("{} #{}", counter.rule.name(), counter.kept));
+        // Rule 7: a protected snapshot is kept apart from the counts.
+        if !candidate.protected {
+            let local = tz.to_datetime(candidate.time);
+            for counter in counters.iter_mut().filter(|c| c.left > 0) {
+                let bucket = counter.rule.bucket(index, local);
+                if counter.last != Some(bucket) {
+                    counter.last = Some(bucket);
+                    counter.left -= 1;
+                    counter.kept += 1;
+                    reasons.push(format!("{} #{}", counter.rule.name(), counter.kept));
+                }
             }
         }
         decisions.push(Decision {

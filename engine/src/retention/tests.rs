@@ -480,7 +480,7 @@ fn tags_and_protected_survive_every_policy() {
 }
 
 #[test]
-fn protected_and_tagged_snapshots_fill_bucket_slots() {
+fn tagged_snapshots_fill_bucket_slots_and_protected_ones_do_not() {
     let mut timeline = vec![
         candidate("P", "2026-03-10T10:00Z"),
         candidate("X", "2026-03-10T09:00Z"),
@@ -498,11 +498,62 @@ fn protected_and_tagged_snapshots_fill_bucket_slots() {
         .collect();
     #[rustfmt::skip]
     assert_eq!(decisions, [
-        ("P".to_string(), strings(&["protected", "tag manual", "tag release", "within 1d", "last #1", "daily #1"])),
-        ("X".to_string(), strings(&["within 1d"])),
+        ("P".to_string(), strings(&["protected", "tag manual", "tag release", "within 1d"])),
+        ("X".to_string(), strings(&["within 1d", "last #1", "daily #1"])),
         ("Y".to_string(), strings(&["tag manual", "daily #2"])),
         ("Z".to_string(), strings(&[])),
     ]);
+}
+
+/// Nightly snapshots at 00:30 UTC and a protected manual backup taken after the last one, as
+/// in Magnolia's rotation (one daily, one weekly, one monthly, one manual kept apart).
+#[test]
+fn a_protected_manual_backup_fills_no_daily_weekly_or_monthly_slot() {
+    let mut timeline = series("2026-01-01T00:30Z", "2026-03-10T00:30Z", hours(24));
+    let mut manual = snapshot("2026-03-10T14:00Z");
+    manual.protected = true;
+    timeline.push(manual);
+    let utc = &utc();
+    // The newest nightly is the newest of its day, ISO week and month: it takes all three.
+    assert_eq!(
+        kept("daily=1 weekly=1 monthly=1", &timeline, utc),
+        ["2026-03-10T14:00Z", "2026-03-10T00:30Z"]
+    );
+    assert_eq!(
+        reasons(
+            "daily=1 weekly=1 monthly=1",
+            &timeline,
+            utc,
+            "2026-03-10T00:30Z"
+        ),
+        ["daily #1", "weekly #1", "monthly #1"]
+    );
+    assert_eq!(
+        reasons(
+            "daily=1 weekly=1 monthly=1",
+            &timeline,
+            utc,
+            "2026-03-10T14:00Z"
+        ),
+        ["protected"]
+    );
+    // The README's recipe: Tuesday's nightly, the newest of last week (Sunday 8 March) and of
+    // last month (28 February), and the manual backup beside them.
+    assert_eq!(
+        kept("daily=1 weekly=2 monthly=2", &timeline, utc),
+        [
+            "2026-03-10T14:00Z",
+            "2026-03-10T00:30Z",
+            "2026-03-08T00:30Z",
+            "2026-02-28T00:30Z"
+        ]
+    );
+    // Protection changes no other snapshot's fate: the same policy without the manual backup.
+    let nightly = &timeline[..timeline.len() - 1];
+    assert_eq!(
+        kept("daily=1 weekly=2 monthly=2 last=3", &timeline, utc)[1..],
+        kept("daily=1 weekly=2 monthly=2 last=3", nightly, utc)[..]
+    );
 }
 
 /// (key, kept ids) per group.

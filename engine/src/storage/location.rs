@@ -175,6 +175,9 @@ impl Default for RemoteOptions {
 /// Opens the backend of `location`.
 pub fn open(location: &Location, options: &RemoteOptions) -> Result<Arc<dyn Backend>> {
     match location {
+        Location::Local(path) if path.metadata().is_ok_and(|m| !m.is_dir()) => {
+            Err(Error::RepositoryIsAFile { path: path.clone() })
+        }
         Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
         #[cfg(feature = "remote")]
         remote => Ok(Arc::new(super::RemoteBackend::open(remote, options)?)),

@@ -264,6 +264,9 @@ fn describe(e: &opendal::Error, retries: usize) -> String {
             "; ssh could not log in: check the host key (known_hosts, VAULT_SFTP_KNOWN_HOSTS), the user and the key (VAULT_SFTP_KEY); `ssh -p PORT USER@HOST` tells why"
         }
         _ if text.contains("NoSuchBucket") => "; create the bucket first",
+        _ if text.contains("failed to load signing credential") => {
+            "; no S3 credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION if the store needs one)"
+        }
         _ => "",
     };
     // The retry layer marks a temporary error persistent when it gives up on it.
