@@ -55,7 +55,7 @@ use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
 pub use paths::hostname;
-use paths::{absolute_source, components_of, open_source_file, stream_components};
+use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
@@ -448,9 +448,18 @@ impl Pipeline<'_> {
                 }
             }
         }
-        let file = match open_source_file(path) {
+        let file = match open_source_file(path, stat) {
             Ok(file) => file,
-            Err(e) => {
+            Err(OpenError::Replaced(now)) => {
+                self.problem(
+                    path,
+                    format!(
+                        "was replaced by {now} while the snapshot ran; left out of the snapshot"
+                    ),
+                );
+                return Ok(None);
+            }
+            Err(OpenError::Io(e)) => {
                 self.problem(path, format!("cannot open: {e}"));
                 return Ok(None);
             }
