@@ -1230,3 +1230,60 @@ fn files_replaced_by_a_fifo_socket_symlink_or_device_after_the_listing_are_repor
     );
     assert_eq!(fs::read(restored.join("g-kept")).unwrap(), b"kept\n");
 }
+
+/// A directory replaced by a symlink (to another directory) after its parent was listed and
+/// before vault lists it: the symlink is never followed (the other directory's files must not
+/// appear in the snapshot). The directory is reported and recorded empty; exit 3. Made
+/// deterministic as above: one worker thread and a lease on the first entry.
+#[test]
+fn directory_replaced_by_a_symlink_after_the_listing_is_not_followed() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a-leased"), b"held by a lease\n");
+    write(
+        &src.join("b-dir/inside.txt"),
+        b"listed with its directory\n",
+    );
+    write(&src.join("c-kept"), b"kept\n");
+    let elsewhere = env.path("elsewhere");
+    write(&elsewhere.join("secret.txt"), b"not a source\n");
+    let lease = Lease::take(&src.join("a-leased"));
+
+    let mut cmd = env.cmd(["snapshot", "--json"]);
+    cmd.arg(&src)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let cmdline = cmdline_of(&cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lease.broken() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "vault finished without opening a-leased"
+        );
+        assert!(Instant::now() < deadline, "vault never opened a-leased");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::rename(src.join("b-dir"), env.path("b-dir-moved")).unwrap();
+    symlink(&elsewhere, src.join("b-dir")).unwrap();
+    lease.release();
+
+    let out = wait_or_kill(child, cmdline, Duration::from_secs(60));
+    no_panic(&out);
+    out.code(3);
+    let snap = out.json();
+    assert_eq!(
+        problems(&snap),
+        BTreeSet::from([(
+            src.join("b-dir").display().to_string(),
+            "cannot list directory: was replaced by a symlink while the snapshot ran".to_string()
+        )])
+    );
+    let target = env.path("t");
+    env.restore("latest", &target, Vec::<&str>::new()).ok();
+    let restored = Env::restored(&target, &src);
+    assert_eq!(names(&restored), ["a-leased", "b-dir", "c-kept"]);
+    assert!(restored.join("b-dir").is_dir());
+    assert!(names(&restored.join("b-dir")).is_empty());
+}

@@ -359,7 +359,7 @@ impl Pipeline<'_> {
         let file_type = stat.file_type();
         let kind = if file_type.is_dir() {
             let parent_tree = self.parent_tree(parent);
-            let entries = self.dir_entries(path, parent_tree.as_ref())?;
+            let entries = self.dir_entries(path, stat, parent_tree.as_ref())?;
             add(&self.counters.dirs, 1);
             EntryKind::Dir(self.store_tree(&Tree { entries })?)
         } else if file_type.is_file() {
@@ -408,8 +408,13 @@ impl Pipeline<'_> {
     }
 
     /// The entries of a directory, each child processed in parallel.
-    fn dir_entries(&self, path: &Path, parent_tree: Option<&Tree>) -> Result<Vec<Entry>> {
-        let children = match walk::list_dir(path, &self.excludes) {
+    fn dir_entries(
+        &self,
+        path: &Path,
+        stat: &fs::Metadata,
+        parent_tree: Option<&Tree>,
+    ) -> Result<Vec<Entry>> {
+        let children = match walk::list_dir(path, stat, &self.excludes) {
             Ok(children) => children,
             Err(e) => {
                 self.problem(path, format!("cannot list directory: {e}"));
@@ -927,7 +932,7 @@ fn take_sources(
         let previous = p.parent_entry_at(&components);
         if components.is_empty() {
             let parent_tree = p.parent_tree(previous.as_ref());
-            let entries = p.dir_entries(path, parent_tree.as_ref())?;
+            let entries = p.dir_entries(path, &stat, parent_tree.as_ref())?;
             root.insert_root_entries(entries)
                 .map_err(|e| Error::invalid("source /", e))?;
             continue;

@@ -52,7 +52,9 @@ pub(super) fn open_source_file(path: &Path, listed: &fs::Metadata) -> Result<Fil
                 // ELOOP (a symlink), ENXIO (a socket), ...: say what is there now, if it is not
                 // the listed file.
                 return Err(match fs::symlink_metadata(path) {
-                    Ok(now) if !same_file(listed, &now) => OpenError::Replaced(kind_of(&now)),
+                    Ok(now) if !same_file(listed, &now) => {
+                        OpenError::Replaced(file_replaced_by(&now))
+                    }
                     _ => OpenError::Io(e),
                 });
             }
@@ -61,7 +63,7 @@ pub(super) fn open_source_file(path: &Path, listed: &fs::Metadata) -> Result<Fil
     };
     let opened = file.metadata().map_err(OpenError::Io)?;
     if !same_file(listed, &opened) {
-        return Err(OpenError::Replaced(kind_of(&opened)));
+        return Err(OpenError::Replaced(file_replaced_by(&opened)));
     }
     Ok(file)
 }
@@ -88,11 +90,20 @@ fn same_file(listed: &fs::Metadata, now: &fs::Metadata) -> bool {
     now.file_type().is_file() && (now.dev(), now.ino()) == (listed.dev(), listed.ino())
 }
 
-/// What replaced a listed file, for the problem report.
-fn kind_of(now: &fs::Metadata) -> &'static str {
+/// What replaced a listed regular file, for the problem report.
+fn file_replaced_by(now: &fs::Metadata) -> &'static str {
+    if now.is_file() {
+        "another file"
+    } else {
+        kind_of(now)
+    }
+}
+
+/// What replaced a listed file or directory, for the problem report.
+pub(super) fn kind_of(now: &fs::Metadata) -> &'static str {
     let t = now.file_type();
     if t.is_file() {
-        "another file"
+        "a file"
     } else if t.is_dir() {
         "a directory"
     } else if t.is_symlink() {
