@@ -1069,3 +1069,221 @@ fn entries_vanishing_during_the_walk() {
     );
     assert_eq!(diffs, Vec::<String>::new());
 }
+
+/// A write lease on a file: whoever opens it waits (or, opening it non-blocking, is refused and
+/// retries) until the lease is released, and the holder can see that someone tried. That makes
+/// "vault is inside the walk of this file's directory, past its listing" a deterministic signal.
+struct Lease {
+    file: File,
+}
+
+impl Lease {
+    fn take(path: &Path) -> Lease {
+        let file = File::open(path).unwrap();
+        // SAFETY: fcntl on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+        assert_eq!(
+            rc,
+            0,
+            "F_SETLEASE {}: {}",
+            path.display(),
+            io::Error::last_os_error()
+        );
+        // No owner: the lease break sends no SIGIO (which would end this test process).
+        // SAFETY: as above.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETOWN, 0) };
+        assert_eq!(rc, 0, "F_SETOWN: {}", io::Error::last_os_error());
+        Lease { file }
+    }
+
+    /// Whether someone has tried to open the file (the lease is being broken).
+    fn broken(&self) -> bool {
+        // SAFETY: as above.
+        let lease = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETLEASE) };
+        lease != libc::F_WRLCK
+    }
+
+    fn release(self) {
+        // SAFETY: as above.
+        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        assert_eq!(rc, 0, "F_UNLCK: {}", io::Error::last_os_error());
+    }
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test when it takes longer.
+fn wait_or_kill(mut child: std::process::Child, cmdline: String, limit: Duration) -> Out {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{cmdline} still ran after {limit:?} and was killed; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    Out {
+        cmdline,
+        code: output.status.code().expect("vault killed by a signal"),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Files replaced by something else after their directory was listed and before vault opens
+/// them: a FIFO (without a writer: a blocking open would hang the snapshot forever, and every
+/// prune waiting for it), a socket, a symlink, another file renamed over it and, as root, a
+/// device node. Each is reported by path and left out; none is opened for reading or followed;
+/// the snapshot is committed, incomplete, exit 3.
+///
+/// Deterministic: one worker thread (children in name order) and a write lease on the first
+/// file. When vault tries to open it, the lease starts breaking: vault has listed the
+/// directory (every victim `lstat`ed as a regular file) and opened nothing after it. The test
+/// swaps the victims, then releases the lease.
+#[test]
+fn files_replaced_by_a_fifo_socket_symlink_or_device_after_the_listing_are_reported_unread() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a-leased"), b"held by a lease\n");
+    for name in ["b-fifo", "c-socket", "d-symlink", "e-renamed", "f-device"] {
+        write(&src.join(name), b"listed as a regular file\n");
+    }
+    write(&src.join("g-kept"), b"kept\n");
+    let lease = Lease::take(&src.join("a-leased"));
+
+    let mut cmd = env.cmd(["snapshot", "--json"]);
+    cmd.arg(&src)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let cmdline = cmdline_of(&cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lease.broken() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "vault finished without opening a-leased"
+        );
+        assert!(Instant::now() < deadline, "vault never opened a-leased");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    let p = |rel: &str| src.join(rel);
+    fs::remove_file(p("b-fifo")).unwrap();
+    mkfifo(&p("b-fifo"), 0o644);
+    fs::remove_file(p("c-socket")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(p("c-socket")).unwrap();
+    fs::remove_file(p("d-symlink")).unwrap();
+    symlink("g-kept", p("d-symlink")).unwrap();
+    write(&p("e-renamed.new"), b"a new file in its place\n");
+    fs::rename(p("e-renamed.new"), p("e-renamed")).unwrap();
+    let mut replaced = vec![
+        ("b-fifo", "a FIFO"),
+        ("c-socket", "a socket"),
+        ("d-symlink", "a symlink"),
+        ("e-renamed", "another file"),
+    ];
+    if is_root() {
+        fs::remove_file(p("f-device")).unwrap();
+        let c = cpath(&p("f-device"));
+        // SAFETY: valid C path; the node is /dev/null's (1, 3).
+        let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 3)) };
+        assert_eq!(rc, 0, "mknod: {}", io::Error::last_os_error());
+        replaced.push(("f-device", "a character device"));
+    }
+    lease.release();
+
+    let out = wait_or_kill(child, cmdline, Duration::from_secs(60));
+    no_panic(&out);
+    out.code(3);
+    let snap = out.json();
+    check_snapshot_json(&snap);
+    assert_eq!(snap["complete"], false);
+    let want: BTreeSet<(String, String)> = replaced
+        .iter()
+        .map(|(name, now)| {
+            (
+                p(name).display().to_string(),
+                format!("was replaced by {now} while the snapshot ran; left out of the snapshot"),
+            )
+        })
+        .collect();
+    assert_eq!(problems(&snap), want);
+    for (name, _) in &replaced {
+        out.stderr_has(&p(name).display().to_string());
+    }
+
+    let target = env.path("t");
+    env.restore("latest", &target, Vec::<&str>::new()).ok();
+    let restored = Env::restored(&target, &src);
+    let mut kept = vec!["a-leased", "g-kept"];
+    if !is_root() {
+        kept.insert(1, "f-device");
+    }
+    assert_eq!(names(&restored), kept);
+    assert_eq!(
+        fs::read(restored.join("a-leased")).unwrap(),
+        b"held by a lease\n"
+    );
+    assert_eq!(fs::read(restored.join("g-kept")).unwrap(), b"kept\n");
+}
+
+/// A directory replaced by a symlink (to another directory) after its parent was listed and
+/// before vault lists it: the symlink is never followed (the other directory's files must not
+/// appear in the snapshot). The directory is reported and recorded empty; exit 3. Made
+/// deterministic as above: one worker thread and a lease on the first entry.
+#[test]
+fn directory_replaced_by_a_symlink_after_the_listing_is_not_followed() {
+    let env = Env::init();
+    let src = env.path("src");
+    write(&src.join("a-leased"), b"held by a lease\n");
+    write(
+        &src.join("b-dir/inside.txt"),
+        b"listed with its directory\n",
+    );
+    write(&src.join("c-kept"), b"kept\n");
+    let elsewhere = env.path("elsewhere");
+    write(&elsewhere.join("secret.txt"), b"not a source\n");
+    let lease = Lease::take(&src.join("a-leased"));
+
+    let mut cmd = env.cmd(["snapshot", "--json"]);
+    cmd.arg(&src)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let cmdline = cmdline_of(&cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lease.broken() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "vault finished without opening a-leased"
+        );
+        assert!(Instant::now() < deadline, "vault never opened a-leased");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::rename(src.join("b-dir"), env.path("b-dir-moved")).unwrap();
+    symlink(&elsewhere, src.join("b-dir")).unwrap();
+    lease.release();
+
+    let out = wait_or_kill(child, cmdline, Duration::from_secs(60));
+    no_panic(&out);
+    out.code(3);
+    let snap = out.json();
+    assert_eq!(
+        problems(&snap),
+        BTreeSet::from([(
+            src.join("b-dir").display().to_string(),
+            "cannot list directory: was replaced by a symlink while the snapshot ran".to_string()
+        )])
+    );
+    let target = env.path("t");
+    env.restore("latest", &target, Vec::<&str>::new()).ok();
+    let restored = Env::restored(&target, &src);
+    assert_eq!(names(&restored), ["a-leased", "b-dir", "c-kept"]);
+    assert!(restored.join("b-dir").is_dir());
+    assert!(names(&restored.join("b-dir")).is_empty());
+}

@@ -196,3 +196,67 @@ fn snapshot_of_fifo_does_not_block() {
     env.restore(&id_of(&snap), &t, Vec::<&str>::new()).ok();
     assert_same_tree(&src, &Env::restored(&t, &src), Compare::default());
 }
+
+/// A repository and a cache that lie inside a source are not backed up (the repository would
+/// otherwise store itself again on every run): each is left out, said once on stderr and listed
+/// under `excluded` in the --json output. A source inside the repository is refused.
+#[test]
+fn repository_and_cache_inside_a_source_are_left_out() {
+    let env = Env::new();
+    let src = env.path("src");
+    let repo = src.join("backup/repo");
+    let cache = src.join("cache");
+    let env = env.with_envs([("VAULT_REPO", &repo), ("VAULT_CACHE_DIR", &cache)]);
+    write(&src.join("data.txt"), b"data\n");
+    env.run(["init", "--encryption", "none"]).ok();
+
+    let mut first = None;
+    for run in 0..2 {
+        let mut cmd = env.cmd(["snapshot", "--json"]);
+        cmd.arg(&src);
+        let out = run_cmd(cmd);
+        out.ok();
+        for (what, dir) in [("repository", &repo), ("cache", &cache)] {
+            let line = format!(
+                "vault: excluding the {what} {} from the snapshot (vault never backs up its own data)",
+                dir.display()
+            );
+            assert_eq!(out.stderr.matches(&line).count(), 1, "{}", out.stderr);
+        }
+        let snap = out.json();
+        check_snapshot_json(&snap);
+        let mut excluded: Vec<(&str, &str)> = snap["excluded"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no excluded list in {snap}"))
+            .iter()
+            .map(|d| (d["what"].as_str().unwrap(), d["path"].as_str().unwrap()))
+            .collect();
+        excluded.sort();
+        assert_eq!(
+            excluded,
+            [
+                ("cache", cache.to_str().unwrap()),
+                ("repository", repo.to_str().unwrap())
+            ]
+        );
+        assert_eq!(summary(&snap, "files"), 1, "run {run}: {snap}");
+        first.get_or_insert(id_of(&snap));
+    }
+
+    let t = env.path("t");
+    env.restore(first.as_ref().unwrap(), &t, Vec::<&str>::new())
+        .ok();
+    let restored = Env::restored(&t, &src);
+    assert_eq!(names(&restored), ["backup", "data.txt"]);
+    assert!(names(&restored.join("backup")).is_empty());
+
+    let mut cmd = env.cmd(["snapshot"]);
+    cmd.arg(repo.join("packs"));
+    let out = run_cmd(cmd);
+    out.code(2);
+    out.stderr_has(&format!(
+        "vault: source {}: it lies inside the repository {}, which vault never backs up",
+        repo.join("packs").display(),
+        repo.display()
+    ));
+}

@@ -128,19 +128,105 @@ fn stdin_name_with_and_without_leading_slash() {
     assert_eq!((code, digest), (0, fed2.fed_digest));
 }
 
-/// An empty stream is a valid, empty file.
+/// An empty stream is refused: `pg_dump typo | vault snapshot --stdin` (the dump fails, vault
+/// reads 0 bytes) and a closed standard input must not commit a 0-byte "backup" that becomes
+/// `latest`. Exit 1, one line naming the stream and `--allow-empty`, nothing committed.
 #[test]
-fn empty_stdin_is_an_empty_file() {
+fn empty_stdin_is_refused_and_commits_nothing() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let env = Env::init();
+    let line = "vault: db/website.sql: standard input was empty (0 bytes): the program writing it \
+                may have failed (`set -o pipefail` makes the shell report that); pass \
+                --allow-empty if an empty stream is expected; nothing was committed";
+    let args = [
+        "snapshot",
+        "--json",
+        "--stdin",
+        "--stdin-name",
+        "db/website.sql",
+    ];
+
+    // The writer of the pipe fails without writing (here: a command that does not exist).
+    let mut writer = Command::new("sh")
+        .args(["-c", "vault-test-no-such-dump-command website"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cmd = env.cmd(args);
+    cmd.stdin(writer.stdout.take().unwrap());
+    let out = run_cmd(cmd);
+    assert!(!writer.wait().unwrap().success());
+    out.code(1).no_panic();
+    assert_eq!(out.stderr.trim_end(), line);
+    assert!(out.stdout.is_empty(), "{}", out.stdout_str());
+
+    // /dev/null, and a standard input that is closed.
+    let out = run_cmd(env.cmd(args));
+    out.code(1);
+    assert_eq!(out.stderr.trim_end(), line);
+    let mut closed = env.cmd(args);
+    // SAFETY: close(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        closed.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    let out = run_cmd(closed);
+    out.code(1);
+    assert_eq!(out.stderr.trim_end(), line);
+
+    assert!(env.snapshot_ids().is_empty(), "a snapshot was committed");
+}
+
+/// `--command` that exits 0 without writing a byte is refused the same way, naming the
+/// command; a failing command that wrote nothing is reported by its exit status.
+#[test]
+fn empty_command_output_is_refused_and_commits_nothing() {
+    let env = Env::init();
+    let out = env.run(["snapshot", "--command", "db/x.sql=true"]);
+    out.code(1).no_panic();
+    assert_eq!(
+        out.stderr.trim_end(),
+        "vault: db/x.sql: command `true` exited 0 but wrote nothing (0 bytes); pass \
+         --allow-empty if an empty stream is expected; nothing was committed"
+    );
+    let out = env.run(["snapshot", "--command", "db/x.sql=exit 4"]);
+    out.code(1);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "vault: db/x.sql: command `exit 4` exited with status 4; nothing was committed"
+    );
+    assert!(env.snapshot_ids().is_empty(), "a snapshot was committed");
+}
+
+/// With `--allow-empty` an empty stream is a valid, empty file, from stdin or a command.
+#[test]
+fn allow_empty_stores_an_empty_stream_as_an_empty_file() {
     let env = Env::init();
     let fed = Fed::spawn(
-        env.cmd(["snapshot", "--json", "--stdin", "--stdin-name", "empty.txt"]),
+        env.cmd([
+            "snapshot",
+            "--json",
+            "--allow-empty",
+            "--stdin",
+            "--stdin-name",
+            "empty.txt",
+            "--command",
+            "none.txt=true",
+        ]),
         std::io::empty(),
     )
     .wait();
     fed.out.ok();
-    let (code, digest, len, stderr) = env.dump_digest("latest", "/empty.txt", &[]);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!((digest, len), (blake3::hash(b""), 0));
+    assert_eq!(fed.out.json()["complete"], true);
+    for path in ["/empty.txt", "/none.txt"] {
+        let (code, digest, len, stderr) = env.dump_digest("latest", path, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!((digest, len), (blake3::hash(b""), 0), "{path}");
+    }
 }
 
 /// Stream names that would leave the snapshot's namespace are refused before anything is

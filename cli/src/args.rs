@@ -285,7 +285,8 @@ pub struct SnapshotFilterArgs {
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
-    /// Files and directories to back up (recorded by their absolute paths)
+    /// Files and directories to back up (recorded by their absolute paths). A local repository
+    /// or the cache directory inside them is left out: vault never backs up its own data
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Back up standard input as one file (see --stdin-name)
@@ -298,6 +299,10 @@ pub struct SnapshotArgs {
     /// A non-zero exit status or a signal fails the snapshot: nothing is committed.
     #[arg(long = "command", value_name = "NAME=CMD", value_parser = crate::convert::parse_command)]
     pub commands: Vec<(String, String)>,
+    /// Accept an empty --stdin or --command stream (0 bytes). Without it an empty stream fails
+    /// the snapshot: a failed `pg_dump | vault snapshot --stdin` sends nothing
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Kill a --command that runs longer than this (e.g. 30m, 2h, 90s) and fail the snapshot
     #[arg(long, value_name = "DURATION", value_parser = crate::convert::parse_duration, requires = "commands")]
     pub command_timeout: Option<std::time::Duration>,

@@ -1,5 +1,6 @@
 use anyhow::Result;
-use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
+use vault_engine::snapshot::{self, OwnDir, SnapshotOptions, StreamSource};
+use vault_engine::storage::Location;
 
 use crate::args::{Cli, SnapshotArgs};
 use crate::exit;
@@ -19,6 +20,17 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
             args.command_timeout,
         ));
     }
+    // The repository and the cache are never backed up, even when a source holds them.
+    let mut own_dirs = vec![OwnDir {
+        what: "cache",
+        path: super::cache_root(cli)?,
+    }];
+    if let (Location::Local(path), _) = super::location(cli)? {
+        own_dirs.push(OwnDir {
+            what: "repository",
+            path,
+        });
+    }
     let options = SnapshotOptions {
         streams,
         paths: args.paths.clone(),
@@ -29,6 +41,8 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
         force_read: args.force_read,
         time: args.time,
         protect: args.protect,
+        allow_empty: args.allow_empty,
+        own_dirs,
     };
     let display = Display::new(cli.quiet, "snapshot");
     let result = snapshot::run(&repo, options, &display);
@@ -36,8 +50,23 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
     let report = result?;
     let m = &report.manifest;
     let s = &m.summary;
+    if !cli.quiet {
+        for dir in &report.excluded {
+            eprintln!(
+                "vault: excluding the {} {} from the snapshot (vault never backs up its own data)",
+                dir.what,
+                dir.path.display()
+            );
+        }
+    }
     if cli.json {
-        output::print_json(&output::snapshot_json(&report.id, m, args.protect, false))?;
+        let mut json = output::snapshot_json(&report.id, m, args.protect, false);
+        json["excluded"] = report
+            .excluded
+            .iter()
+            .map(|d| serde_json::json!({ "what": d.what, "path": d.path.to_string_lossy() }))
+            .collect();
+        output::print_json(&json)?;
     } else {
         outln!("{}", report.id)?;
         if !cli.quiet {

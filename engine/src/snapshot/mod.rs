@@ -55,7 +55,7 @@ use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
 pub use paths::hostname;
-use paths::{absolute_source, components_of, open_source_file, stream_components};
+use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
@@ -82,6 +82,24 @@ pub struct SnapshotOptions {
     pub time: Option<jiff::Timestamp>,
     /// Protect the snapshot from every retention policy (`--protect`).
     pub protect: bool,
+    /// Accept a stream that ends without a byte (`--allow-empty`). Without it an empty stream
+    /// fails the snapshot: `pg_dump typo | vault snapshot --stdin` sends nothing, and a 0-byte
+    /// dump committed as the newest good backup is worse than no backup.
+    pub allow_empty: bool,
+    /// Directories vault itself keeps (the repository, the cache): never backed up. One found
+    /// inside a source is left out and listed in [`SnapshotReport::excluded`]; a source inside
+    /// one is refused.
+    pub own_dirs: Vec<OwnDir>,
+}
+
+/// A directory vault keeps for itself, which no snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnDir {
+    /// What it is, for messages: `repository` or `cache`.
+    pub what: &'static str,
+    /// Where it is: as configured in [`SnapshotOptions::own_dirs`]; where the walk found it
+    /// in [`SnapshotReport::excluded`].
+    pub path: PathBuf,
 }
 
 /// A committed snapshot.
@@ -89,6 +107,8 @@ pub struct SnapshotOptions {
 pub struct SnapshotReport {
     pub id: SnapshotId,
     pub manifest: Manifest,
+    /// Vault's own directories found inside the sources and left out.
+    pub excluded: Vec<OwnDir>,
 }
 
 #[derive(Default)]
@@ -134,6 +154,10 @@ struct Pipeline<'a> {
     file_chunker: Chunker,
     owners: OwnerNames,
     excludes: Excludes,
+    /// (device, inode, what) of vault's own directories, never backed up.
+    own_dirs: Vec<(u64, u64, &'static str)>,
+    /// Own directories met in the walk (and left out).
+    excluded: Mutex<Vec<OwnDir>>,
     force_read: bool,
     progress: &'a dyn Progress,
     problems: Mutex<Vec<SourceProblem>>,
@@ -335,7 +359,7 @@ impl Pipeline<'_> {
         let file_type = stat.file_type();
         let kind = if file_type.is_dir() {
             let parent_tree = self.parent_tree(parent);
-            let entries = self.dir_entries(path, parent_tree.as_ref())?;
+            let entries = self.dir_entries(path, stat, parent_tree.as_ref())?;
             add(&self.counters.dirs, 1);
             EntryKind::Dir(self.store_tree(&Tree { entries })?)
         } else if file_type.is_file() {
@@ -384,14 +408,23 @@ impl Pipeline<'_> {
     }
 
     /// The entries of a directory, each child processed in parallel.
-    fn dir_entries(&self, path: &Path, parent_tree: Option<&Tree>) -> Result<Vec<Entry>> {
-        let children = match walk::list_dir(path, &self.excludes) {
+    fn dir_entries(
+        &self,
+        path: &Path,
+        stat: &fs::Metadata,
+        parent_tree: Option<&Tree>,
+    ) -> Result<Vec<Entry>> {
+        let children = match walk::list_dir(path, stat, &self.excludes) {
             Ok(children) => children,
             Err(e) => {
                 self.problem(path, format!("cannot list directory: {e}"));
                 return Ok(Vec::new());
             }
         };
+        let children: Vec<_> = children
+            .into_iter()
+            .filter(|child| !self.is_own_dir(&child.path, &child.stat))
+            .collect();
         let entries: Vec<Option<Entry>> = children
             .par_iter()
             .map(|child| {
@@ -400,6 +433,26 @@ impl Pipeline<'_> {
             })
             .collect::<Result<_>>()?;
         Ok(entries.into_iter().flatten().collect())
+    }
+
+    /// Whether `path` (with its `lstat`) is one of vault's own directories; then it is
+    /// recorded as left out.
+    fn is_own_dir(&self, path: &Path, stat: &fs::Metadata) -> bool {
+        if !stat.is_dir() {
+            return false;
+        }
+        let Some(&(_, _, what)) = self
+            .own_dirs
+            .iter()
+            .find(|&&(dev, ino, _)| (dev, ino) == (stat.dev(), stat.ino()))
+        else {
+            return false;
+        };
+        self.excluded.lock().unwrap().push(OwnDir {
+            what,
+            path: path.to_path_buf(),
+        });
+        true
     }
 
     fn file_data(
@@ -448,9 +501,18 @@ impl Pipeline<'_> {
                 }
             }
         }
-        let file = match open_source_file(path) {
+        let file = match open_source_file(path, stat) {
             Ok(file) => file,
-            Err(e) => {
+            Err(OpenError::Replaced(now)) => {
+                self.problem(
+                    path,
+                    format!(
+                        "was replaced by {now} while the snapshot ran; left out of the snapshot"
+                    ),
+                );
+                return Ok(None);
+            }
+            Err(OpenError::Io(e)) => {
                 self.problem(path, format!("cannot open: {e}"));
                 return Ok(None);
             }
@@ -579,6 +641,17 @@ pub fn run(
         .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
         .cloned()
         .collect();
+    let own_dirs: Vec<(u64, u64, &'static str)> = options
+        .own_dirs
+        .iter()
+        .filter_map(|d| {
+            let stat = fs::metadata(&d.path).ok()?;
+            Some((stat.dev(), stat.ino(), d.what))
+        })
+        .collect();
+    for p in &paths {
+        refuse_source_inside_own_dir(p, &options.own_dirs, &own_dirs)?;
+    }
     let mut stream_places = Vec::new();
     for s in &options.streams {
         stream_places.push(stream_components(&s.name)?);
@@ -633,7 +706,7 @@ pub fn run(
     let (sender, receiver) = pack::channel();
     let time_sec = time.as_second();
 
-    let (root, counters, problems, packed) = std::thread::scope(|scope| {
+    let (root, counters, problems, excluded, packed) = std::thread::scope(|scope| {
         let packer = scope.spawn(|| {
             pack::run_packer(
                 receiver,
@@ -654,6 +727,8 @@ pub fn run(
             file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
             owners: OwnerNames::default(),
             excludes,
+            own_dirs,
+            excluded: Mutex::new(Vec::new()),
             force_read: options.force_read,
             progress,
             problems: Mutex::new(Vec::new()),
@@ -662,10 +737,18 @@ pub fn run(
             parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
             check_lists,
         };
-        let built = take_sources(&pipeline, options.streams, &stream_places, &paths, time_sec);
+        let built = take_sources(
+            &pipeline,
+            options.streams,
+            &stream_places,
+            &paths,
+            time_sec,
+            options.allow_empty,
+        );
         let Pipeline {
             counters,
             problems,
+            excluded,
             blobs,
             ..
         } = pipeline;
@@ -679,7 +762,14 @@ pub fn run(
             }),
             (built, _) => built,
         };
-        (root, counters, problems.into_inner().unwrap(), packed)
+        let excluded = excluded.into_inner().unwrap();
+        (
+            root,
+            counters,
+            problems.into_inner().unwrap(),
+            excluded,
+            packed,
+        )
     });
     let packed = packed?;
     let root = root?;
@@ -722,7 +812,53 @@ pub fn run(
     };
     // I3: the manifest is written last, after every pack it reaches is durable.
     let id = repo.write_snapshot(&manifest, options.protect)?;
-    Ok(SnapshotReport { id, manifest })
+    Ok(SnapshotReport {
+        id,
+        manifest,
+        excluded,
+    })
+}
+
+/// Refuses a source that lies inside one of vault's own directories (`own`, with their
+/// `(device, inode)` in `stats`): a repository is never backed up into itself. The source
+/// itself is compared by `lstat` (it is not followed), its ancestors by `stat`.
+fn refuse_source_inside_own_dir(
+    source: &Path,
+    own: &[OwnDir],
+    stats: &[(u64, u64, &'static str)],
+) -> Result<()> {
+    for (depth, dir) in source.ancestors().enumerate() {
+        let stat = if depth == 0 {
+            fs::symlink_metadata(dir)
+        } else {
+            fs::metadata(dir)
+        };
+        let Ok(stat) = stat else { continue };
+        if depth == 0 && !stat.is_dir() {
+            continue;
+        }
+        if let Some(&(_, _, what)) = stats
+            .iter()
+            .find(|&&(dev, ino, _)| (dev, ino) == (stat.dev(), stat.ino()))
+        {
+            if depth == 0 {
+                // The directory itself is left out (and reported) by the walk.
+                continue;
+            }
+            let path = own
+                .iter()
+                .find(|d| d.what == what)
+                .map_or_else(|| dir.to_path_buf(), |d| d.path.clone());
+            return Err(Error::invalid(
+                format!("source {}", source.display()),
+                format!(
+                    "it lies inside the {what} {}, which vault never backs up; give a source outside it (`vault copy` replicates a repository)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Streams first (in order), then paths; returns the root tree id.
@@ -732,10 +868,12 @@ fn take_sources(
     places: &[Vec<Vec<u8>>],
     paths: &[PathBuf],
     time_sec: i64,
+    allow_empty: bool,
 ) -> Result<TreeId> {
     let mut root = RootBuilder::new();
     for (stream, place) in streams.into_iter().zip(places) {
         let name = stream.name.clone();
+        let empty = stream.empty_reason();
         let source::OpenStream { reader, finish } =
             stream.open().map_err(|reason| Error::SourceFailed {
                 name: name.clone(),
@@ -756,6 +894,13 @@ fn take_sources(
                 name: name.clone(),
                 reason,
             })?;
+        }
+        // After `finish`: a command that failed says so, rather than that it wrote nothing.
+        if size == 0 && !allow_empty {
+            return Err(Error::SourceFailed {
+                name,
+                reason: format!("{empty}; pass --allow-empty if an empty stream is expected"),
+            });
         }
         add(&p.counters.files, 1);
         add(&p.counters.bytes_total, size);
@@ -781,10 +926,13 @@ fn take_sources(
     for path in paths {
         let components = components_of(path);
         let stat = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        if p.is_own_dir(path, &stat) {
+            continue;
+        }
         let previous = p.parent_entry_at(&components);
         if components.is_empty() {
             let parent_tree = p.parent_tree(previous.as_ref());
-            let entries = p.dir_entries(path, parent_tree.as_ref())?;
+            let entries = p.dir_entries(path, &stat, parent_tree.as_ref())?;
             root.insert_root_entries(entries)
                 .map_err(|e| Error::invalid("source /", e))?;
             continue;

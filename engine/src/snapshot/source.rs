@@ -77,6 +77,15 @@ impl StreamSource {
         }
     }
 
+    /// Why an empty stream is suspect, for the error that refuses it.
+    pub(crate) fn empty_reason(&self) -> String {
+        match (self.kind, &self.command) {
+            ("stdin", _) => "standard input was empty (0 bytes): the program writing it may have failed (`set -o pipefail` makes the shell report that)".into(),
+            (_, Some(line)) => format!("command `{line}` exited 0 but wrote nothing (0 bytes)"),
+            (kind, None) => format!("the {kind} stream was empty (0 bytes)"),
+        }
+    }
+
     pub(crate) fn open(self) -> Result<OpenStream, String> {
         (self.open)()
     }

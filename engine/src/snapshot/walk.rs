@@ -4,8 +4,12 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use super::paths::kind_of;
 
 use globset::{GlobSet, GlobSetBuilder};
 
@@ -50,17 +54,49 @@ impl Excludes {
     }
 }
 
-/// The entries of directory `dir`, sorted by name bytes, excluded ones removed. Entries that
-/// vanish between listing and `lstat` are skipped (they were not there to back up).
+/// The entries of directory `dir` (listed by its parent with `lstat` `listed`), sorted by name
+/// bytes, excluded ones removed. Entries that vanish between listing and `lstat` are skipped
+/// (they were not there to back up).
+///
+/// The directory is opened without following a symlink and must be the one listed (same device
+/// and inode): a symlink put in its place after its parent was listed is never followed, and
+/// the listing fails with what is there now. Its entries are read through the open directory
+/// (`/proc/self/fd/N`; by path where `/proc` is not mounted).
 ///
 /// Each entry is `lstat`ed relative to the open directory (`fstatat`), not by its absolute
 /// path: an entry whose absolute path is longer than `PATH_MAX` must not fail the listing of
 /// its directory (and so lose its siblings); it fails alone, later, where it is opened.
-pub fn list_dir(dir: &Path, excludes: &Excludes) -> io::Result<Vec<SourceEntry>> {
+pub fn list_dir(
+    dir: &Path,
+    listed: &fs::Metadata,
+    excludes: &Excludes,
+) -> io::Result<Vec<SourceEntry>> {
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir);
+    let handle = match opened {
+        Ok(handle) => handle,
+        Err(e) => {
+            return Err(match fs::symlink_metadata(dir) {
+                Ok(now) if !same_dir(listed, &now) => replaced(&now),
+                _ => e,
+            })
+        }
+    };
+    let now = handle.metadata()?;
+    if !same_dir(listed, &now) {
+        return Err(replaced(&now));
+    }
+    let through_fd = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    let entries = match fs::read_dir(&through_fd) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::read_dir(dir)?,
+        other => other?,
+    };
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
+    for entry in entries {
         let entry = entry?;
-        let path = entry.path();
+        let path = dir.join(entry.file_name());
         if excludes.excluded(&path) {
             continue;
         }
@@ -77,4 +113,15 @@ pub fn list_dir(dir: &Path, excludes: &Excludes) -> io::Result<Vec<SourceEntry>>
     }
     out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     Ok(out)
+}
+
+fn same_dir(listed: &fs::Metadata, now: &fs::Metadata) -> bool {
+    now.is_dir() && (now.dev(), now.ino()) == (listed.dev(), listed.ino())
+}
+
+fn replaced(now: &fs::Metadata) -> io::Error {
+    io::Error::other(format!(
+        "was replaced by {} while the snapshot ran",
+        kind_of(now)
+    ))
 }
