@@ -306,7 +306,7 @@ fn prune(
     let plan = Plan {
         version: crate::format::FORMAT_VERSION,
         time: jiff::Timestamp::now().to_string(),
-        host: crate::snapshot::hostname(),
+        host: crate::host::hostname(),
         condemned: condemned.iter().map(|p| p.to_hex()).collect(),
         written: written.iter().map(|(p, _, _)| p.to_hex()).collect(),
         snapshots: kept.iter().map(|s| s.id.to_hex()).collect(),

@@ -54,7 +54,7 @@ use crate::repo::Repository;
 use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
-pub use paths::hostname;
+pub use crate::host::hostname;
 use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
