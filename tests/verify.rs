@@ -712,7 +712,7 @@ fn deleted_index_cache_is_rebuilt_and_verify_passes() {
     let out = run_vault(&fx.env, &["index", "rebuild", "--json"], 0);
     assert_eq!(
         out.json(),
-        serde_json::json!({"packs": packs.len(), "blobs": blobs.len(), "unreadable": []})
+        serde_json::json!({"packs": packs.len(), "blobs": blobs.len(), "unreadable": [], "segments_unreadable": []})
     );
     let (v, _) = verify_json(&fx.env, &["--read-data"], 0);
     assert_eq!(report_u64(&v, "snapshots"), 2);
@@ -782,7 +782,7 @@ fn corrupted_manifest_names_its_snapshot_and_others_still_verify() {
     let text = out.stdout_str();
     assert!(
         text.contains(&format!("snapshot {}: DAMAGED", &fx.first[..16]))
-            && text.contains("snapshot_damaged")
+            && text.contains(&format!("  snapshot {}: damaged", fx.first))
             && !text.contains(&format!("snapshot {}: DAMAGED", &fx.second[..16])),
         "{text}"
     );
