@@ -317,3 +317,92 @@ fn target_inside_a_source_or_the_repository_is_warned_about() {
     out.ok();
     assert!(warnings(&out).is_empty(), "{}", out.stderr);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Item 11: trees beyond PATH_MAX under the target
+// ------------------------------------------------------------------------------------------------
+
+/// `/proc/self/fd/N/.`: a short path to the directory `rel` below `root`, opened one name at a
+/// time (the full path may be longer than PATH_MAX). Keep the descriptor while using the path.
+fn short_path_below(root: &Path, rel: &Path) -> (std::os::fd::OwnedFd, std::path::PathBuf) {
+    use std::os::fd::AsRawFd;
+    let mut fd: std::os::fd::OwnedFd = fs::File::open(root).unwrap().into();
+    for part in rel {
+        fd = crate::reliability::open_in(&fd, part.to_str().unwrap(), libc::O_DIRECTORY)
+            .unwrap_or_else(|| panic!("{} not restored", rel.display()));
+    }
+    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}/.", fd.as_raw_fd()));
+    (fd, path)
+}
+
+/// A source tree whose paths come close to PATH_MAX can be snapshotted; restored under a
+/// target its paths go beyond PATH_MAX. The restore (which made absolute paths and aborted with
+/// "File name too long") round-trips it byte-exact, and so does a --delta restore over a
+/// changed copy.
+#[test]
+fn a_tree_beyond_path_max_under_the_target_round_trips_also_with_delta() {
+    const PATH_MAX: usize = 4096;
+    let env = Env::init();
+    let src = env.path("src");
+    let level_name = |i: usize| format!("{i:03}{}", "y".repeat(197));
+    // Levels down to 40 bytes short of PATH_MAX (room for the names at the bottom).
+    let mut deep = src.clone();
+    let mut i = 0;
+    while deep.as_os_str().len() + 201 + 40 < PATH_MAX {
+        deep.push(level_name(i));
+        i += 1;
+    }
+    let rest = PATH_MAX - 40 - deep.as_os_str().len() - 1;
+    deep.push("z".repeat(rest));
+    assert_eq!(deep.as_os_str().len(), PATH_MAX - 40);
+    write(&src.join(level_name(0)).join("top.txt"), b"near the top\n");
+    write(&deep.join("data.bin"), &random_bytes(5, 300_000));
+    write(&deep.join("small"), b"a small file at the bottom\n");
+    fs::hard_link(deep.join("data.bin"), deep.join("link")).unwrap();
+    std::os::unix::fs::symlink("data.bin", deep.join("sym")).unwrap();
+    mkfifo(&deep.join("fifo"), 0o640);
+    fs::create_dir(deep.join("private")).unwrap();
+    write(&deep.join("private/x"), b"x\n");
+    chmod(&deep.join("private"), 0o700);
+    let mut n = 0;
+    set_all_mtimes(&src, &mut n);
+    let id = id_of(&env.snapshot([&src]));
+
+    let t = env.path(format!("t{}", "-".repeat(150)));
+    let rel = src.strip_prefix("/").unwrap();
+    assert!(
+        t.join(rel).as_os_str().len() + deep.as_os_str().len() - src.as_os_str().len() > PATH_MAX
+    );
+    let out = env.restore(&id, &t, Vec::<&str>::new());
+    out.ok().no_panic();
+    let (_fd, restored) = short_path_below(&t, rel);
+    assert_same_tree(&src, &restored, Compare::default());
+
+    // Changed at the bottom; --delta --delete puts it right.
+    let deep_rel = deep.strip_prefix(&src).unwrap();
+    {
+        let (_fd, bottom) = short_path_below(&t, &rel.join(deep_rel));
+        let mut data = fs::read(bottom.join("data.bin")).unwrap();
+        data[150_000] ^= 1;
+        fs::remove_file(bottom.join("data.bin")).unwrap();
+        fs::write(bottom.join("data.bin"), &data).unwrap();
+        fs::remove_file(bottom.join("small")).unwrap();
+        fs::write(bottom.join("extra"), b"not in the snapshot\n").unwrap();
+        fs::remove_file(bottom.join("sym")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", bottom.join("sym")).unwrap();
+    }
+    let out = env.restore(&id, &t, ["--delta", "--delete"]);
+    out.ok().no_panic();
+    let (_fd, restored) = short_path_below(&t, rel);
+    assert_same_tree(&src, &restored, Compare::default());
+    // A dry run over it finds nothing to do.
+    let out = env.restore(&id, &t, ["--delta", "--dry-run", "--json"]);
+    out.ok().no_panic();
+    let report = out.json()["report"].clone();
+    assert_eq!(report["files_written"], 0, "{report:#}");
+    assert_eq!(
+        report["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{report:#}"
+    );
+}

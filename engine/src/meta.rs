@@ -1,13 +1,12 @@
 //! Capturing file metadata from the filesystem and applying it on restore.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Mutex;
 
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Timespec, Timestamps, Uid, CWD};
@@ -112,11 +111,6 @@ pub fn can_chown() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-}
-
 /// The permission bits that give privilege: setuid, setgid, sticky.
 pub const SPECIAL_BITS: u32 = 0o7000;
 
@@ -162,38 +156,36 @@ pub fn apply_fd(fd: impl AsFd, meta: &Metadata, chown: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens the directory at `path` for [`apply_fd`], failing on anything else (a symlink
-/// included).
-pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
-/// Applies ownership (when `chown`) and mtime to the symlink at `path` itself (a symlink has no
-/// permissions of its own).
-pub fn apply_symlink(path: &Path, meta: &Metadata, chown: bool) -> io::Result<()> {
+/// Applies ownership (when `chown`) and mtime to the symlink `name` in directory `dir` itself
+/// (a symlink has no permissions of its own).
+pub fn apply_symlink(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Metadata,
+    chown: bool,
+) -> io::Result<()> {
     if chown {
         let (uid, gid) = ids(meta);
-        rustix::fs::chownat(CWD, path, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+        rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
     }
-    rustix::fs::utimensat(CWD, path, &mtime(meta), AtFlags::SYMLINK_NOFOLLOW)?;
+    rustix::fs::utimensat(dir, name, &mtime(meta), AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }
 
-/// Applies metadata to the FIFO or device node at `path` without opening the node itself (which
-/// could block or act on a device): through an `O_PATH` descriptor whose type `expect` checks,
-/// and for permissions and mtime its `/proc/self/fd` name, which names that very entry.
+/// Applies metadata to the FIFO or device node `name` in directory `dir` without opening the
+/// node itself (which could block or act on a device): through an `O_PATH` descriptor whose
+/// type `expect` checks, and for permissions and mtime its `/proc/self/fd` name, which names
+/// that very entry.
 pub fn apply_node(
-    path: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
     meta: &Metadata,
     chown: bool,
     expect: impl Fn(&rustix::fs::Stat) -> bool,
 ) -> io::Result<()> {
-    let fd = rustix::fs::open(
-        path,
+    let fd = rustix::fs::openat(
+        dir,
+        name,
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
@@ -212,22 +204,5 @@ pub fn apply_node(
         AtFlags::empty(),
     )?;
     rustix::fs::utimensat(CWD, proc.as_str(), &mtime(meta), AtFlags::empty())?;
-    Ok(())
-}
-
-/// Creates a FIFO or device node.
-pub fn make_node(path: &Path, kind: libc::mode_t, rdev: u64, mode: u32) -> io::Result<()> {
-    let c = cstring(path)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    if unsafe {
-        libc::mknod(
-            c.as_ptr(),
-            kind | (mode & 0o7777) as libc::mode_t,
-            rdev as libc::dev_t,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! parallel batches with every chunk's digest checked before it is written ([`write`]).
 //! Metadata is applied after content: files right after writing, directories after all their
 //! children. Hard-linked files (equal `(dev, inode)` in one snapshot) are written once and linked
-//! afterwards. All paths under the target are made by [`target`] alone.
+//! afterwards. Everything under the target is reached through directory descriptors made by
+//! [`target`] alone (one checked name at a time: no path length limit, no symlink followed).
 
 pub mod bulk;
 pub(crate) mod content;
@@ -18,7 +19,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use std::sync::Mutex;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use rustix::fs::OFlags;
+
 use self::delta::{OldFile, Source};
+use self::target::Dir;
 use self::write::{RestoredChunks, Reuse, WriteStats};
 use crate::error::{Error, IoContext, Result};
 use crate::format::tree::{Entry, EntryKind, FileData, Metadata, Tree};
@@ -160,6 +164,13 @@ struct PendingLink {
 /// run is removed by the next delta restore of that directory.
 const TEMP_PREFIX: &str = ".vault-restore-";
 
+/// Where an entry goes: its name in its directory, and its path for messages.
+struct At<'d> {
+    dir: &'d Dir,
+    name: &'d OsStr,
+    path: PathBuf,
+}
+
 /// What a delta restore finds at the name of a file entry.
 enum Existing {
     /// Nothing, or not a regular file: the file is written new.
@@ -201,17 +212,6 @@ struct Restorer<'a> {
     link_dirs: Mutex<std::collections::HashSet<PathBuf>>,
     /// Hard-link groups whose first link was left out as damaged (`keep_going`).
     damaged_links: Mutex<std::collections::HashSet<(u64, u64)>>,
-}
-
-/// What is at a target path now (`lstat`; never follows a symlink).
-fn existing(path: &Path) -> Result<Option<fs::Metadata>> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        // A path below something that is not a directory (a dry run over a changed tree).
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
 }
 
 fn same_mtime(stat: &fs::Metadata, meta: &Metadata) -> bool {
@@ -272,17 +272,20 @@ impl Restorer<'_> {
         self.meta_result(path, meta::apply_fd(file, meta, self.chown));
     }
 
-    /// A directory's metadata, through a descriptor opened without following symlinks.
-    fn apply_dir_meta(&self, path: &Path, meta: &Metadata) {
-        let result = meta::open_dir(path).and_then(|fd| meta::apply_fd(&fd, meta, self.chown));
-        self.meta_result(path, result);
+    /// A directory's metadata, through its descriptor.
+    fn apply_dir_meta(&self, dir: &Dir, meta: &Metadata) {
+        let result = dir.fd().and_then(|fd| meta::apply_fd(fd, meta, self.chown));
+        self.meta_result(dir.path(), result);
     }
 
-    /// The metadata of a symlink, FIFO or device node (`kind`).
-    fn apply_other_meta(&self, path: &Path, meta: &Metadata, kind: &EntryKind) {
+    /// The metadata of the symlink, FIFO or device node (`kind`) `name` in `dir`.
+    fn apply_other_meta(&self, dir: &Dir, name: &OsStr, meta: &Metadata, kind: &EntryKind) {
+        let Ok(fd) = dir.fd() else {
+            return;
+        };
         let result = match kind {
-            EntryKind::Symlink(_) => meta::apply_symlink(path, meta, self.chown),
-            _ => meta::apply_node(path, meta, self.chown, |stat| {
+            EntryKind::Symlink(_) => meta::apply_symlink(fd, name, meta, self.chown),
+            _ => meta::apply_node(fd, name, meta, self.chown, |stat| {
                 let format = stat.st_mode & libc::S_IFMT;
                 match kind {
                     EntryKind::Fifo => format == libc::S_IFIFO,
@@ -296,7 +299,7 @@ impl Restorer<'_> {
                 }
             }),
         };
-        self.meta_result(path, result);
+        self.meta_result(&dir.display(name), result);
     }
 
     /// Whether the metadata of an entry left in place (`stat`) differs from the snapshot's.
@@ -308,10 +311,17 @@ impl Restorer<'_> {
 
     /// Delta: applies the metadata of a symlink or node left in place if it differs, counting
     /// the fix.
-    fn fix_meta(&self, path: &Path, meta: &Metadata, stat: &fs::Metadata, kind: &EntryKind) {
+    fn fix_meta(
+        &self,
+        dir: &Dir,
+        name: &OsStr,
+        meta: &Metadata,
+        stat: &fs::Metadata,
+        kind: &EntryKind,
+    ) {
         if self.meta_differs(stat, meta, matches!(kind, EntryKind::Symlink(_))) {
             if !self.dry_run {
-                self.apply_other_meta(path, meta, kind);
+                self.apply_other_meta(dir, name, meta, kind);
             }
             self.count(|r| r.metadata_updated += 1);
         }
@@ -333,7 +343,7 @@ impl Restorer<'_> {
     fn restore_tree(
         &self,
         tree: &Tree,
-        dir: &Path,
+        dir: &Dir,
         dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
@@ -357,16 +367,9 @@ impl Restorer<'_> {
 
     /// Delta: removes what `dir` holds that `tree` does not — with `--delete` (within the
     /// `--include` patterns), and always the temporary files of an interrupted delta restore.
-    fn sweep(&self, tree: &Tree, dir: &Path, snapshot_dir: &Path) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if self.dry_run && matches!(e.kind(), io::ErrorKind::NotFound) => return Ok(()),
-            Err(e) if self.dry_run && e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(()),
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        for item in entries {
-            let item = item.at(dir)?;
-            let name = item.file_name();
+    fn sweep(&self, tree: &Tree, dir: &Dir, snapshot_dir: &Path) -> Result<()> {
+        let names = dir.names().at(dir.path())?;
+        for name in names {
             if tree.find(name.as_bytes()).is_some() {
                 continue;
             }
@@ -375,9 +378,8 @@ impl Restorer<'_> {
             if !temp && !wanted {
                 continue;
             }
-            let path = dir.join(&name);
             if !self.dry_run {
-                target::prepare_name(&path, true)?;
+                dir.prepare_name(&name, true)?;
             }
             if !temp {
                 self.count(|r| r.deleted += 1);
@@ -389,12 +391,13 @@ impl Restorer<'_> {
     fn restore_entry(
         &self,
         entry: &Entry,
-        dir: &Path,
+        dir: &Dir,
         dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
     ) -> Result<bool> {
-        let path = target::child(dir, &entry.name)?;
+        let name = target::child(&entry.name)?;
+        let path = dir.display(name);
         let snapshot_path = snapshot_dir.join(OsStr::from_bytes(&entry.name));
         let wanted = self.included(&snapshot_path);
         match &entry.kind {
@@ -407,7 +410,8 @@ impl Restorer<'_> {
                             return Ok(false);
                         }
                     };
-                    let any = self.restore_tree(&tree, &path, None, &snapshot_path, depth + 1)?;
+                    let child = dir.open_or_absent(name);
+                    let any = self.restore_tree(&tree, &child, None, &snapshot_path, depth + 1)?;
                     if wanted || any {
                         self.count(|r| r.dirs += 1);
                     }
@@ -418,17 +422,18 @@ impl Restorer<'_> {
                     Ok(tree) => tree,
                     Err(e) => return self.damage(&path, e).map(|()| false),
                 };
-                self.make_dir(&path)?;
+                let child = self.make_dir(dir, name)?;
                 let any =
-                    self.restore_tree(&tree, &path, Some(&entry.meta), &snapshot_path, depth + 1)?;
+                    self.restore_tree(&tree, &child, Some(&entry.meta), &snapshot_path, depth + 1)?;
                 if !wanted && !any {
-                    std::fs::remove_dir(&path).at(&path)?;
+                    drop(child);
+                    dir.remove_empty_dir(name)?;
                     return Ok(false);
                 }
                 // Children are all restored; links into this directory come later, and then
                 // its metadata is applied by `finish_links`.
                 if !self.link_dirs.lock().unwrap().contains(&path) {
-                    self.apply_dir_meta(&path, &entry.meta);
+                    self.apply_dir_meta(&child, &entry.meta);
                 }
                 self.count(|r| r.dirs += 1);
                 Ok(true)
@@ -439,25 +444,30 @@ impl Restorer<'_> {
                     let key = (entry.meta.dev, entry.meta.inode);
                     let mut links = self.links.lock().unwrap();
                     if links.contains_key(&key) {
-                        self.link_dirs.lock().unwrap().insert(dir.to_path_buf());
+                        self.link_dirs
+                            .lock()
+                            .unwrap()
+                            .insert(dir.path().to_path_buf());
                         self.pending_links.lock().unwrap().push(PendingLink {
                             path,
                             key,
-                            dir: dir.to_path_buf(),
+                            dir: dir.path().to_path_buf(),
                             dir_meta: dir_meta.cloned(),
                         });
                         return Ok(true);
                     }
                     links.insert(key, path.clone());
                 }
+                let at = At { dir, name, path };
                 let result = if self.dry_run {
-                    self.check_file(&path, &entry.meta, data);
+                    self.check_file(&at, &entry.meta, data);
                     Ok(())
                 } else if self.delta {
-                    self.delta_file(&path, &entry.meta, data)
+                    self.delta_file(&at, &entry.meta, data)
                 } else {
-                    self.new_file(&path, &entry.meta, data)
+                    self.new_file(&at, &entry.meta, data)
                 };
+                let path = at.path;
                 if let Err(e) = result {
                     self.damage(&path, e)?;
                     if data.hardlinked {
@@ -472,21 +482,20 @@ impl Restorer<'_> {
             }
             EntryKind::Symlink(target_bytes) => {
                 if self.delta {
-                    if let Some(stat) = existing(&path)? {
+                    if let Some(stat) = dir.stat(name)? {
                         let same = stat.file_type().is_symlink()
-                            && fs::read_link(&path).at(&path)?.as_os_str().as_bytes()
-                                == target_bytes.as_slice();
+                            && dir.read_link(name)? == target_bytes.as_slice();
                         if same {
-                            self.fix_meta(&path, &entry.meta, &stat, &entry.kind);
+                            self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
                             self.count(|r| r.symlinks += 1);
                             return Ok(true);
                         }
                     }
                 }
                 if !self.dry_run {
-                    target::prepare_name(&path, self.overwrite)?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(target_bytes), &path).at(&path)?;
-                    self.apply_other_meta(&path, &entry.meta, &entry.kind);
+                    dir.prepare_name(name, self.overwrite)?;
+                    dir.symlink(target_bytes, name)?;
+                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
                 self.count(|r| r.symlinks += 1);
                 Ok(true)
@@ -499,8 +508,8 @@ impl Restorer<'_> {
                     _ => unreachable!(),
                 };
                 if self.delta {
-                    if let Some(stat) = existing(&path)?.filter(|s| same_node(s, &entry.kind)) {
-                        self.fix_meta(&path, &entry.meta, &stat, &entry.kind);
+                    if let Some(stat) = dir.stat(name)?.filter(|s| same_node(s, &entry.kind)) {
+                        self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
                         self.count(|r| r.special += 1);
                         return Ok(true);
                     }
@@ -514,9 +523,9 @@ impl Restorer<'_> {
                     return Ok(false);
                 }
                 if !self.dry_run {
-                    target::prepare_name(&path, self.overwrite)?;
-                    meta::make_node(&path, kind, rdev, entry.meta.mode).at(&path)?;
-                    self.apply_other_meta(&path, &entry.meta, &entry.kind);
+                    dir.prepare_name(name, self.overwrite)?;
+                    dir.make_node(name, kind, rdev, entry.meta.mode)?;
+                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
                 self.count(|r| r.special += 1);
                 Ok(true)
@@ -531,24 +540,22 @@ impl Restorer<'_> {
 
     /// A directory to restore into. In a delta restore an existing one is kept (made writable
     /// for its owner until its metadata is applied) and anything else at its name replaced.
-    fn make_dir(&self, path: &Path) -> Result<()> {
-        target::create_dir(path, self.overwrite)?;
+    fn make_dir(&self, parent: &Dir, name: &OsStr) -> Result<Dir> {
+        let dir = parent.create_dir(name, self.overwrite)?;
         if self.delta {
-            let dir = meta::open_dir(path).at(path)?;
-            let mode = rustix::fs::fstat(&dir)
+            let path = dir.path();
+            let fd = dir.fd().at(path)?;
+            let mode = rustix::fs::fstat(fd)
                 .map_err(io::Error::from)
                 .at(path)?
                 .st_mode;
             if mode & 0o700 != 0o700 {
-                rustix::fs::fchmod(
-                    &dir,
-                    rustix::fs::Mode::from_raw_mode((mode | 0o700) & 0o7777),
-                )
-                .map_err(io::Error::from)
-                .at(path)?;
+                rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode((mode | 0o700) & 0o7777))
+                    .map_err(io::Error::from)
+                    .at(path)?;
             }
         }
-        Ok(())
+        Ok(dir)
     }
 
     fn reuse<'r>(&'r self, path: &'r Arc<PathBuf>) -> Reuse<'r> {
@@ -560,8 +567,9 @@ impl Restorer<'_> {
     }
 
     /// A file written whole into a new file at `path` (whatever was there is replaced).
-    fn new_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
-        let file = target::create_file(path, self.overwrite)?;
+    fn new_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
+        let path = &at.path;
+        let file = at.dir.create_file(at.name, self.overwrite)?;
         let final_path = Arc::new(path.to_path_buf());
         // Not fsynced, like cp, tar and restic: the repository keeps the durable copy,
         // and an fsync per file would make a restore wait for the disk file by file.
@@ -577,7 +585,7 @@ impl Restorer<'_> {
             Err(e) => {
                 // Never left at its name looking complete.
                 drop(file);
-                let _ = fs::remove_file(path);
+                at.dir.discard(at.name);
                 return Err(e);
             }
         };
@@ -587,27 +595,20 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// The existing regular file at `path`, when a delta restore may keep some of it.
-    fn existing_file(&self, path: &Path) -> Result<Option<fs::Metadata>> {
-        Ok(existing(path)?.filter(|s| s.file_type().is_file()))
-    }
-
     /// Delta: what is at `path` for the file entry `meta`/`data`. A file kept (its size and
     /// mtime match and nothing privileged is to change, or its content hashes to the
     /// snapshot's) is counted as unchanged and its metadata fixed through the descriptor it was
     /// checked through. A file with other names (link count above 1: a hard link this restore
     /// did not make, perhaps to a file outside the target) or whose owner or setuid, setgid or
     /// sticky bits would change is never kept: it is replaced by a file this restore writes.
-    fn examine(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<Existing> {
-        let Some(seen) = self.existing_file(path)? else {
+    fn examine(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<Existing> {
+        let path = &at.path;
+        let Some(seen) = at.dir.stat(at.name)?.filter(|s| s.file_type().is_file()) else {
             return Ok(Existing::None);
         };
         // Non-blocking and no controlling terminal, in case it was swapped for a node since.
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-        {
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let file = match at.dir.open_file(at.name, flags, 0) {
             Ok(file) => file,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOENT)) => {
                 return Ok(Existing::None)
@@ -661,9 +662,10 @@ impl Restorer<'_> {
 
     /// Delta: leaves the file alone, patches it, rebuilds it from its reusable chunks, or writes
     /// it new, whichever moves the least.
-    fn delta_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
-        let (old, plan, stat, replace) = match self.examine(path, meta, data)? {
-            Existing::None => return self.new_file(path, meta, data),
+    fn delta_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
+        let path = &at.path;
+        let (old, plan, stat, replace) = match self.examine(at, meta, data)? {
+            Existing::None => return self.new_file(at, meta, data),
             Existing::Unchanged => return Ok(()),
             Existing::Changed {
                 old,
@@ -675,7 +677,7 @@ impl Restorer<'_> {
         let final_path = Arc::new(path.to_path_buf());
         let reuse = self.reuse(&final_path);
         if !replace && plan.in_place(data.size) {
-            if let Some(file) = self.open_to_patch(path, &old.file, &stat)? {
+            if let Some(file) = self.open_to_patch(at, &old.file, &stat)? {
                 // Moved chunks are fetched: their old bytes may be overwritten before they are
                 // read.
                 let sources: Vec<Source> = plan
@@ -702,7 +704,7 @@ impl Restorer<'_> {
                     Err(e) => {
                         // Half patched: neither the old file nor the snapshot's.
                         drop(file);
-                        let _ = fs::remove_file(path);
+                        at.dir.discard(at.name);
                         return Err(e);
                     }
                 };
@@ -713,11 +715,11 @@ impl Restorer<'_> {
             }
         }
         // Rebuilt beside it and renamed over it: the old file stays whole until then.
-        let (temp, file) = target::create_temp_beside(path, TEMP_PREFIX)?;
+        let (temp, file) = at.dir.create_temp(TEMP_PREFIX)?;
         let result = write::write_content(
             self.repo,
             &file,
-            &temp,
+            &at.dir.display(&temp),
             data,
             self.progress,
             Reuse {
@@ -730,17 +732,17 @@ impl Restorer<'_> {
             Ok(stats) => stats,
             Err(e) => {
                 drop(file);
-                let _ = fs::remove_file(&temp);
+                at.dir.discard(&temp);
                 if self.keep_going {
                     // The old file is not the snapshot's: it must not look restored.
-                    let _ = fs::remove_file(path);
+                    at.dir.discard(at.name);
                 }
                 return Err(e);
             }
         };
-        self.apply_file_meta(&temp, &file, meta);
+        self.apply_file_meta(&at.dir.display(&temp), &file, meta);
         drop(file);
-        fs::rename(&temp, path).at(path)?;
+        at.dir.rename(&temp, at.name)?;
         self.count_write(stats);
         if stats.reused > 0 {
             self.count(|r| r.files_patched += 1);
@@ -754,10 +756,11 @@ impl Restorer<'_> {
     /// name no longer leads to that file or the file has gained another name.
     fn open_to_patch(
         &self,
-        path: &Path,
+        at: &At,
         old: &fs::File,
         stat: &fs::Metadata,
     ) -> Result<Option<fs::File>> {
+        let path = &at.path;
         if stat.mode() & 0o200 == 0 {
             rustix::fs::fchmod(
                 old,
@@ -766,10 +769,13 @@ impl Restorer<'_> {
             .map_err(io::Error::from)
             .at(path)?;
         }
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
+        let file = at
+            .dir
+            .open_file(
+                at.name,
+                OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                0,
+            )
             .at(path)?;
         let now = file.metadata().at(path)?;
         let same = now.is_file() && (now.dev(), now.ino()) == (stat.dev(), stat.ino());
@@ -778,10 +784,10 @@ impl Restorer<'_> {
 
     /// Dry run: what the restore would do with this file; with verify, every chunk of a file
     /// it would write is read and checked. Problems are recorded, not returned.
-    fn check_file(&self, path: &Path, meta: &Metadata, data: &FileData) {
+    fn check_file(&self, at: &At, meta: &Metadata, data: &FileData) {
         let result = (|| -> Result<()> {
             if self.delta {
-                match self.examine(path, meta, data)? {
+                match self.examine(at, meta, data)? {
                     Existing::None => {}
                     Existing::Unchanged => return Ok(()),
                     Existing::Changed { plan, .. } => {
@@ -797,7 +803,7 @@ impl Restorer<'_> {
             self.check_content(data)
         })();
         if let Err(e) = result {
-            self.problem(path, &e);
+            self.problem(&at.path, &e);
         }
     }
 
@@ -821,7 +827,7 @@ impl Restorer<'_> {
     /// Creates the hard links recorded during the walk, then applies the metadata of their
     /// directories, which was held back (creating a link changes a directory's mtime, and a
     /// read-only directory would refuse the link).
-    fn finish_links(&self) -> Result<()> {
+    fn finish_links(&self, root: &Dir) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending_links.lock().unwrap());
         let links = self.links.lock().unwrap();
         let mut dirs: HashMap<PathBuf, Metadata> = HashMap::new();
@@ -842,7 +848,8 @@ impl Restorer<'_> {
                 self.count(|r| r.damaged.push(message));
                 if !self.dry_run {
                     // Whatever an earlier restore left at this name is not the snapshot's file.
-                    target::prepare_name(&link.path, self.delta)?;
+                    let (dir, name) = below(root, &link.path)?;
+                    dir.prepare_name(name, self.delta)?;
                 }
                 continue;
             }
@@ -850,19 +857,52 @@ impl Restorer<'_> {
             if self.dry_run {
                 continue;
             }
-            let linked = match (existing(&link.path)?, existing(first)?) {
+            let (dir, name) = below(root, &link.path)?;
+            let (first_dir, first_name) = below(root, first)?;
+            let linked = match (dir.stat(name)?, first_dir.stat(first_name)?) {
                 (Some(a), Some(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
                 _ => false,
             };
             if !(self.delta && linked) {
-                target::prepare_name(&link.path, self.overwrite)?;
-                std::fs::hard_link(first, &link.path).at(&link.path)?;
+                dir.prepare_name(name, self.overwrite)?;
+                dir.hard_link(&first_dir, first_name, name)?;
             }
         }
-        for (dir, meta) in &dirs {
-            self.apply_dir_meta(dir, meta);
+        for (path, meta) in &dirs {
+            let rel = path.strip_prefix(root.path()).unwrap_or(path);
+            match root.open_below(rel) {
+                Ok(dir) => self.apply_dir_meta(&dir, meta),
+                Err(e) => self.meta_result(path, Err(e)),
+            }
         }
         Ok(())
+    }
+}
+
+/// The directory of `path` (an entry under `root`, as [`Dir::display`] made it), opened from
+/// `root` one name at a time, and the entry's name.
+fn below<'p>(root: &Dir, path: &'p Path) -> Result<(Dir, &'p OsStr)> {
+    let name = path.file_name().expect("an entry path ends in its name");
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let rel = parent.strip_prefix(root.path()).unwrap_or(parent);
+    let dir = root.open_below(rel).at(parent)?;
+    Ok((dir, name))
+}
+
+/// Raises the soft limit of open files to the hard one: the walk holds one directory
+/// descriptor per level (up to [`MAX_TREE_DEPTH`]) on each worker, more than a soft limit of
+/// 1024 allows. A failure leaves the limit as it was (deep trees then fail with EMFILE).
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
     }
 }
 
@@ -918,9 +958,12 @@ fn restore(
             path: options.target.clone(),
         });
     }
-    if !options.dry_run {
-        std::fs::create_dir_all(&options.target).at(&options.target)?;
-    }
+    raise_open_file_limit();
+    let root = if options.dry_run {
+        Dir::open_existing(&options.target)
+    } else {
+        Dir::open_target(&options.target)?
+    };
     let restorer = Restorer {
         repo,
         overwrite,
@@ -958,10 +1001,12 @@ fn restore(
             let tree = restorer.read_tree(*id)?;
             // The snapshot root has no metadata of its own; a restored directory's goes on the target.
             let target_meta = (!entry.name.is_empty()).then_some(&entry.meta);
-            restorer.restore_tree(&tree, &options.target, target_meta, &snapshot_base, 0)?;
-            restorer.finish_links()?;
+            // On a pool worker, whose stack is sized for MAX_TREE_DEPTH levels: a directory of
+            // one entry is walked on the calling thread, so a deep chain would recurse there.
+            rayon::scope(|_| restorer.restore_tree(&tree, &root, target_meta, &snapshot_base, 0))?;
+            restorer.finish_links(&root)?;
             if let (Some(meta), false) = (target_meta, options.dry_run) {
-                restorer.apply_dir_meta(&options.target, meta);
+                restorer.apply_dir_meta(&root, meta);
             }
         }
         _ => {
@@ -969,8 +1014,8 @@ fn restore(
                 .parent()
                 .unwrap_or(Path::new("/"))
                 .to_path_buf();
-            restorer.restore_entry(&entry, &options.target, None, &parent, 0)?;
-            restorer.finish_links()?;
+            restorer.restore_entry(&entry, &root, None, &parent, 0)?;
+            restorer.finish_links(&root)?;
         }
     }
     let mut report = restorer.report.into_inner().unwrap();
