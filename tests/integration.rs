@@ -13,6 +13,7 @@ mod encryption;
 mod errors;
 mod hostile;
 mod reliability;
+mod restore_safety;
 mod rotation;
 mod roundtrip;
 mod select;

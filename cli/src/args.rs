@@ -15,7 +15,7 @@ pub struct Cli {
     /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, region from AWS_REGION) or
     /// sftp:[USER@]HOST[:PORT]/PATH (through ssh: keys from ssh's defaults, its agent or
     /// VAULT_SFTP_KEY) [default: ~/.local/share/vault/repo, created on first snapshot]
-    #[arg(long, global = true, env = "VAULT_REPO", value_name = "LOCATION")]
+    #[arg(long, global = true, env = "VAULT_REPO", value_name = "LOCATION", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub repo: Option<String>,
 
     /// Where the local index cache lives [default: ~/.cache/vault]
@@ -367,7 +367,7 @@ pub struct RestoreArgs {
     )]
     pub snapshots: Vec<String>,
     /// Directory to restore into (created if missing; must be empty unless --overwrite or --delta). May hold {id}, {host} and {label:KEY}, filled in per snapshot, e.g. '/srv/dev/{label:app}'
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub target: String,
     /// Restore the latest snapshot of every group (host, paths, tags, label:KEY, comma-separated) among those the filters select, each into its --target template
     #[arg(long, value_name = "GROUP", conflicts_with = "snapshots")]
@@ -378,10 +378,10 @@ pub struct RestoreArgs {
     /// Restore into a non-empty target, replacing what is in the way
     #[arg(long)]
     pub overwrite: bool,
-    /// Restore into an existing tree, writing only what differs: files with the snapshot's size and mtime are left alone, others patched chunk by chunk; metadata is made to match
+    /// Restore into an existing tree, writing only what differs: files with the snapshot's size and mtime are left alone, others patched chunk by chunk; metadata is made to match. A file with another hard link, or whose owner or setuid/setgid/sticky bits would change, is rewritten instead
     #[arg(long)]
     pub delta: bool,
-    /// With --delta: compare the content of files whose size and mtime match too
+    /// With --delta: compare the content of files whose size and mtime match too (they are hashed, not trusted)
     #[arg(long, requires = "delta")]
     pub verify_existing: bool,
     /// With --delta: remove files and directories the snapshot does not have
@@ -393,6 +393,9 @@ pub struct RestoreArgs {
     /// With --dry-run: read and check every chunk the restore would write; exit 3 on any problem (a scheduled restore test)
     #[arg(long, requires = "dry_run")]
     pub verify: bool,
+    /// When the repository is damaged, restore everything that can be restored: a file (or directory) whose data is damaged is left out, not written partly, and listed with its path; exit 3
+    #[arg(long)]
+    pub keep_going: bool,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

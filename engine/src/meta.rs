@@ -1,13 +1,15 @@
 //! Capturing file metadata from the filesystem and applying it on restore.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Mutex;
+
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, Timespec, Timestamps, Uid, CWD};
 
 use crate::format::tree::Metadata;
 
@@ -109,66 +111,98 @@ pub fn can_chown() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+/// The permission bits that give privilege: setuid, setgid, sticky.
+pub const SPECIAL_BITS: u32 = 0o7000;
+
+/// Whether applying `meta` to the entry `stat` describes would hand out privilege: a change of
+/// owner or group (when this process may chown), or a setuid, setgid or sticky bit the entry
+/// does not have yet. Such metadata goes only on content this restore wrote or hashed; a file
+/// kept on trust (size and mtime) is rewritten instead.
+pub fn privileged_change(stat: &fs::Metadata, meta: &Metadata, chown: bool) -> bool {
+    (chown && (stat.uid(), stat.gid()) != (meta.uid, meta.gid))
+        || meta.mode & SPECIAL_BITS & !stat.mode() != 0
 }
 
-/// Applies ownership (when `chown`), permissions (not for symlinks) and mtime, never following a
-/// symlink at `path`. Call after the content is written and, for directories, after their
-/// children are restored.
-pub fn apply(path: &Path, meta: &Metadata, is_symlink: bool, chown: bool) -> io::Result<()> {
-    let c = cstring(path)?;
-    if chown {
-        // SAFETY: `c` is a valid NUL-terminated path.
-        if unsafe { libc::lchown(c.as_ptr(), meta.uid, meta.gid) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    if !is_symlink {
-        // SAFETY: `c` is a valid NUL-terminated path. chmod after chown: chown clears setuid.
-        if unsafe { libc::chmod(c.as_ptr(), meta.mode as libc::mode_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    let times = [
-        libc::timespec {
+fn ids(meta: &Metadata) -> (Option<Uid>, Option<Gid>) {
+    (Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
+}
+
+fn mtime(meta: &Metadata) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
             tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
+            tv_nsec: rustix::fs::UTIME_OMIT,
         },
-        libc::timespec {
-            tv_sec: meta.mtime_sec as libc::time_t,
+        last_modification: Timespec {
+            tv_sec: meta.mtime_sec,
             tv_nsec: meta.mtime_nsec as _,
         },
-    ];
-    // SAFETY: `c` is valid; `times` has the two entries utimensat reads.
-    if unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
     }
+}
+
+/// Applies ownership (when `chown`), permissions and mtime to the open regular file or
+/// directory `fd`: whatever its name points at now, the entry changed is the one the caller
+/// opened (without following symlinks) and checked. Call after the content is written and, for
+/// directories, after their children are restored.
+pub fn apply_fd(fd: impl AsFd, meta: &Metadata, chown: bool) -> io::Result<()> {
+    let fd = fd.as_fd();
+    if chown {
+        let (uid, gid) = ids(meta);
+        rustix::fs::fchown(fd, uid, gid)?;
+    }
+    // chmod after chown: chown clears setuid.
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))?;
+    rustix::fs::futimens(fd, &mtime(meta))?;
     Ok(())
 }
 
-/// Creates a FIFO or device node.
-pub fn make_node(path: &Path, kind: libc::mode_t, rdev: u64, mode: u32) -> io::Result<()> {
-    let c = cstring(path)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    if unsafe {
-        libc::mknod(
-            c.as_ptr(),
-            kind | (mode & 0o7777) as libc::mode_t,
-            rdev as libc::dev_t,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
+/// Applies ownership (when `chown`) and mtime to the symlink `name` in directory `dir` itself
+/// (a symlink has no permissions of its own).
+pub fn apply_symlink(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Metadata,
+    chown: bool,
+) -> io::Result<()> {
+    if chown {
+        let (uid, gid) = ids(meta);
+        rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
     }
+    rustix::fs::utimensat(dir, name, &mtime(meta), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Applies metadata to the FIFO or device node `name` in directory `dir` without opening the
+/// node itself (which could block or act on a device): through an `O_PATH` descriptor whose
+/// type `expect` checks, and for permissions and mtime its `/proc/self/fd` name, which names
+/// that very entry.
+pub fn apply_node(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    meta: &Metadata,
+    chown: bool,
+    expect: impl Fn(&rustix::fs::Stat) -> bool,
+) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if !expect(&rustix::fs::fstat(&fd)?) {
+        return Err(io::Error::other("replaced while being restored"));
+    }
+    if chown {
+        let (uid, gid) = ids(meta);
+        rustix::fs::chownat(&fd, "", uid, gid, AtFlags::EMPTY_PATH)?;
+    }
+    let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmodat(
+        CWD,
+        proc.as_str(),
+        Mode::from_raw_mode(meta.mode & 0o7777),
+        AtFlags::empty(),
+    )?;
+    rustix::fs::utimensat(CWD, proc.as_str(), &mtime(meta), AtFlags::empty())?;
     Ok(())
 }

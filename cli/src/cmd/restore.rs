@@ -63,6 +63,7 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
                 delete: args.delete,
                 dry_run: args.dry_run,
                 verify: args.verify,
+                keep_going: args.keep_going,
                 ..RestoreOptions::new(target)
             };
             (snapshot, options)
@@ -84,7 +85,10 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
     for ((snapshot, options), result) in jobs.iter().zip(results) {
         match result {
             Ok(report) => {
-                if !report.warnings.is_empty() || !report.problems.is_empty() {
+                if !report.warnings.is_empty()
+                    || !report.problems.is_empty()
+                    || !report.damaged.is_empty()
+                {
                     code = exit::PROBLEMS;
                 }
                 if !cli.quiet && !cli.json {
@@ -94,6 +98,9 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
                     );
                     for problem in &report.problems {
                         eprintln!("problem: {problem}");
+                    }
+                    for damaged in &report.damaged {
+                        eprintln!("damaged, not restored: {damaged}");
                     }
                 }
                 rows.push(json!({ "snapshot": snapshot.id.to_hex(), "target": options.target, "report": report }));
@@ -142,6 +149,9 @@ fn summary(id: &str, target: &Path, r: &RestoreReport) -> String {
             " ({} unchanged, {} patched, {} written, {} deleted)",
             r.files_unchanged, r.files_patched, r.files_written, r.deleted
         );
+    }
+    if !r.damaged.is_empty() {
+        line += &format!("; {} damaged and left out (listed below)", r.damaged.len());
     }
     if r.dry_run {
         if r.bytes_verified > 0 {

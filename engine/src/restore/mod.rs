@@ -4,7 +4,8 @@
 //! parallel batches with every chunk's digest checked before it is written ([`write`]).
 //! Metadata is applied after content: files right after writing, directories after all their
 //! children. Hard-linked files (equal `(dev, inode)` in one snapshot) are written once and linked
-//! afterwards. All paths under the target are made by [`target`] alone.
+//! afterwards. Everything under the target is reached through directory descriptors made by
+//! [`target`] alone (one checked name at a time: no path length limit, no symlink followed).
 
 pub mod bulk;
 pub(crate) mod content;
@@ -18,7 +19,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use std::sync::Mutex;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use rustix::fs::OFlags;
+
 use self::delta::{OldFile, Source};
+use self::target::Dir;
 use self::write::{RestoredChunks, Reuse, WriteStats};
 use crate::error::{Error, IoContext, Result};
 use crate::format::tree::{Entry, EntryKind, FileData, Metadata, Tree};
@@ -55,6 +59,9 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// With `dry_run`: read and check every chunk the restore would write.
     pub verify: bool,
+    /// Restore what can be restored when the repository is damaged: a file or directory that
+    /// cannot be read whole is left out and listed in [`RestoreReport::damaged`].
+    pub keep_going: bool,
 }
 
 impl RestoreOptions {
@@ -70,6 +77,7 @@ impl RestoreOptions {
             delete: false,
             dry_run: false,
             verify: false,
+            keep_going: false,
         }
     }
 }
@@ -106,6 +114,12 @@ pub struct RestoreReport {
     pub problems: Vec<String>,
     /// Problems that did not stop the restore (ownership not settable, device nodes as non-root).
     pub warnings: Vec<String>,
+    /// `keep_going`: target paths of files and directories left out because the repository's
+    /// copy is damaged (`<path>: <what is damaged>`).
+    pub damaged: Vec<String>,
+    /// Worth knowing, not a problem: a target inside a source of the snapshot or inside the
+    /// repository.
+    pub notices: Vec<String>,
 }
 
 /// The entry at `path` (absolute, `/`-separated, leading slash optional) of a snapshot. The
@@ -150,6 +164,29 @@ struct PendingLink {
 /// run is removed by the next delta restore of that directory.
 const TEMP_PREFIX: &str = ".vault-restore-";
 
+/// Where an entry goes: its name in its directory, and its path for messages.
+struct At<'d> {
+    dir: &'d Dir,
+    name: &'d OsStr,
+    path: PathBuf,
+}
+
+/// What a delta restore finds at the name of a file entry.
+enum Existing {
+    /// Nothing, or not a regular file: the file is written new.
+    None,
+    /// The snapshot's file, left alone.
+    Unchanged,
+    /// Another file: its chunks and the plan. `replace`: it must not be kept or patched in
+    /// place (other names, or privileged metadata to apply), only replaced.
+    Changed {
+        old: OldFile,
+        plan: delta::Plan,
+        stat: Box<fs::Metadata>,
+        replace: bool,
+    },
+}
+
 struct Restorer<'a> {
     repo: &'a Repository,
     overwrite: bool,
@@ -158,6 +195,7 @@ struct Restorer<'a> {
     delete: bool,
     dry_run: bool,
     verify: bool,
+    keep_going: bool,
     /// Chunks written so far, for a bulk restore's later targets.
     restored: Option<&'a RestoredChunks>,
     chown: bool,
@@ -172,17 +210,8 @@ struct Restorer<'a> {
     /// Directories that will receive a pending link: their metadata (which may make them
     /// read-only) is applied only after the links exist.
     link_dirs: Mutex<std::collections::HashSet<PathBuf>>,
-}
-
-/// What is at a target path now (`lstat`; never follows a symlink).
-fn existing(path: &Path) -> Result<Option<fs::Metadata>> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        // A path below something that is not a directory (a dry run over a changed tree).
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
+    /// Hard-link groups whose first link was left out as damaged (`keep_going`).
+    damaged_links: Mutex<std::collections::HashSet<(u64, u64)>>,
 }
 
 fn same_mtime(stat: &fs::Metadata, meta: &Metadata) -> bool {
@@ -232,23 +261,81 @@ impl Restorer<'_> {
         }
     }
 
-    fn apply_meta(&self, path: &Path, meta: &Metadata, is_symlink: bool) {
-        if let Err(e) = meta::apply(path, meta, is_symlink, self.chown) {
+    fn meta_result(&self, path: &Path, result: io::Result<()>) {
+        if let Err(e) = result {
             self.warn(format!("{}: cannot restore metadata: {e}", path.display()));
         }
     }
 
-    /// Delta: applies the metadata of an entry left in place if it differs, counting the fix.
-    fn fix_meta(&self, path: &Path, meta: &Metadata, stat: &fs::Metadata, is_symlink: bool) {
-        let differs = (!is_symlink && stat.mode() & 0o7777 != meta.mode)
+    /// A regular file's metadata, through the descriptor it was written or checked through.
+    fn apply_file_meta(&self, path: &Path, file: &fs::File, meta: &Metadata) {
+        self.meta_result(path, meta::apply_fd(file, meta, self.chown));
+    }
+
+    /// A directory's metadata, through its descriptor.
+    fn apply_dir_meta(&self, dir: &Dir, meta: &Metadata) {
+        let result = dir.fd().and_then(|fd| meta::apply_fd(fd, meta, self.chown));
+        self.meta_result(dir.path(), result);
+    }
+
+    /// The metadata of the symlink, FIFO or device node (`kind`) `name` in `dir`.
+    fn apply_other_meta(&self, dir: &Dir, name: &OsStr, meta: &Metadata, kind: &EntryKind) {
+        let Ok(fd) = dir.fd() else {
+            return;
+        };
+        let result = match kind {
+            EntryKind::Symlink(_) => meta::apply_symlink(fd, name, meta, self.chown),
+            _ => meta::apply_node(fd, name, meta, self.chown, |stat| {
+                let format = stat.st_mode & libc::S_IFMT;
+                match kind {
+                    EntryKind::Fifo => format == libc::S_IFIFO,
+                    EntryKind::CharDevice { rdev } => {
+                        format == libc::S_IFCHR && stat.st_rdev == *rdev
+                    }
+                    EntryKind::BlockDevice { rdev } => {
+                        format == libc::S_IFBLK && stat.st_rdev == *rdev
+                    }
+                    _ => false,
+                }
+            }),
+        };
+        self.meta_result(&dir.display(name), result);
+    }
+
+    /// Whether the metadata of an entry left in place (`stat`) differs from the snapshot's.
+    fn meta_differs(&self, stat: &fs::Metadata, meta: &Metadata, is_symlink: bool) -> bool {
+        (!is_symlink && stat.mode() & 0o7777 != meta.mode)
             || !same_mtime(stat, meta)
-            || (self.chown && (stat.uid(), stat.gid()) != (meta.uid, meta.gid));
-        if differs {
+            || (self.chown && (stat.uid(), stat.gid()) != (meta.uid, meta.gid))
+    }
+
+    /// Delta: applies the metadata of a symlink or node left in place if it differs, counting
+    /// the fix.
+    fn fix_meta(
+        &self,
+        dir: &Dir,
+        name: &OsStr,
+        meta: &Metadata,
+        stat: &fs::Metadata,
+        kind: &EntryKind,
+    ) {
+        if self.meta_differs(stat, meta, matches!(kind, EntryKind::Symlink(_))) {
             if !self.dry_run {
-                self.apply_meta(path, meta, is_symlink);
+                self.apply_other_meta(dir, name, meta, kind);
             }
             self.count(|r| r.metadata_updated += 1);
         }
+    }
+
+    /// `keep_going`: records `path` as left out when `error` is damage in the repository (and
+    /// then returns `Ok`); any other error, or any error without `keep_going`, is returned.
+    fn damage(&self, path: &Path, error: Error) -> Result<()> {
+        if !self.keep_going || error.kind() != crate::error::ErrorKind::Repository {
+            return Err(error);
+        }
+        let message = format!("{}: {error}", path.display());
+        self.report.lock().unwrap().damaged.push(message);
+        Ok(())
     }
 
     /// Restores the entries of `tree` into the existing directory `dir`. Returns whether anything
@@ -256,7 +343,7 @@ impl Restorer<'_> {
     fn restore_tree(
         &self,
         tree: &Tree,
-        dir: &Path,
+        dir: &Dir,
         dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
@@ -280,16 +367,9 @@ impl Restorer<'_> {
 
     /// Delta: removes what `dir` holds that `tree` does not — with `--delete` (within the
     /// `--include` patterns), and always the temporary files of an interrupted delta restore.
-    fn sweep(&self, tree: &Tree, dir: &Path, snapshot_dir: &Path) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if self.dry_run && matches!(e.kind(), io::ErrorKind::NotFound) => return Ok(()),
-            Err(e) if self.dry_run && e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(()),
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        for item in entries {
-            let item = item.at(dir)?;
-            let name = item.file_name();
+    fn sweep(&self, tree: &Tree, dir: &Dir, snapshot_dir: &Path) -> Result<()> {
+        let names = dir.names().at(dir.path())?;
+        for name in names {
             if tree.find(name.as_bytes()).is_some() {
                 continue;
             }
@@ -298,9 +378,8 @@ impl Restorer<'_> {
             if !temp && !wanted {
                 continue;
             }
-            let path = dir.join(&name);
             if !self.dry_run {
-                target::prepare_name(&path, true)?;
+                dir.prepare_name(&name, true)?;
             }
             if !temp {
                 self.count(|r| r.deleted += 1);
@@ -312,12 +391,13 @@ impl Restorer<'_> {
     fn restore_entry(
         &self,
         entry: &Entry,
-        dir: &Path,
+        dir: &Dir,
         dir_meta: Option<&Metadata>,
         snapshot_dir: &Path,
         depth: usize,
     ) -> Result<bool> {
-        let path = target::child(dir, &entry.name)?;
+        let name = target::child(&entry.name)?;
+        let path = dir.display(name);
         let snapshot_path = snapshot_dir.join(OsStr::from_bytes(&entry.name));
         let wanted = self.included(&snapshot_path);
         match &entry.kind {
@@ -330,24 +410,30 @@ impl Restorer<'_> {
                             return Ok(false);
                         }
                     };
-                    let any = self.restore_tree(&tree, &path, None, &snapshot_path, depth + 1)?;
+                    let child = dir.open_or_absent(name);
+                    let any = self.restore_tree(&tree, &child, None, &snapshot_path, depth + 1)?;
                     if wanted || any {
                         self.count(|r| r.dirs += 1);
                     }
                     return Ok(wanted || any);
                 }
-                self.make_dir(&path)?;
-                let tree = self.read_tree(*id)?;
+                // Read first: a directory whose tree is damaged is not created.
+                let tree = match self.read_tree(*id) {
+                    Ok(tree) => tree,
+                    Err(e) => return self.damage(&path, e).map(|()| false),
+                };
+                let child = self.make_dir(dir, name)?;
                 let any =
-                    self.restore_tree(&tree, &path, Some(&entry.meta), &snapshot_path, depth + 1)?;
+                    self.restore_tree(&tree, &child, Some(&entry.meta), &snapshot_path, depth + 1)?;
                 if !wanted && !any {
-                    std::fs::remove_dir(&path).at(&path)?;
+                    drop(child);
+                    dir.remove_empty_dir(name)?;
                     return Ok(false);
                 }
                 // Children are all restored; links into this directory come later, and then
                 // its metadata is applied by `finish_links`.
                 if !self.link_dirs.lock().unwrap().contains(&path) {
-                    self.apply_meta(&path, &entry.meta, false);
+                    self.apply_dir_meta(&child, &entry.meta);
                 }
                 self.count(|r| r.dirs += 1);
                 Ok(true)
@@ -358,23 +444,37 @@ impl Restorer<'_> {
                     let key = (entry.meta.dev, entry.meta.inode);
                     let mut links = self.links.lock().unwrap();
                     if links.contains_key(&key) {
-                        self.link_dirs.lock().unwrap().insert(dir.to_path_buf());
+                        self.link_dirs
+                            .lock()
+                            .unwrap()
+                            .insert(dir.path().to_path_buf());
                         self.pending_links.lock().unwrap().push(PendingLink {
                             path,
                             key,
-                            dir: dir.to_path_buf(),
+                            dir: dir.path().to_path_buf(),
                             dir_meta: dir_meta.cloned(),
                         });
                         return Ok(true);
                     }
                     links.insert(key, path.clone());
                 }
-                if self.dry_run {
-                    self.check_file(&path, &entry.meta, data);
+                let at = At { dir, name, path };
+                let result = if self.dry_run {
+                    self.check_file(&at, &entry.meta, data);
+                    Ok(())
                 } else if self.delta {
-                    self.delta_file(&path, &entry.meta, data)?;
+                    self.delta_file(&at, &entry.meta, data)
                 } else {
-                    self.new_file(&path, &entry.meta, data)?;
+                    self.new_file(&at, &entry.meta, data)
+                };
+                let path = at.path;
+                if let Err(e) = result {
+                    self.damage(&path, e)?;
+                    if data.hardlinked {
+                        let key = (entry.meta.dev, entry.meta.inode);
+                        self.damaged_links.lock().unwrap().insert(key);
+                    }
+                    return Ok(false);
                 }
                 self.count(|r| r.files += 1);
                 self.progress.file_done();
@@ -382,21 +482,20 @@ impl Restorer<'_> {
             }
             EntryKind::Symlink(target_bytes) => {
                 if self.delta {
-                    if let Some(stat) = existing(&path)? {
+                    if let Some(stat) = dir.stat(name)? {
                         let same = stat.file_type().is_symlink()
-                            && fs::read_link(&path).at(&path)?.as_os_str().as_bytes()
-                                == target_bytes.as_slice();
+                            && dir.read_link(name)? == target_bytes.as_slice();
                         if same {
-                            self.fix_meta(&path, &entry.meta, &stat, true);
+                            self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
                             self.count(|r| r.symlinks += 1);
                             return Ok(true);
                         }
                     }
                 }
                 if !self.dry_run {
-                    target::prepare_name(&path, self.overwrite)?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(target_bytes), &path).at(&path)?;
-                    self.apply_meta(&path, &entry.meta, true);
+                    dir.prepare_name(name, self.overwrite)?;
+                    dir.symlink(target_bytes, name)?;
+                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
                 self.count(|r| r.symlinks += 1);
                 Ok(true)
@@ -409,8 +508,8 @@ impl Restorer<'_> {
                     _ => unreachable!(),
                 };
                 if self.delta {
-                    if let Some(stat) = existing(&path)?.filter(|s| same_node(s, &entry.kind)) {
-                        self.fix_meta(&path, &entry.meta, &stat, false);
+                    if let Some(stat) = dir.stat(name)?.filter(|s| same_node(s, &entry.kind)) {
+                        self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
                         self.count(|r| r.special += 1);
                         return Ok(true);
                     }
@@ -424,9 +523,9 @@ impl Restorer<'_> {
                     return Ok(false);
                 }
                 if !self.dry_run {
-                    target::prepare_name(&path, self.overwrite)?;
-                    meta::make_node(&path, kind, rdev, entry.meta.mode).at(&path)?;
-                    self.apply_meta(&path, &entry.meta, false);
+                    dir.prepare_name(name, self.overwrite)?;
+                    dir.make_node(name, kind, rdev, entry.meta.mode)?;
+                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
                 self.count(|r| r.special += 1);
                 Ok(true)
@@ -441,16 +540,22 @@ impl Restorer<'_> {
 
     /// A directory to restore into. In a delta restore an existing one is kept (made writable
     /// for its owner until its metadata is applied) and anything else at its name replaced.
-    fn make_dir(&self, path: &Path) -> Result<()> {
-        target::create_dir(path, self.overwrite)?;
+    fn make_dir(&self, parent: &Dir, name: &OsStr) -> Result<Dir> {
+        let dir = parent.create_dir(name, self.overwrite)?;
         if self.delta {
-            let stat = fs::symlink_metadata(path).at(path)?;
-            if stat.mode() & 0o700 != 0o700 {
-                fs::set_permissions(path, fs::Permissions::from_mode(stat.mode() | 0o700))
+            let path = dir.path();
+            let fd = dir.fd().at(path)?;
+            let mode = rustix::fs::fstat(fd)
+                .map_err(io::Error::from)
+                .at(path)?
+                .st_mode;
+            if mode & 0o700 != 0o700 {
+                rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode((mode | 0o700) & 0o7777))
+                    .map_err(io::Error::from)
                     .at(path)?;
             }
         }
-        Ok(())
+        Ok(dir)
     }
 
     fn reuse<'r>(&'r self, path: &'r Arc<PathBuf>) -> Reuse<'r> {
@@ -462,121 +567,159 @@ impl Restorer<'_> {
     }
 
     /// A file written whole into a new file at `path` (whatever was there is replaced).
-    fn new_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
-        let file = target::create_file(path, self.overwrite)?;
+    fn new_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
+        let path = &at.path;
+        let file = at.dir.create_file(at.name, self.overwrite)?;
         let final_path = Arc::new(path.to_path_buf());
         // Not fsynced, like cp, tar and restic: the repository keeps the durable copy,
         // and an fsync per file would make a restore wait for the disk file by file.
-        let stats = write::write_content(
+        let stats = match write::write_content(
             self.repo,
             &file,
             path,
             data,
             self.progress,
             self.reuse(&final_path),
-        )?;
-        drop(file);
-        self.apply_meta(path, meta, false);
+        ) {
+            Ok(stats) => stats,
+            Err(e) => {
+                // Never left at its name looking complete.
+                drop(file);
+                at.dir.discard(at.name);
+                return Err(e);
+            }
+        };
+        self.apply_file_meta(path, &file, meta);
         self.count_write(stats);
         self.count(|r| r.files_written += 1);
         Ok(())
     }
 
-    /// The existing regular file at `path`, when a delta restore may keep some of it.
-    fn existing_file(&self, path: &Path) -> Result<Option<fs::Metadata>> {
-        Ok(existing(path)?.filter(|s| s.file_type().is_file()))
+    /// Delta: what is at `path` for the file entry `meta`/`data`. A file kept (its size and
+    /// mtime match and nothing privileged is to change, or its content hashes to the
+    /// snapshot's) is counted as unchanged and its metadata fixed through the descriptor it was
+    /// checked through. A file with other names (link count above 1: a hard link this restore
+    /// did not make, perhaps to a file outside the target) or whose owner or setuid, setgid or
+    /// sticky bits would change is never kept: it is replaced by a file this restore writes.
+    fn examine(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<Existing> {
+        let path = &at.path;
+        let Some(seen) = at.dir.stat(at.name)?.filter(|s| s.file_type().is_file()) else {
+            return Ok(Existing::None);
+        };
+        // Non-blocking and no controlling terminal, in case it was swapped for a node since.
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let file = match at.dir.open_file(at.name, flags, 0) {
+            Ok(file) => file,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOENT)) => {
+                return Ok(Existing::None)
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let stat = file.metadata().at(path)?;
+        if !stat.is_file() || (stat.dev(), stat.ino()) != (seen.dev(), seen.ino()) {
+            return Ok(Existing::None);
+        }
+        let replace = stat.nlink() > 1 || meta::privileged_change(&stat, meta, self.chown);
+        if !replace && !self.verify_existing && stat.len() == data.size && same_mtime(&stat, meta) {
+            self.unchanged(path, meta, data, &file, &stat);
+            return Ok(Existing::Unchanged);
+        }
+        let old = OldFile::scan(self.repo, file, path, data.profile)?;
+        let plan = delta::plan(self.repo, data, &old)?;
+        if !replace && plan.unchanged(data.size, old.len) {
+            self.unchanged(path, meta, data, &old.file, &stat);
+            return Ok(Existing::Unchanged);
+        }
+        Ok(Existing::Changed {
+            old,
+            plan,
+            stat: Box::new(stat),
+            replace,
+        })
     }
 
-    /// Delta: the existing regular file at `path` (none: missing or another type), and unless
-    /// it is unchanged (then counted as such, its metadata fixed) its chunks and the plan.
-    fn examine(
+    /// Delta: counts a file left alone and fixes its (unprivileged) metadata through `file`.
+    fn unchanged(
         &self,
         path: &Path,
         meta: &Metadata,
         data: &FileData,
-    ) -> Result<Option<(fs::Metadata, Option<(OldFile, delta::Plan)>)>> {
-        let Some(stat) = self.existing_file(path)? else {
-            return Ok(None);
-        };
-        let unchanged = |stat: fs::Metadata| {
-            self.fix_meta(path, meta, &stat, false);
-            self.count(|r| {
-                r.files_unchanged += 1;
-                r.bytes_unchanged += data.size;
-            });
-            self.progress.bytes(data.size);
-            Ok(Some((stat, None)))
-        };
-        if !self.verify_existing && stat.len() == data.size && same_mtime(&stat, meta) {
-            return unchanged(stat);
+        file: &fs::File,
+        stat: &fs::Metadata,
+    ) {
+        if self.meta_differs(stat, meta, false) {
+            if !self.dry_run {
+                self.apply_file_meta(path, file, meta);
+            }
+            self.count(|r| r.metadata_updated += 1);
         }
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .at(path)?;
-        let old = OldFile::scan(self.repo, file, path, data.profile)?;
-        let plan = delta::plan(self.repo, data, &old)?;
-        if plan.unchanged(data.size, old.len) {
-            return unchanged(stat);
-        }
-        Ok(Some((stat, Some((old, plan)))))
+        self.count(|r| {
+            r.files_unchanged += 1;
+            r.bytes_unchanged += data.size;
+        });
+        self.progress.bytes(data.size);
     }
 
     /// Delta: leaves the file alone, patches it, rebuilds it from its reusable chunks, or writes
     /// it new, whichever moves the least.
-    fn delta_file(&self, path: &Path, meta: &Metadata, data: &FileData) -> Result<()> {
-        let Some((stat, changed)) = self.examine(path, meta, data)? else {
-            return self.new_file(path, meta, data);
-        };
-        let Some((old, plan)) = changed else {
-            return Ok(());
+    fn delta_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
+        let path = &at.path;
+        let (old, plan, stat, replace) = match self.examine(at, meta, data)? {
+            Existing::None => return self.new_file(at, meta, data),
+            Existing::Unchanged => return Ok(()),
+            Existing::Changed {
+                old,
+                plan,
+                stat,
+                replace,
+            } => (old, plan, stat, replace),
         };
         let final_path = Arc::new(path.to_path_buf());
         let reuse = self.reuse(&final_path);
-        // In place only where no other name shares the inode (a hard link outside the snapshot).
-        if plan.in_place(data.size) && stat.nlink() == 1 {
-            if stat.mode() & 0o200 == 0 {
-                fs::set_permissions(path, fs::Permissions::from_mode(stat.mode() | 0o200))
-                    .at(path)?;
+        if !replace && plan.in_place(data.size) {
+            if let Some(file) = self.open_to_patch(at, &old.file, &stat)? {
+                // Moved chunks are fetched: their old bytes may be overwritten before they are
+                // read.
+                let sources: Vec<Source> = plan
+                    .sources
+                    .iter()
+                    .map(|s| match s {
+                        Source::Old(_) => Source::Fetch,
+                        other => *other,
+                    })
+                    .collect();
+                let result = write::write_content(
+                    self.repo,
+                    &file,
+                    path,
+                    data,
+                    self.progress,
+                    Reuse {
+                        plan: Some(&sources),
+                        ..reuse
+                    },
+                );
+                let stats = match result {
+                    Ok(stats) => stats,
+                    Err(e) => {
+                        // Half patched: neither the old file nor the snapshot's.
+                        drop(file);
+                        at.dir.discard(at.name);
+                        return Err(e);
+                    }
+                };
+                self.apply_file_meta(path, &file, meta);
+                self.count_write(stats);
+                self.count(|r| r.files_patched += 1);
+                return Ok(());
             }
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-                .at(path)?;
-            // Moved chunks are fetched: their old bytes may be overwritten before they are read.
-            let sources: Vec<Source> = plan
-                .sources
-                .iter()
-                .map(|s| match s {
-                    Source::Old(_) => Source::Fetch,
-                    other => *other,
-                })
-                .collect();
-            let stats = write::write_content(
-                self.repo,
-                &file,
-                path,
-                data,
-                self.progress,
-                Reuse {
-                    plan: Some(&sources),
-                    ..reuse
-                },
-            )?;
-            drop(file);
-            self.apply_meta(path, meta, false);
-            self.count_write(stats);
-            self.count(|r| r.files_patched += 1);
-            return Ok(());
         }
         // Rebuilt beside it and renamed over it: the old file stays whole until then.
-        let (temp, file) = target::create_temp_beside(path, TEMP_PREFIX)?;
+        let (temp, file) = at.dir.create_temp(TEMP_PREFIX)?;
         let result = write::write_content(
             self.repo,
             &file,
-            &temp,
+            &at.dir.display(&temp),
             data,
             self.progress,
             Reuse {
@@ -585,16 +728,21 @@ impl Restorer<'_> {
                 ..reuse
             },
         );
-        drop(file);
         let stats = match result {
             Ok(stats) => stats,
             Err(e) => {
-                let _ = fs::remove_file(&temp);
+                drop(file);
+                at.dir.discard(&temp);
+                if self.keep_going {
+                    // The old file is not the snapshot's: it must not look restored.
+                    at.dir.discard(at.name);
+                }
                 return Err(e);
             }
         };
-        self.apply_meta(&temp, meta, false);
-        fs::rename(&temp, path).at(path)?;
+        self.apply_file_meta(&at.dir.display(&temp), &file, meta);
+        drop(file);
+        at.dir.rename(&temp, at.name)?;
         self.count_write(stats);
         if stats.reused > 0 {
             self.count(|r| r.files_patched += 1);
@@ -604,27 +752,58 @@ impl Restorer<'_> {
         Ok(())
     }
 
+    /// Delta: the file examined (`old`, `stat`) opened for writing in place, or `None` when the
+    /// name no longer leads to that file or the file has gained another name.
+    fn open_to_patch(
+        &self,
+        at: &At,
+        old: &fs::File,
+        stat: &fs::Metadata,
+    ) -> Result<Option<fs::File>> {
+        let path = &at.path;
+        if stat.mode() & 0o200 == 0 {
+            rustix::fs::fchmod(
+                old,
+                rustix::fs::Mode::from_raw_mode((stat.mode() | 0o200) & 0o7777),
+            )
+            .map_err(io::Error::from)
+            .at(path)?;
+        }
+        let file = at
+            .dir
+            .open_file(
+                at.name,
+                OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                0,
+            )
+            .at(path)?;
+        let now = file.metadata().at(path)?;
+        let same = now.is_file() && (now.dev(), now.ino()) == (stat.dev(), stat.ino());
+        Ok((same && now.nlink() == 1).then_some(file))
+    }
+
     /// Dry run: what the restore would do with this file; with verify, every chunk of a file
     /// it would write is read and checked. Problems are recorded, not returned.
-    fn check_file(&self, path: &Path, meta: &Metadata, data: &FileData) {
+    fn check_file(&self, at: &At, meta: &Metadata, data: &FileData) {
         let result = (|| -> Result<()> {
             if self.delta {
-                if let Some((_, changed)) = self.examine(path, meta, data)? {
-                    let Some((_, plan)) = changed else {
-                        return Ok(());
-                    };
-                    self.count(|r| {
-                        r.files_patched += 1;
-                        r.bytes_reused += plan.in_place_bytes + plan.moved_bytes;
-                    });
-                    return self.check_content(data);
+                match self.examine(at, meta, data)? {
+                    Existing::None => {}
+                    Existing::Unchanged => return Ok(()),
+                    Existing::Changed { plan, .. } => {
+                        self.count(|r| {
+                            r.files_patched += 1;
+                            r.bytes_reused += plan.in_place_bytes + plan.moved_bytes;
+                        });
+                        return self.check_content(data);
+                    }
                 }
             }
             self.count(|r| r.files_written += 1);
             self.check_content(data)
         })();
         if let Err(e) = result {
-            self.problem(path, &e);
+            self.problem(&at.path, &e);
         }
     }
 
@@ -648,34 +827,82 @@ impl Restorer<'_> {
     /// Creates the hard links recorded during the walk, then applies the metadata of their
     /// directories, which was held back (creating a link changes a directory's mtime, and a
     /// read-only directory would refuse the link).
-    fn finish_links(&self) -> Result<()> {
+    fn finish_links(&self, root: &Dir) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending_links.lock().unwrap());
         let links = self.links.lock().unwrap();
         let mut dirs: HashMap<PathBuf, Metadata> = HashMap::new();
+        let damaged = std::mem::take(&mut *self.damaged_links.lock().unwrap());
         for link in pending {
             let first = links
                 .get(&link.key)
                 .expect("first link recorded before later ones");
+            if let (Some(meta), false) = (&link.dir_meta, self.dry_run) {
+                dirs.insert(link.dir.clone(), meta.clone());
+            }
+            if damaged.contains(&link.key) {
+                let message = format!(
+                    "{}: a hard link to {}, which is damaged",
+                    link.path.display(),
+                    first.display()
+                );
+                self.count(|r| r.damaged.push(message));
+                if !self.dry_run {
+                    // Whatever an earlier restore left at this name is not the snapshot's file.
+                    let (dir, name) = below(root, &link.path)?;
+                    dir.prepare_name(name, self.delta)?;
+                }
+                continue;
+            }
             self.count(|r| r.hardlinks += 1);
             if self.dry_run {
                 continue;
             }
-            let linked = match (existing(&link.path)?, existing(first)?) {
+            let (dir, name) = below(root, &link.path)?;
+            let (first_dir, first_name) = below(root, first)?;
+            let linked = match (dir.stat(name)?, first_dir.stat(first_name)?) {
                 (Some(a), Some(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
                 _ => false,
             };
             if !(self.delta && linked) {
-                target::prepare_name(&link.path, self.overwrite)?;
-                std::fs::hard_link(first, &link.path).at(&link.path)?;
-            }
-            if let Some(meta) = link.dir_meta {
-                dirs.insert(link.dir, meta);
+                dir.prepare_name(name, self.overwrite)?;
+                dir.hard_link(&first_dir, first_name, name)?;
             }
         }
-        for (dir, meta) in &dirs {
-            self.apply_meta(dir, meta, false);
+        for (path, meta) in &dirs {
+            let rel = path.strip_prefix(root.path()).unwrap_or(path);
+            match root.open_below(rel) {
+                Ok(dir) => self.apply_dir_meta(&dir, meta),
+                Err(e) => self.meta_result(path, Err(e)),
+            }
         }
         Ok(())
+    }
+}
+
+/// The directory of `path` (an entry under `root`, as [`Dir::display`] made it), opened from
+/// `root` one name at a time, and the entry's name.
+fn below<'p>(root: &Dir, path: &'p Path) -> Result<(Dir, &'p OsStr)> {
+    let name = path.file_name().expect("an entry path ends in its name");
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let rel = parent.strip_prefix(root.path()).unwrap_or(parent);
+    let dir = root.open_below(rel).at(parent)?;
+    Ok((dir, name))
+}
+
+/// Raises the soft limit of open files to the hard one: the walk holds one directory
+/// descriptor per level (up to [`MAX_TREE_DEPTH`]) on each worker, more than a soft limit of
+/// 1024 allows. A failure leaves the limit as it was (deep trees then fail with EMFILE).
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum || (limit.current.is_some() && limit.maximum.is_none()) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
     }
 }
 
@@ -719,15 +946,24 @@ fn restore(
     };
     let subpath = options.subpath.clone().unwrap_or_else(|| "/".into());
     let entry = lookup_path(repo, snapshot, &subpath)?;
+    if options.target.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            "--target",
+            "is empty; name the directory to restore into (`.` for the current one)",
+        ));
+    }
     let overwrite = options.overwrite || options.delta;
     if !overwrite && !target::is_empty_or_missing(&options.target)? {
         return Err(Error::TargetNotEmpty {
             path: options.target.clone(),
         });
     }
-    if !options.dry_run {
-        std::fs::create_dir_all(&options.target).at(&options.target)?;
-    }
+    raise_open_file_limit();
+    let root = if options.dry_run {
+        Dir::open_existing(&options.target)
+    } else {
+        Dir::open_target(&options.target)?
+    };
     let restorer = Restorer {
         repo,
         overwrite,
@@ -736,6 +972,7 @@ fn restore(
         delete: options.delete,
         dry_run: options.dry_run,
         verify: options.verify,
+        keep_going: options.keep_going,
         restored,
         chown: meta::can_chown(),
         includes,
@@ -748,7 +985,12 @@ fn restore(
         links: Mutex::new(HashMap::new()),
         pending_links: Mutex::new(Vec::new()),
         link_dirs: Mutex::new(Default::default()),
+        damaged_links: Mutex::new(Default::default()),
     };
+    for notice in overlaps(repo, snapshot, &options.target) {
+        progress.warning(&notice);
+        restorer.report.lock().unwrap().notices.push(notice);
+    }
     if options.subpath.is_none() && options.includes.is_empty() {
         let summary = &snapshot.manifest.summary;
         progress.total(summary.files, summary.bytes_total);
@@ -759,10 +1001,12 @@ fn restore(
             let tree = restorer.read_tree(*id)?;
             // The snapshot root has no metadata of its own; a restored directory's goes on the target.
             let target_meta = (!entry.name.is_empty()).then_some(&entry.meta);
-            restorer.restore_tree(&tree, &options.target, target_meta, &snapshot_base, 0)?;
-            restorer.finish_links()?;
+            // On a pool worker, whose stack is sized for MAX_TREE_DEPTH levels: a directory of
+            // one entry is walked on the calling thread, so a deep chain would recurse there.
+            rayon::scope(|_| restorer.restore_tree(&tree, &root, target_meta, &snapshot_base, 0))?;
+            restorer.finish_links(&root)?;
             if let (Some(meta), false) = (target_meta, options.dry_run) {
-                restorer.apply_meta(&options.target, meta, false);
+                restorer.apply_dir_meta(&root, meta);
             }
         }
         _ => {
@@ -770,11 +1014,75 @@ fn restore(
                 .parent()
                 .unwrap_or(Path::new("/"))
                 .to_path_buf();
-            restorer.restore_entry(&entry, &options.target, None, &parent, 0)?;
-            restorer.finish_links()?;
+            restorer.restore_entry(&entry, &root, None, &parent, 0)?;
+            restorer.finish_links(&root)?;
         }
     }
     let mut report = restorer.report.into_inner().unwrap();
     report.bytes_written = restorer.bytes.into_inner();
     Ok(report)
+}
+
+/// `path` made absolute and lexically normal, with the longest existing prefix resolved
+/// (symlinks included), so that two names of one directory compare equal.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut normal = PathBuf::from("/");
+    for c in absolute.components() {
+        match c {
+            std::path::Component::Normal(n) => normal.push(n),
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut rest = Vec::new();
+    let mut base = normal.as_path();
+    loop {
+        if let Ok(real) = fs::canonicalize(base) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return Some(out);
+        }
+        rest.push(base.file_name()?.to_os_string());
+        base = base.parent()?;
+    }
+}
+
+/// Warnings for a target inside a source path of `snapshot` (when it was taken on this host:
+/// the next snapshot would hold the restored copy too) or inside the repository.
+fn overlaps(repo: &Repository, snapshot: &SnapshotInfo, target: &Path) -> Vec<String> {
+    let Some(target_real) = resolved(target) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if snapshot.manifest.host == crate::snapshot::hostname() {
+        for source in &snapshot.manifest.sources {
+            if source.kind != "path" {
+                continue;
+            }
+            let inside =
+                resolved(Path::new(&source.path)).is_some_and(|s| target_real.starts_with(&s));
+            if inside {
+                out.push(format!(
+                    "{}: the target is inside {}, a source of snapshot {}; the next snapshot of it will hold the restored copy too",
+                    target.display(),
+                    source.path,
+                    snapshot.id.short()
+                ));
+            }
+        }
+    }
+    let location = repo.location();
+    if location.starts_with('/') {
+        let inside = resolved(Path::new(&location)).is_some_and(|r| target_real.starts_with(&r));
+        if inside {
+            out.push(format!(
+                "{}: the target is inside the repository {location}; restore somewhere else",
+                target.display()
+            ));
+        }
+    }
+    out
 }
