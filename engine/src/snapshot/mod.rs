@@ -45,6 +45,7 @@ use crate::format::tree::{
     encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
 };
 use crate::format::FORMAT_VERSION;
+pub use crate::host::hostname;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::keys::Encryption;
 use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
@@ -54,7 +55,6 @@ use crate::repo::Repository;
 use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
-pub use crate::host::hostname;
 use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
