@@ -54,7 +54,15 @@ fn restore(c: &mut Criterion) {
         group.bench_function("engine write_content", |b| {
             b.iter(|| {
                 let file = File::create(&out).unwrap();
-                write::write_content(&repo, &file, &out, &content, &NoProgress).unwrap()
+                write::write_content(
+                    &repo,
+                    &file,
+                    &out,
+                    &content,
+                    &NoProgress,
+                    Default::default(),
+                )
+                .unwrap()
             })
         });
         group.bench_function("engine fetch_content only (no write)", |b| {

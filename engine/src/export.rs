@@ -24,6 +24,9 @@ use crate::progress::Progress;
 use crate::repo::{Repository, SnapshotInfo};
 use crate::restore::{lookup_path, write::fetch_content};
 
+/// Where the pieces of a file's content go: written to the archive, with its padding.
+type PieceSink<'a> = dyn FnMut(&mut dyn Write, &[u8]) -> Result<()> + 'a;
+
 /// How the archive is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -303,26 +306,24 @@ impl Archive<'_> {
         }
         // Non-zero chunks in batches, fetched as a file of their own.
         let mut batch: Vec<ChunkRef> = Vec::new();
-        let flush = |this: &mut Self,
-                     batch: &mut Vec<ChunkRef>,
-                     sink: &mut dyn FnMut(&mut dyn Write, &[u8]) -> Result<()>|
-         -> Result<()> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let part = FileData {
-                size: batch.iter().map(|r| r.len as u64).sum(),
-                profile: data.profile,
-                hardlinked: false,
-                content: Content::Inline(std::mem::take(batch)),
+        let flush =
+            |this: &mut Self, batch: &mut Vec<ChunkRef>, sink: &mut PieceSink<'_>| -> Result<()> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let part = FileData {
+                    size: batch.iter().map(|r| r.len as u64).sum(),
+                    profile: data.profile,
+                    hardlinked: false,
+                    content: Content::Inline(std::mem::take(batch)),
+                };
+                let out = &mut *this.out;
+                let progress = this.progress;
+                fetch_content(this.repo, &part, |piece| {
+                    progress.bytes(piece.len() as u64);
+                    sink(out, piece)
+                })
             };
-            let out = &mut *this.out;
-            let progress = this.progress;
-            fetch_content(this.repo, &part, |piece| {
-                progress.bytes(piece.len() as u64);
-                sink(out, piece)
-            })
-        };
         self.for_each_ref(data, |this, r| {
             if !this.is_zero_chunk(r) {
                 batch.push(*r);

@@ -546,8 +546,14 @@ fn check_frozen(which: Frozen) {
         repo.id().to_hex(),
         expected["repository_id"].as_str().unwrap()
     );
-    // The index cache lives at <cache root>/<repository id>/index.redb.
-    assert!(cache.join(repo.id().to_hex()).join("index.redb").is_file());
+    // The index cache lives at <cache root>/<repository id>/at-<location digest>/index.redb.
+    let index = repo.index().path();
+    assert!(index.is_file());
+    assert!(index.starts_with(cache.join(repo.id().to_hex())));
+    assert_eq!(
+        index,
+        vault_engine::repo::index_path(&cache, &repo.id(), &repo.location())
+    );
 
     // Encryption: the config says so, the repository is unlocked, with the recorded key.
     let encryption: Encryption = repo.encryption().clone();

@@ -32,7 +32,8 @@ impl ChunkerParams {
         in_range(self.min, CHUNK_MIN_LOWEST, CHUNK_MIN_HIGHEST, "minimum")?;
         in_range(self.avg, CHUNK_AVG_LOWEST, CHUNK_AVG_HIGHEST, "average")?;
         in_range(self.max, CHUNK_MAX_LOWEST, CHUNK_MAX_HIGHEST, "maximum")?;
-        if self.min % 2 != 0 || self.avg % 2 != 0 || self.max % 2 != 0 {
+        if !self.min.is_multiple_of(2) || !self.avg.is_multiple_of(2) || !self.max.is_multiple_of(2)
+        {
             return Err(format!(
                 "chunk sizes must be even (got {} / {} / {})",
                 self.min, self.avg, self.max

@@ -255,7 +255,7 @@ impl Encryption {
             return Ok(sealed);
         };
         if sealed.len() < NONCE_LEN + PAD_TO + TAG_LEN
-            || (sealed.len() - NONCE_LEN - TAG_LEN) % PAD_TO != 0
+            || !(sealed.len() - NONCE_LEN - TAG_LEN).is_multiple_of(PAD_TO)
         {
             return Err(DecodeError::invalid(
                 "sealed length",

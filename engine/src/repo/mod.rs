@@ -150,10 +150,13 @@ pub fn io_scope<T: Send>(backend: &dyn Backend, f: impl FnOnce() -> T + Send) ->
     }
 }
 
+/// Readable items and the names and errors of those that could not be read.
+pub type Listing<T> = (Vec<T>, Vec<(String, Error)>);
+
 /// What a snapshot argument names.
 #[derive(Debug)]
 pub enum Resolved {
-    Snapshot(SnapshotInfo),
+    Snapshot(Box<SnapshotInfo>),
     /// A snapshot whose manifest cannot be read (damaged, or an I/O error), with the error.
     Unreadable(SnapshotId, Error),
 }
@@ -659,14 +662,14 @@ impl Repository {
 
     /// Every snapshot that is not forgotten, oldest first, plus the ones that could not be read
     /// (name, error).
-    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, Error)>)> {
+    pub fn snapshots(&self) -> Result<Listing<SnapshotInfo>> {
         let (mut good, bad) = self.all_snapshots()?;
         good.retain(|s| !s.forgotten);
         Ok((good, bad))
     }
 
     /// Every snapshot including forgotten ones, oldest first, plus the unreadable ones.
-    pub fn all_snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, Error)>)> {
+    pub fn all_snapshots(&self) -> Result<Listing<SnapshotInfo>> {
         let forgotten = self.forgotten()?;
         let protected = self.protected()?;
         let mut good = Vec::new();
@@ -701,7 +704,7 @@ impl Repository {
     /// manifest is unreadable, since it might be the newest.
     pub fn find_snapshot(&self, wanted: &str, filter: &SnapshotFilter) -> Result<SnapshotInfo> {
         match self.resolve_snapshot(wanted, filter)? {
-            Resolved::Snapshot(s) => Ok(s),
+            Resolved::Snapshot(s) => Ok(*s),
             Resolved::Unreadable(id, error) => Err(Error::DamagedSnapshot {
                 name: id.to_hex(),
                 reason: unreadable_reason(&error),
@@ -719,7 +722,7 @@ impl Repository {
                 .into_iter()
                 .rev()
                 .find(|s| filter.matches(&s.manifest))
-                .map(Resolved::Snapshot)
+                .map(|s| Resolved::Snapshot(Box::new(s)))
                 .ok_or_else(|| Error::NoSuchSnapshot {
                     wanted: wanted.into(),
                 });
@@ -749,7 +752,7 @@ impl Repository {
         let (mut all, _) = self.all_snapshots()?;
         all.retain(|s| s.forgotten);
         match Self::pick(all, Vec::new(), wanted)? {
-            Resolved::Snapshot(s) => Ok(s),
+            Resolved::Snapshot(s) => Ok(*s),
             Resolved::Unreadable(..) => unreachable!("no unreadable candidates"),
         }
     }
@@ -770,7 +773,7 @@ impl Repository {
             .chain(unreadable.iter().map(|(id, _)| *id));
         match resolve_prefix(wanted, candidates, |id| id.to_hex()) {
             PrefixMatch::One(id) => Ok(match all.into_iter().find(|s| s.id == id) {
-                Some(s) => Resolved::Snapshot(s),
+                Some(s) => Resolved::Snapshot(Box::new(s)),
                 None => {
                     let i = unreadable
                         .iter()

@@ -112,7 +112,7 @@ impl Repository {
     }
 
     /// Every prune plan: the readable ones, and the names and errors of the others.
-    fn read_plans(&self) -> Result<(Vec<([u8; 32], Plan)>, Vec<(String, Error)>)> {
+    fn read_plans(&self) -> Result<super::Listing<([u8; 32], Plan)>> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for info in self.backend.list(ObjectKind::Plan)? {
