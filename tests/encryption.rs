@@ -485,7 +485,8 @@ fn password_sources_and_their_precedence() {
     }
     use Expect::*;
     // (description, flags, environment, expected)
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, Expect)> = vec![
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, Expect);
+    let cases: Vec<Case> = vec![
         (
             "--password-file",
             vec!["--password-file", &right],
@@ -1139,7 +1140,8 @@ fn blobs_moved_or_swapped_inside_a_pack_are_detected() {
     let size = sealed_len(FIXED_CHUNK);
     let region = |i: usize| Fixed::blob_offset(i)..Fixed::blob_offset(i) + size;
     // (what, slot -> the slot whose bytes it gets), number of blobs out of place
-    let cases: Vec<(&str, Vec<(usize, usize)>, usize)> = vec![
+    type Case<'a> = (&'a str, Vec<(usize, usize)>, usize);
+    let cases: Vec<Case> = vec![
         ("swap 0 and 1", vec![(0, 1), (1, 0)], 2),
         ("swap 3 and 15", vec![(3, 15), (15, 3)], 2),
         ("rotate 4, 5, 6", vec![(4, 6), (5, 4), (6, 5)], 3),
@@ -1282,7 +1284,8 @@ fn damaged_or_forged_key_file_cannot_unlock_and_says_so() {
     // Forged with a correct checksum and name: changed wrapped keys, salt or KDF parameters do
     // not open (the password no longer unwraps the keys), hostile KDF parameters are refused
     // without deriving anything.
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit<'a> = (&'a str, Box<dyn Fn(&mut Value)>);
+    let edits: Vec<Edit> = vec![
         (
             "wrapped keys",
             Box::new(|v: &mut Value| {
@@ -1423,7 +1426,8 @@ fn damaged_or_forged_config_is_refused_and_nothing_is_written() {
 
     // Settings changed by someone without the key, with a correct envelope checksum: the MAC
     // refuses them.
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Edit<'a> = (&'a str, Box<dyn Fn(&mut Value)>, &'a str);
+    let edits: Vec<Edit> = vec![
         (
             "compression",
             Box::new(|v: &mut Value| v["compression"] = serde_json::json!({"algorithm": "none"})),

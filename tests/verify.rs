@@ -503,7 +503,7 @@ fn undamaged_repository_verifies_clean_and_read_data_reads_every_pack() {
     let out = run_vault(&fx.env, &["verify"], 0);
     let text = out.stdout_str();
     assert!(
-        text.contains(&format!("clean: 2 snapshots, ")) && text.contains(" 0 problems in "),
+        text.contains("clean: 2 snapshots, ") && text.contains(" 0 problems in "),
         "{text}"
     );
     assert!(!text.contains("DAMAGED"), "{text}");
