@@ -368,7 +368,7 @@ fn snapshot_committed_while_a_prune_from_another_cache_waits(kind: Source) {
     run_cmd(with_cache(&c3, &["verify", "--read-data"])).ok();
     for cache in [&c3, &c1, &c2] {
         match kind {
-            Source::Stream => {
+            Source::Stream | Source::Command => {
                 let mut dump = with_cache(cache, &["dump", &new_id, "/db/s.sql"]);
                 dump.stdout(Stdio::piped());
                 let out = dump.output().unwrap();
@@ -377,18 +377,12 @@ fn snapshot_committed_while_a_prune_from_another_cache_waits(kind: Source) {
                     "{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                assert_eq!(blake3::hash(&out.stdout), fed.finalize());
-            }
-            Source::Command => {
-                let mut dump = with_cache(cache, &["dump", &new_id, "/db/s.sql"]);
-                dump.stdout(Stdio::piped());
-                let out = dump.output().unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                assert_eq!(out.stdout.len() as u64, 32 * MIB);
+                if let Source::Stream = kind {
+                    assert_eq!(blake3::hash(&out.stdout), fed.finalize());
+                } else {
+                    // The command's bytes are random and unseen: their count, and verify above.
+                    assert_eq!(out.stdout.len() as u64, 32 * MIB);
+                }
             }
             Source::Tree => {
                 let target = env.path(format!(

@@ -1073,6 +1073,33 @@ fn entries_vanishing_during_the_walk() {
     assert_eq!(diffs, Vec::<String>::new());
 }
 
+/// `vault snapshot --json SRC` on one worker thread (so a directory's entries are processed in
+/// name order), returned once it has tried to open the leased file: it has listed that file's
+/// directory and opened nothing after it.
+fn snapshot_stopped_at_the_lease(
+    env: &Env,
+    src: &Path,
+    lease: &Lease,
+) -> (String, std::process::Child) {
+    let mut cmd = env.cmd(["snapshot", "--json"]);
+    cmd.arg(src)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let cmdline = cmdline_of(&cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lease.broken() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "vault finished without opening a-leased"
+        );
+        assert!(Instant::now() < deadline, "vault never opened a-leased");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (cmdline, child)
+}
+
 /// A write lease on a file: whoever opens it waits (or, opening it non-blocking, is refused and
 /// retries) until the lease is released, and the holder can see that someone tried. That makes
 /// "vault is inside the walk of this file's directory, past its listing" a deterministic signal.
@@ -1157,22 +1184,7 @@ fn files_replaced_by_a_fifo_socket_symlink_or_device_after_the_listing_are_repor
     write(&src.join("g-kept"), b"kept\n");
     let lease = Lease::take(&src.join("a-leased"));
 
-    let mut cmd = env.cmd(["snapshot", "--json"]);
-    cmd.arg(&src)
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let cmdline = cmdline_of(&cmd);
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lease.broken() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "vault finished without opening a-leased"
-        );
-        assert!(Instant::now() < deadline, "vault never opened a-leased");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let (cmdline, child) = snapshot_stopped_at_the_lease(&env, &src, &lease);
 
     let p = |rel: &str| src.join(rel);
     fs::remove_file(p("b-fifo")).unwrap();
@@ -1252,22 +1264,7 @@ fn directory_replaced_by_a_symlink_after_the_listing_is_not_followed() {
     write(&elsewhere.join("secret.txt"), b"not a source\n");
     let lease = Lease::take(&src.join("a-leased"));
 
-    let mut cmd = env.cmd(["snapshot", "--json"]);
-    cmd.arg(&src)
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let cmdline = cmdline_of(&cmd);
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !lease.broken() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "vault finished without opening a-leased"
-        );
-        assert!(Instant::now() < deadline, "vault never opened a-leased");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let (cmdline, child) = snapshot_stopped_at_the_lease(&env, &src, &lease);
     fs::rename(src.join("b-dir"), env.path("b-dir-moved")).unwrap();
     symlink(&elsewhere, src.join("b-dir")).unwrap();
     lease.release();
