@@ -666,11 +666,7 @@ fn a_removed_key_no_longer_opens_the_repository() {
     let snap = id_of(&enc.snapshot([&src]));
     let first = current_key(&enc.keys_with(PASSWORD));
 
-    let mut cmd = enc.cmd(["key", "add", "--json"]);
-    cmd.env("VAULT_NEW_PASSWORD", "second password");
-    let out = run_cmd(cmd);
-    out.ok();
-    let second = out.json()["id"].as_str().unwrap().to_string();
+    let second = enc.add_key("second password");
     assert_ne!(first, second);
     assert_eq!(key_files(&enc), [first.clone(), second.clone()].into());
     let keys = enc.keys_with(PASSWORD);
@@ -812,11 +808,7 @@ fn key_remove_refuses_the_last_key_and_the_current_key() {
         "a refused key remove changed the repository"
     );
 
-    let mut cmd = enc.cmd(["key", "add", "--json"]);
-    cmd.env("VAULT_NEW_PASSWORD", "second password");
-    let out = run_cmd(cmd);
-    out.ok();
-    let second = out.json()["id"].as_str().unwrap().to_string();
+    let second = enc.add_key("second password");
     let before = fingerprint(&enc.repo);
     enc.run(["key", "remove", &first])
         .code(2)
@@ -1357,11 +1349,7 @@ fn damaged_or_forged_key_file_cannot_unlock_and_says_so() {
 #[test]
 fn a_damaged_second_key_file_is_reported() {
     let enc = Enc::init();
-    let mut cmd = enc.cmd(["key", "add", "--json"]);
-    cmd.env("VAULT_NEW_PASSWORD", "second password");
-    let out = run_cmd(cmd);
-    out.ok();
-    let second = out.json()["id"].as_str().unwrap().to_string();
+    let second = enc.add_key("second password");
     flip_byte(&enc.repo.join("keys").join(&second), 100);
     // The intact key still opens the repository.
     enc.run(["list"]).ok();

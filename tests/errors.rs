@@ -490,11 +490,7 @@ fn a_damaged_index_segment_is_named_as_a_segment() {
 fn a_damaged_key_file_is_not_called_a_wrong_password() {
     use crate::util::encrypted::*;
     let enc = Enc::init();
-    let mut cmd = enc.cmd(["key", "add", "--json"]);
-    cmd.env("VAULT_NEW_PASSWORD", "second password");
-    let out = run_cmd(cmd);
-    out.ok();
-    let second = out.json()["id"].as_str().unwrap().to_string();
+    let second = enc.add_key("second password");
     flip_byte(&enc.repo.join("keys").join(&second), 100);
     let out = enc.run_with("second password", ["list"]);
     out.no_panic()

@@ -175,6 +175,16 @@ impl Enc {
 
     /// `vault list --json`, asserting exit 0.
     #[track_caller]
+    /// `vault key add` with `password` as the new key's password, asserting success; returns
+    /// the new key's id.
+    pub fn add_key(&self, password: &str) -> String {
+        let mut cmd = self.cmd(["key", "add", "--json"]);
+        cmd.env("VAULT_NEW_PASSWORD", password);
+        let out = run_cmd(cmd);
+        out.ok();
+        out.json()["id"].as_str().unwrap().to_string()
+    }
+
     pub fn list(&self) -> Vec<Value> {
         let out = self.run(["list", "--json"]);
         out.ok();
