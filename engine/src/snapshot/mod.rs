@@ -13,7 +13,6 @@
 //! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
 //! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
 
-pub(crate) mod chunk;
 pub(crate) mod compress;
 pub(crate) mod dedup;
 mod hash;
@@ -37,6 +36,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::chunk::Chunker;
 use crate::error::{Error, Result};
 use crate::format::config::{ChunkerProfile, Compression};
 use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
@@ -52,7 +52,6 @@ use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
 use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
@@ -60,7 +59,7 @@ use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
 
-pub use chunk::Chunker as ContentChunker;
+pub use crate::chunk::Chunker as ContentChunker;
 pub use compress::compress as compress_blob;
 pub use source::StreamSource;
 
