@@ -277,6 +277,26 @@ impl Archive<'_> {
         if !holes {
             return Ok(None);
         }
+        // GNU tar reads a region's data in whole 512-byte blocks from the region's start: a
+        // region that starts or ends inside a block (fine chunks of a zero run end anywhere)
+        // makes it lose its place in the archive. Widen every region to the blocks it touches,
+        // taking the zeros of the neighbouring holes into the data.
+        let block = BLOCK as u64;
+        let mut aligned: Vec<(u64, u64)> = Vec::with_capacity(regions.len() + 1);
+        for (start, len) in regions {
+            let (start, end) = (
+                start / block * block,
+                (start + len)
+                    .div_ceil(block)
+                    .saturating_mul(block)
+                    .min(data.size),
+            );
+            match aligned.last_mut() {
+                Some((s, l)) if *s + *l >= start => *l = end - *s,
+                _ => aligned.push((start, end - start)),
+            }
+        }
+        let mut regions = aligned;
         // A file ending in a hole ends with an empty region at its size (as GNU tar writes).
         if regions
             .last()
@@ -287,15 +307,16 @@ impl Archive<'_> {
         Ok(Some(regions))
     }
 
-    /// Streams a file's content: all of it, or (sparse) only its non-zero chunks.
-    fn write_content(&mut self, data: &FileData, sparse: bool) -> Result<u64> {
+    /// Streams a file's content: all of it, or (sparse) only the bytes of the map's regions:
+    /// the non-zero chunks, and the zeros that block alignment takes into a region.
+    fn write_content(&mut self, data: &FileData, sparse: Option<&[(u64, u64)]>) -> Result<u64> {
         let mut written = 0u64;
         let mut sink = |out: &mut dyn Write, piece: &[u8]| -> Result<()> {
             out.write_all(piece).map_err(|e| Error::io(OUTPUT, e))?;
             written += piece.len() as u64;
             Ok(())
         };
-        if !sparse {
+        let Some(regions) = sparse else {
             let out = &mut *self.out;
             let progress = self.progress;
             fetch_content(self.repo, data, |piece| {
@@ -303,8 +324,11 @@ impl Archive<'_> {
                 sink(out, piece)
             })?;
             return Ok(written);
-        }
-        // Non-zero chunks in batches, fetched as a file of their own.
+        };
+        // Non-zero chunks in batches, fetched as a file of their own; zeros of a zero chunk
+        // where it overlaps a region (at most a block's worth at each end).
+        let mut at = 0u64;
+        let mut next_region = 0usize;
         let mut batch: Vec<ChunkRef> = Vec::new();
         let flush =
             |this: &mut Self, batch: &mut Vec<ChunkRef>, sink: &mut PieceSink<'_>| -> Result<()> {
@@ -325,12 +349,27 @@ impl Archive<'_> {
                 })
             };
         self.for_each_ref(data, |this, r| {
+            let end = at + r.len as u64;
             if !this.is_zero_chunk(r) {
                 batch.push(*r);
                 if batch.len() >= crate::restore::write::BATCH {
                     flush(this, &mut batch, &mut sink)?;
                 }
+            } else {
+                while regions.get(next_region).is_some_and(|&(s, l)| s + l <= at) {
+                    next_region += 1;
+                }
+                let zeros: u64 = regions[next_region..]
+                    .iter()
+                    .take_while(|&&(s, _)| s < end)
+                    .map(|&(s, l)| (s + l).min(end).saturating_sub(s.max(at)))
+                    .sum();
+                if zeros > 0 {
+                    flush(this, &mut batch, &mut sink)?;
+                    sink(&mut *this.out, &vec![0u8; zeros as usize])?;
+                }
             }
+            at = end;
             Ok(())
         })?;
         flush(self, &mut batch, &mut sink)?;
@@ -435,9 +474,9 @@ impl Archive<'_> {
                     Some(map) => {
                         let map_bytes = sparse_map_bytes(map);
                         self.write(&map_bytes)?;
-                        map_bytes.len() as u64 + self.write_content(data, true)?
+                        map_bytes.len() as u64 + self.write_content(data, Some(map))?
                     }
-                    None => self.write_content(data, false)?,
+                    None => self.write_content(data, None)?,
                 };
                 if written != size {
                     return Err(size_mismatch(size, written));
