@@ -197,8 +197,8 @@ pub fn fetch_content(
 /// Holes are made at this granularity (the common filesystem block size).
 const HOLE_BLOCK: u64 = 4096;
 
-/// Writes `bytes` at file offset `at`, leaving whole all-zero blocks (aligned to the file) as
-/// holes. Returns the bytes written.
+/// Writes `bytes` at file offset `at` into a new file, skipping every all-zero piece of a block
+/// (aligned to the file), so whole zero blocks stay holes. Returns the bytes written.
 fn write_sparse_at(file: &File, path: &Path, at: u64, bytes: &[u8]) -> Result<u64> {
     let mut written = 0u64;
     let mut run_start: Option<usize> = None;
@@ -212,9 +212,10 @@ fn write_sparse_at(file: &File, path: &Path, at: u64, bytes: &[u8]) -> Result<u6
     while pos < bytes.len() {
         let to_boundary = (HOLE_BLOCK - (at + pos as u64) % HOLE_BLOCK) as usize;
         let end = (pos + to_boundary).min(bytes.len());
-        // Only whole blocks become holes; a partial block is cheaper to write than to track.
-        let whole = end - pos == HOLE_BLOCK as usize;
-        if whole && is_zero(&bytes[pos..end]) {
+        // Zeros need not be written into a new file: a whole zero block stays a hole, and the
+        // zero part of a block that the neighbouring piece shares is zero already. (Fine chunks
+        // of a zero run start and end inside blocks.)
+        if is_zero(&bytes[pos..end]) {
             if let Some(start) = run_start.take() {
                 write_run(start, pos)?;
             }
