@@ -1,16 +1,14 @@
 //! `vault export`: a snapshot as a tar stream, extracted with GNU tar and compared
 //! byte-for-byte and metadata-for-metadata with a `vault restore` of the same snapshot.
-//! Run with `cargo test --release -p vault-cli --test export`.
-
-mod util;
+//! Run with `cargo test --release -p vault-cli --test integration export::`.
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use util::encrypted::Enc;
-use util::*;
+use crate::util::encrypted::Enc;
+use crate::util::*;
 
 const MIB: u64 = 1 << 20;
 const SPARSE_SIZE: u64 = 64 * MIB;

@@ -137,16 +137,7 @@ fn fill_device(path: &Path) {
 }
 
 /// This host's name as vault records it.
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    assert_eq!(
-        unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) },
-        0
-    );
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
+use vault_engine::host::hostname;
 
 fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")

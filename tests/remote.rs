@@ -17,14 +17,12 @@
 //!
 //! The servers come from `s3s-fs` (`VAULT_S3S_FS` or `PATH`) and Debian's `openssh-server`,
 //! which `.ci/run` installs; a missing one fails the test under CI and skips it elsewhere. Run
-//! with `cargo test --release -p vault-cli --test remote`.
+//! with `cargo test --release -p vault-cli --test integration remote::`.
 //!
 //! Garage is opt-in: the `garage::*` tests run only when `VAULT_GARAGE` names a Garage binary
 //! (`cargo install garage@2.5.0 --locked`), and otherwise print `SKIPPED (opt-in: ...)` and
 //! pass, under CI too. Run them with
-//! `VAULT_GARAGE=/path/to/garage cargo test --release -p vault-cli --test remote garage`.
-
-mod util;
+//! `VAULT_GARAGE=/path/to/garage cargo test --release -p vault-cli --test integration remote::garage`.
 
 use std::fs;
 use std::io::Read;
@@ -35,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use util::history::{digests, verify_clean};
-use util::servers::{GarageServer, S3Server, Server, SftpServer};
-use util::*;
+use crate::util::history::{digests, verify_clean};
+use crate::util::servers::{GarageServer, S3Server, Server, SftpServer};
+use crate::util::*;
 
 const MIB: u64 = 1 << 20;
 
@@ -264,7 +262,7 @@ fn snapshot_with_stdin(
 /// Restores `spec` into a fresh directory; asserts success; returns the directory.
 #[track_caller]
 fn restore_fresh(env: &Env, spec: &str) -> PathBuf {
-    let target = env.path(format!("restore-{}", util::history::rand_suffix()));
+    let target = env.path(format!("restore-{}", crate::util::history::rand_suffix()));
     env.restore(spec, &target, Vec::<String>::new()).ok();
     target
 }

@@ -4,17 +4,15 @@
 //! source tree of its snapshot.
 //!
 //! ```text
-//! cargo test --release -p vault-cli --test restore_bulk
+//! cargo test --release -p vault-cli --test integration restore_bulk::
 //! ```
-
-mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::util::*;
 use serde_json::Value;
-use util::*;
 use vault_engine::format::pack::{self, BlobEntry, BlobKind};
 
 const MIB: u64 = 1 << 20;

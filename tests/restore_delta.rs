@@ -4,10 +4,8 @@
 //! sec+nsec, size, content, symlink target, hard-link groups).
 //!
 //! ```text
-//! cargo test --release -p vault-cli --test restore_delta
+//! cargo test --release -p vault-cli --test integration restore_delta::
 //! ```
-
-mod util;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -17,8 +15,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use serde_json::Value;
-use util::*;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;

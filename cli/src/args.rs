@@ -1,5 +1,5 @@
-//! Command-line arguments (clap derive). Parsing only: conversion to engine options is in
-//! `convert.rs`.
+//! Command-line arguments (clap derive). Parsing only: the value parsers are in `parse.rs`,
+//! conversion to engine options in `convert.rs`.
 
 use std::path::PathBuf;
 
@@ -74,7 +74,7 @@ pub enum Command {
     /// Write one file of a snapshot to standard output
     Dump(DumpArgs),
     /// Write a snapshot (or one path of it) to standard output as a tar archive
-    Export(crate::cmd::export::ExportArgs),
+    Export(ExportArgs),
     /// Check that snapshots can be restored; report what is damaged and what it affects
     Verify(VerifyArgs),
     /// Forget snapshots by retention policy or id (soft delete until `vault prune`)
@@ -128,7 +128,7 @@ pub struct NewKeyArgs {
 #[derive(Debug, Args)]
 pub struct KdfArgs {
     /// Argon2id memory (e.g. 64MiB); more makes guessing passwords dearer
-    #[arg(long, value_name = "SIZE", env = "VAULT_KDF_MEMORY", default_value = "64MiB", value_parser = crate::convert::parse_size)]
+    #[arg(long, value_name = "SIZE", env = "VAULT_KDF_MEMORY", default_value = "64MiB", value_parser = crate::parse::parse_size)]
     pub kdf_memory: u32,
     /// Argon2id passes over that memory
     #[arg(long, value_name = "N", env = "VAULT_KDF_PASSES", default_value_t = 3)]
@@ -153,7 +153,7 @@ pub struct UnlockArgs {
 #[derive(Debug, Args)]
 pub struct PruneOptionsArgs {
     /// Repack a pack when more than this share of it is unused (e.g. 10%, 0% repacks every pack with unused data)
-    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = crate::convert::parse_percent)]
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = crate::parse::parse_percent)]
     pub max_unused: f64,
     /// Do not wait for running snapshots before deleting packs; the next prune finishes instead
     #[arg(long)]
@@ -222,11 +222,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub read_data: bool,
     /// Read only part of the packs: N/M (the N-th of M slices; M runs cover all) or P% (random)
-    #[arg(long, value_name = "N/M|P%", value_parser = crate::convert::parse_subset)]
+    #[arg(long, value_name = "N/M|P%", value_parser = crate::parse::parse_subset)]
     pub read_data_subset: Option<vault_engine::verify::ReadData>,
     /// Read the packs verified longest ago first, until SIZE (e.g. 20GiB) is read or DURATION
     /// (e.g. 30m) has passed; records each clean pack's verification time
-    #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::convert::parse_budget, conflicts_with = "read_data_subset")]
+    #[arg(long, value_name = "SIZE|DURATION", value_parser = crate::parse::parse_budget, conflicts_with = "read_data_subset")]
     pub read_data_budget: Option<vault_engine::verify::ReadData>,
     /// Check only what one snapshot reaches (id, prefix or `latest`; with --tag, --label or
     /// --host, `latest` is the newest snapshot they select)
@@ -245,16 +245,16 @@ pub enum IndexCommand {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Minimum chunk size for all sources (e.g. 16KiB) [default: per source kind, see --help]
-    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
     pub chunk_min: Option<u32>,
     /// Average chunk size for all sources [default: 16KiB for streams, 1MiB for files]
-    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
     pub chunk_avg: Option<u32>,
     /// Maximum chunk size for all sources
-    #[arg(long, value_name = "SIZE", value_parser = crate::convert::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
     pub chunk_max: Option<u32>,
     /// Compression of stored blobs: zstd:LEVEL (-7..22) or none
-    #[arg(long, value_name = "zstd:LEVEL|none", default_value = "zstd:1", value_parser = crate::convert::parse_compression)]
+    #[arg(long, value_name = "zstd:LEVEL|none", default_value = "zstd:1", value_parser = crate::parse::parse_compression)]
     pub compression: vault_engine::Compression,
     /// repokey: encrypt and authenticate everything with keys wrapped by a password (the
     /// default: backups hold personal data and often leave the machine); none: store plainly
@@ -276,7 +276,7 @@ pub struct SnapshotFilterArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Only snapshots with this label (repeatable: all must match)
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::convert::parse_label)]
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::parse::parse_label)]
     pub labels: Vec<(String, String)>,
     /// Only snapshots of this host
     #[arg(long, value_name = "NAME")]
@@ -297,20 +297,20 @@ pub struct SnapshotArgs {
     pub stdin_name: String,
     /// Back up the stdout of `sh -c CMD` as file NAME (repeatable; run in order, before PATHs).
     /// A non-zero exit status or a signal fails the snapshot: nothing is committed.
-    #[arg(long = "command", value_name = "NAME=CMD", value_parser = crate::convert::parse_command)]
+    #[arg(long = "command", value_name = "NAME=CMD", value_parser = crate::parse::parse_command)]
     pub commands: Vec<(String, String)>,
     /// Accept an empty --stdin or --command stream (0 bytes). Without it an empty stream fails
     /// the snapshot: a failed `pg_dump | vault snapshot --stdin` sends nothing
     #[arg(long)]
     pub allow_empty: bool,
     /// Kill a --command that runs longer than this (e.g. 30m, 2h, 90s) and fail the snapshot
-    #[arg(long, value_name = "DURATION", value_parser = crate::convert::parse_duration, requires = "commands")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::parse::parse_duration, requires = "commands")]
     pub command_timeout: Option<std::time::Duration>,
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Label the snapshot (repeatable), e.g. --label app=website
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::convert::parse_label)]
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = crate::parse::parse_label)]
     pub labels: Vec<(String, String)>,
     /// Host name to record [default: this machine's]
     #[arg(long, value_name = "NAME")]
@@ -322,7 +322,7 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub force_read: bool,
     /// Record this time instead of now (RFC 3339, e.g. 2026-01-31T23:00:00Z)
-    #[arg(long, value_name = "RFC3339", value_parser = crate::convert::parse_time)]
+    #[arg(long, value_name = "RFC3339", value_parser = crate::parse::parse_time)]
     pub time: Option<jiff::Timestamp>,
     /// Protect the snapshot from every retention policy (manual and pre-upgrade backups)
     #[arg(long)]
@@ -396,6 +396,37 @@ pub struct RestoreArgs {
     /// When the repository is damaged, restore everything that can be restored: a file (or directory) whose data is damaged is left out, not written partly, and listed with its path; exit 3
     #[arg(long)]
     pub keep_going: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+/// `vault export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormatArg {
+    /// POSIX (pax) tar, readable by GNU tar, bsdtar and Python's tarfile
+    Tar,
+    /// The same, compressed with zstd (`tar --zstd -xf`, or `zstd -d` then `tar -xf`)
+    #[value(name = "tar.zst")]
+    TarZst,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Extract with `tar -xpf FILE.tar -C DIR` (as root add --same-owner). Sparse files use GNU tar's sparse format; hard links, symlinks, fifos, devices, modes, owners and nanosecond mtimes are kept."
+)]
+pub struct ExportArgs {
+    /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH
+    #[arg(value_name = "SNAPSHOT[:SUBPATH]")]
+    pub snapshot: String,
+    /// Archive format [default: tar, or tar.zst when --output ends in .zst]
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormatArg>,
+    /// zstd compression level for tar.zst (1 fastest .. 22 smallest)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// Write the archive to FILE instead of standard output
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

@@ -5,6 +5,7 @@ mod cmd;
 mod convert;
 mod exit;
 mod output;
+mod parse;
 mod password;
 mod progress;
 

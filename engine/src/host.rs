@@ -5,15 +5,12 @@
 //! Only the host that recorded a process can judge it: a record from another host, or one made
 //! where the boot could not be told, counts as alive.
 
-/// The host name (`localhost` where the system gives none).
+/// The host name (the `nodename` of uname(2), which is what gethostname(2) returns).
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf, which outlives the call.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `/proc/sys/kernel/random/boot_id` ("" where unknown).

@@ -184,6 +184,45 @@ pub enum PrefixMatch<T> {
     Invalid,
 }
 
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    /// A piece of file content.
+    Chunk = 0,
+    /// A tree object (one directory).
+    Tree = 1,
+    /// A chunk list (part of a large file's content list).
+    List = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Chunk),
+            1 => Some(Self::Tree),
+            2 => Some(Self::List),
+            _ => None,
+        }
+    }
+
+    /// The id of a blob of this kind with these raw bytes.
+    pub fn digest(self, raw: &[u8]) -> BlobId {
+        match self {
+            Self::Chunk => ChunkId::digest(raw).into(),
+            Self::Tree => TreeId::digest(raw).into(),
+            Self::List => ListId::digest(raw).into(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chunk => "chunk",
+            Self::Tree => "tree",
+            Self::List => "chunk list",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

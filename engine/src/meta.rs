@@ -38,16 +38,23 @@ impl OwnerNames {
     }
 }
 
+// The user and group databases (passwd, group, and whatever NSS modules the host configures)
+// are reachable only through libc: neither std nor rustix wraps getpwuid_r/getgrgid_r, and a
+// crate for two lookups is not worth its weight. The unsafe stays in these two functions.
+
 fn lookup_user(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: `passwd` is a C struct of integers and raw pointers, for which all-zero bytes
+    // are a valid value; getpwuid_r overwrites it before we read it.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result = std::ptr::null_mut();
-    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, whose sizes we pass.
+    // SAFETY: getpwuid_r writes only into `pwd` and `buf`, whose sizes we pass, and sets
+    // `result`; all three outlive the call.
     let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return None;
     }
-    // SAFETY: on success pw_name points into `buf`, NUL-terminated.
+    // SAFETY: on success pw_name points into `buf`, NUL-terminated, and `buf` is still alive.
     Some(
         unsafe { CStr::from_ptr(pwd.pw_name) }
             .to_string_lossy()
@@ -57,14 +64,17 @@ fn lookup_user(uid: u32) -> Option<String> {
 
 fn lookup_group(gid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: `group` is a C struct of integers and raw pointers, for which all-zero bytes are
+    // a valid value; getgrgid_r overwrites it before we read it.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result = std::ptr::null_mut();
-    // SAFETY: getgrgid_r writes only into `grp` and `buf`, whose sizes we pass.
+    // SAFETY: getgrgid_r writes only into `grp` and `buf`, whose sizes we pass, and sets
+    // `result`; all three outlive the call.
     let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
     if rc != 0 || result.is_null() {
         return None;
     }
-    // SAFETY: on success gr_name points into `buf`, NUL-terminated.
+    // SAFETY: on success gr_name points into `buf`, NUL-terminated, and `buf` is still alive.
     Some(
         unsafe { CStr::from_ptr(grp.gr_name) }
             .to_string_lossy()
@@ -92,8 +102,10 @@ pub fn capture(stat: &fs::Metadata, owners: &OwnerNames) -> Metadata {
 /// Metadata for a directory that exists only inside a snapshot (e.g. `db/` of `--stdin-name
 /// db/dump.sql`): mode 0755, the current user, the given time.
 pub fn synthetic_dir(time_sec: i64, owners: &OwnerNames) -> Metadata {
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    );
     Metadata {
         mode: 0o755,
         uid,
@@ -107,8 +119,7 @@ pub fn synthetic_dir(time_sec: i64, owners: &OwnerNames) -> Metadata {
 
 /// Whether this process may give files away (chown to other users).
 pub fn can_chown() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// The permission bits that give privilege: setuid, setgid, sticky.

@@ -44,7 +44,7 @@ use vault_engine::format::tree::{
 use vault_engine::format::{DecodeError, FORMAT_VERSION};
 use vault_engine::id::{ChunkId, ListId, PackId, RepositoryId, SnapshotId, TreeId};
 use vault_engine::keys::keyfile::{self, KdfParams};
-use vault_engine::keys::{self, Encryption, MasterKeys};
+use vault_engine::keys::{Encryption, MasterKeys};
 use vault_engine::snapshot::{compress_blob, ContentChunker};
 use vault_engine::Repository;
 
@@ -1663,7 +1663,7 @@ fn build_enc_pack(enc: &Encryption) -> Vec<u8> {
         let id = enc.blob_id(kind, &raw);
         let (encoding, stored) = compress_blob(&raw, Compression::Zstd { level: 1 });
         let sealed = enc.seal(
-            &keys::blob_ad(kind, encoding, raw.len() as u32, &id),
+            &pack::blob_ad(kind, encoding, raw.len() as u32, &id),
             stored,
         );
         builder.add(id, kind, encoding, raw.len() as u32, &sealed);

@@ -1,46 +1,14 @@
 //! `vault export`: a snapshot (or one path of it) as a tar archive on stdout or in a file.
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
 use vault_engine::export::{self, ExportFormat, ExportOptions};
 
-use crate::args::{Cli, SnapshotFilterArgs};
+use crate::args::{Cli, ExportArgs, ExportFormatArg as Format};
 use crate::convert;
 use crate::exit;
 use crate::output::{self, errln};
 use crate::progress::Display;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// POSIX (pax) tar, readable by GNU tar, bsdtar and Python's tarfile
-    Tar,
-    /// The same, compressed with zstd (`tar --zstd -xf`, or `zstd -d` then `tar -xf`)
-    #[value(name = "tar.zst")]
-    TarZst,
-}
-
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Extract with `tar -xpf FILE.tar -C DIR` (as root add --same-owner). Sparse files use GNU tar's sparse format; hard links, symlinks, fifos, devices, modes, owners and nanosecond mtimes are kept."
-)]
-pub struct ExportArgs {
-    /// Snapshot id, unique id prefix or `latest`, optionally with :SUBPATH
-    #[arg(value_name = "SNAPSHOT[:SUBPATH]")]
-    pub snapshot: String,
-    /// Archive format [default: tar, or tar.zst when --output ends in .zst]
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// zstd compression level for tar.zst (1 fastest .. 22 smallest)
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
-    pub level: i32,
-    /// Write the archive to FILE instead of standard output
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub filter: SnapshotFilterArgs,
-}
 
 pub fn run(cli: &Cli, args: &ExportArgs) -> Result<i32> {
     let format = match args.format {

@@ -4,7 +4,6 @@
 use anyhow::Result;
 use serde_json::json;
 use vault_engine::repo::writers;
-use vault_engine::storage::ObjectKind;
 use vault_engine::SnapshotFilter;
 
 use crate::args::{Cli, SnapshotIdsArgs, UnlockArgs};
@@ -58,28 +57,12 @@ pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
 
 pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
-    let backend = repo.backend();
-    let mut removed = Vec::new();
-    let mut kept = Vec::new();
-    let mut entries: Vec<(ObjectKind, String, Option<writers::Owner>)> = Vec::new();
-    for (name, owner) in writers::writers(backend.as_ref())? {
-        entries.push((ObjectKind::Writer, name, owner));
-    }
-    for (name, owner) in writers::locks(backend.as_ref())? {
-        entries.push((ObjectKind::Lock, name, owner));
-    }
-    for (kind, name, owner) in entries {
-        let describe = owner
-            .as_ref()
-            .map(|o| o.describe())
-            .unwrap_or_else(|| format!("unreadable {} {name}", kind.name()));
-        if args.remove_all || owner.as_ref().is_some_and(|o| o.is_dead()) {
-            writers::remove(backend.as_ref(), kind, &name)?;
-            removed.push(describe);
-        } else {
-            kept.push(describe);
-        }
-    }
+    let options = writers::UnlockOptions {
+        remove_all: args.remove_all,
+    };
+    let report = writers::unlock(repo.backend().as_ref(), &options)?;
+    let removed: Vec<String> = report.removed.iter().map(|h| h.describe()).collect();
+    let kept: Vec<String> = report.kept.iter().map(|h| h.describe()).collect();
     if cli.json {
         output::print_json(&json!({ "removed": removed, "kept": kept }))?;
     } else if !cli.quiet {

@@ -12,7 +12,8 @@
 //! checksum: blob bytes by their id, the trailer by its own checksum, the whole by the name.
 
 use super::{check_limit, DecodeError, Put, Reader, FORMAT_VERSION};
-use crate::id::{BlobId, ChunkId, ListId, PackId, TreeId};
+pub use crate::id::BlobKind;
+use crate::id::{BlobId, PackId};
 use crate::keys::{self, Encryption};
 use crate::limits::{MAX_BLOBS_PER_PACK, MAX_BLOB_SIZE, MAX_PACK_SIZE};
 
@@ -22,45 +23,6 @@ pub const HEADER_LEN: usize = 12;
 pub const FOOTER_LEN: usize = 12;
 pub const ENTRY_LEN: usize = 52;
 const CHECKSUM_LEN: usize = 32;
-
-/// What a blob holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BlobKind {
-    /// A piece of file content.
-    Chunk = 0,
-    /// A tree object (one directory).
-    Tree = 1,
-    /// A chunk list (part of a large file's content list).
-    List = 2,
-}
-
-impl BlobKind {
-    pub fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            0 => Some(Self::Chunk),
-            1 => Some(Self::Tree),
-            2 => Some(Self::List),
-            _ => None,
-        }
-    }
-
-    /// The id of a blob of this kind with these raw bytes.
-    pub fn digest(self, raw: &[u8]) -> BlobId {
-        match self {
-            Self::Chunk => ChunkId::digest(raw).into(),
-            Self::Tree => TreeId::digest(raw).into(),
-            Self::List => ListId::digest(raw).into(),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Chunk => "chunk",
-            Self::Tree => "tree",
-            Self::List => "chunk list",
-        }
-    }
-}
 
 /// How a blob's bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +39,18 @@ impl Encoding {
             _ => None,
         }
     }
+}
+
+/// Associated data of a blob: binds its ciphertext to its id and its trailer entry, so a blob
+/// moved to another entry (or given another kind, encoding or length) fails authentication.
+pub fn blob_ad(kind: BlobKind, encoding: Encoding, raw_len: u32, id: &BlobId) -> [u8; 46] {
+    let mut ad = [0u8; 46];
+    ad[..8].copy_from_slice(b"VAULTBLB");
+    ad[8] = kind as u8;
+    ad[9] = encoding as u8;
+    ad[10..14].copy_from_slice(&raw_len.to_le_bytes());
+    ad[14..].copy_from_slice(&id.0);
+    ad
 }
 
 /// One trailer entry: where a blob sits in its pack.
@@ -470,11 +444,7 @@ fn with_unsealed<T>(
     let (id, kind, encoding, raw_len) = entry;
     let mut scratch = PLAIN.take();
     let result = encryption
-        .open(
-            &keys::blob_ad(kind, encoding, raw_len, &id),
-            stored,
-            &mut scratch,
-        )
+        .open(&blob_ad(kind, encoding, raw_len, &id), stored, &mut scratch)
         .and_then(|encoded| {
             if encoding == Encoding::Raw && encoded.len() != raw_len as usize {
                 return Err(DecodeError::invalid(
@@ -577,12 +547,7 @@ pub fn reseal_blob(
         encryption,
         (id, kind, encoding, raw_len),
         stored,
-        |encoded| {
-            Ok(encryption.seal(
-                &keys::blob_ad(kind, encoding, raw_len, &id),
-                encoded.to_vec(),
-            ))
-        },
+        |encoded| Ok(encryption.seal(&blob_ad(kind, encoding, raw_len, &id), encoded.to_vec())),
     )
 }
 
@@ -632,7 +597,7 @@ mod tests {
         for blob in blobs {
             let id = enc.blob_id(BlobKind::Chunk, blob);
             let z = zstd::bulk::compress(blob, 1).unwrap();
-            let ad = keys::blob_ad(BlobKind::Chunk, Encoding::Zstd, blob.len() as u32, &id);
+            let ad = blob_ad(BlobKind::Chunk, Encoding::Zstd, blob.len() as u32, &id);
             let stored = enc.seal(&ad, z);
             b.add(
                 id,

@@ -16,9 +16,8 @@ use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::format::pack::{BlobKind, Encoding};
 use crate::format::DecodeError;
-use crate::id::{BlobId, ChunkId, ID_LEN};
+use crate::id::{BlobId, BlobKind, ChunkId, ID_LEN};
 
 pub use aead::{NONCE_LEN, TAG_LEN};
 /// Plaintext is padded to a multiple of this many bytes before it is encrypted.
@@ -37,18 +36,6 @@ pub fn file_ad(magic: &[u8; 8], version: u32) -> [u8; 12] {
     let mut ad = [0u8; 12];
     ad[..8].copy_from_slice(magic);
     ad[8..].copy_from_slice(&version.to_le_bytes());
-    ad
-}
-
-/// Associated data of a blob: binds its ciphertext to its id and its trailer entry, so a blob
-/// moved to another entry (or given another kind, encoding or length) fails authentication.
-pub fn blob_ad(kind: BlobKind, encoding: Encoding, raw_len: u32, id: &BlobId) -> [u8; 46] {
-    let mut ad = [0u8; 46];
-    ad[..8].copy_from_slice(b"VAULTBLB");
-    ad[8] = kind as u8;
-    ad[9] = encoding as u8;
-    ad[10..14].copy_from_slice(&raw_len.to_le_bytes());
-    ad[14..].copy_from_slice(&id.0);
     ad
 }
 

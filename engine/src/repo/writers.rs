@@ -173,7 +173,62 @@ pub fn lock(
     })
 }
 
-/// Removes a registration or lock by name (`vault unlock`).
+/// What `vault unlock` may remove.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnlockOptions {
+    /// Also remove registrations and locks of processes on other hosts, or that seem alive, or
+    /// whose file is unreadable (only safe when no vault process uses the repository anywhere).
+    pub remove_all: bool,
+}
+
+/// A registration (`writers/`) or lock (`locks/`) found by [`unlock`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub kind: ObjectKind,
+    pub name: String,
+    /// `None` when the file is unreadable.
+    pub owner: Option<Owner>,
+}
+
+impl Holder {
+    pub fn describe(&self) -> String {
+        self.owner
+            .as_ref()
+            .map(Owner::describe)
+            .unwrap_or_else(|| format!("unreadable {} {}", self.kind.name(), self.name))
+    }
+}
+
+/// What [`unlock`] did: registrations first, then locks, each in listing order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnlockReport {
+    pub removed: Vec<Holder>,
+    /// Still running, on another host, or unreadable: left in place.
+    pub kept: Vec<Holder>,
+}
+
+/// `vault unlock`: removes every registration and lock whose owner is certainly dead
+/// ([`Owner::is_dead`]), or all of them with [`UnlockOptions::remove_all`]; keeps the rest.
+pub fn unlock(backend: &dyn Backend, options: &UnlockOptions) -> Result<UnlockReport> {
+    let mut found = Vec::new();
+    for kind in [ObjectKind::Writer, ObjectKind::Lock] {
+        for (name, owner) in owners(backend, kind)? {
+            found.push(Holder { kind, name, owner });
+        }
+    }
+    let mut report = UnlockReport::default();
+    for holder in found {
+        if options.remove_all || holder.owner.as_ref().is_some_and(Owner::is_dead) {
+            remove(backend, holder.kind, &holder.name)?;
+            report.removed.push(holder);
+        } else {
+            report.kept.push(holder);
+        }
+    }
+    Ok(report)
+}
+
+/// Removes a registration or lock by name.
 pub fn remove(backend: &dyn Backend, kind: ObjectKind, name: &str) -> Result<()> {
     match backend.delete(kind, name) {
         Err(e) if is_not_found(&e) => Ok(()),

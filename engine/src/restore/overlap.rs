@@ -40,7 +40,7 @@ pub(super) fn overlaps(repo: &Repository, snapshot: &SnapshotInfo, target: &Path
         return Vec::new();
     };
     let mut out = Vec::new();
-    if snapshot.manifest.host == crate::snapshot::hostname() {
+    if snapshot.manifest.host == crate::host::hostname() {
         for source in &snapshot.manifest.sources {
             if source.kind != "path" {
                 continue;

@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 
 use crate::format::config::Compression;
-use crate::format::pack::{BlobKind, Encoding};
+use crate::format::pack::{blob_ad, BlobKind, Encoding};
 use crate::id::BlobId;
-use crate::keys::{self, Encryption};
+use crate::keys::Encryption;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
@@ -56,7 +56,7 @@ pub fn encode_blob(
     id: BlobId,
 ) -> (Encoding, Vec<u8>) {
     let (encoding, bytes) = compress(raw, compression);
-    let ad = keys::blob_ad(kind, encoding, raw.len() as u32, &id);
+    let ad = blob_ad(kind, encoding, raw.len() as u32, &id);
     (encoding, encryption.seal(&ad, bytes))
 }
 

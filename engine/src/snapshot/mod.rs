@@ -46,7 +46,6 @@ use crate::format::tree::{
     encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
 };
 use crate::format::FORMAT_VERSION;
-pub use crate::host::hostname;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::keys::Encryption;
 use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
@@ -614,7 +613,7 @@ pub fn run(
 ) -> Result<SnapshotReport> {
     let started = Instant::now();
     let time = options.time.unwrap_or_else(jiff::Timestamp::now);
-    let host = options.host.clone().unwrap_or_else(hostname);
+    let host = options.host.clone().unwrap_or_else(crate::host::hostname);
     if options.paths.is_empty() && options.streams.is_empty() {
         return Err(Error::invalid(
             "snapshot",

@@ -116,9 +116,9 @@ fn spawn(line: &str, timeout: Option<Duration>) -> Result<OpenStream, String> {
                 .unwrap();
             if !*finished {
                 *timed_out.lock().unwrap() = true;
-                let pid = child.lock().unwrap().id() as libc::pid_t;
-                // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let pid = rustix::process::Pid::from_child(&child.lock().unwrap());
+                // The child leads its own process group: kill it and whatever it started.
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
         });
     }

@@ -108,6 +108,7 @@ fn kill_tree(child: &mut Child) {
     unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
     let mut all = descendants(pid);
     for &p in &all {
+        // SAFETY: as above: kill(2) touches no memory of this process.
         unsafe { libc::kill(p as i32, libc::SIGSTOP) };
     }
     for p in descendants(pid) {
@@ -117,6 +118,7 @@ fn kill_tree(child: &mut Child) {
     }
     let _ = child.kill();
     for p in all {
+        // SAFETY: as above; the processes are stopped, so their pids cannot have been reused.
         unsafe { libc::kill(p as i32, libc::SIGKILL) };
     }
     let _ = child.wait();
