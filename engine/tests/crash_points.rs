@@ -10,6 +10,8 @@
 //! - **power cut** before step N, then a reboot that keeps only the durable state (the local
 //!   index cache is kept, as redb leaves it, for odd N, and lost for even N: it is only a
 //!   cache, I9);
+//! - **kill** of the process before step N: everything done before survives, durable or not
+//!   (what SIGKILL leaves; the cache is kept);
 //! - **I/O error** at step N, the process going on (and the repository reopened as it is).
 //!
 //! After each, format-spec's invariants hold: `verify --read-data` is clean; every snapshot
@@ -230,12 +232,14 @@ fn open(backend: &Arc<MemoryBackend>, cache: &Path) -> Repository {
     Repository::open(backend.clone() as Arc<dyn Backend>, cache).expect("open")
 }
 
-/// What survives the fault: after a power cut, the durable state of a rebooted machine, with
-/// the writer registrations and locks of the dead process recognisable as dead (their boot is
-/// not this one); after an I/O error, the same repository, once its process has exited.
+/// What survives the fault: after a power cut, the durable state of a rebooted machine; after a
+/// kill, everything the process did; after an I/O error, the same repository. In each case the
+/// process has ended: its writer registrations and locks are made recognisable as dead (their
+/// boot is not this one, as after a reboot), since this test's process lives on.
 fn recover(backend: &Arc<MemoryBackend>, fault: Fault) -> Arc<MemoryBackend> {
     let recovered = match fault {
         Fault::PowerCut(_) => Arc::new(backend.reboot()),
+        Fault::Kill(_) => Arc::new(backend.restart()),
         Fault::Error(_) => {
             backend.inject(None);
             backend.clone()
@@ -300,7 +304,7 @@ fn every_crash_point(
     let steps = count_steps(saved, work, operation);
     assert!(steps > 0);
     for n in 1..=steps {
-        for fault in [Fault::PowerCut(n), Fault::Error(n)] {
+        for fault in [Fault::PowerCut(n), Fault::Kill(n), Fault::Error(n)] {
             let cache = work.path("cache");
             let backend = Arc::new(saved.restore(&cache));
             let repo = open(&backend, &cache);
@@ -311,8 +315,8 @@ fn every_crash_point(
             let context = format!("{name}: {}", struck.clone().unwrap_or(format!("{fault:?}")));
             let succeeded = match outcome {
                 Ok(result) => result.is_ok(),
-                // After a power cut nothing the process does counts any more.
-                Err(_) if matches!(fault, Fault::PowerCut(_)) => false,
+                // After a power cut or a kill nothing the process does counts any more.
+                Err(_) if !matches!(fault, Fault::Error(_)) => false,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
             assert!(

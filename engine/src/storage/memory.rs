@@ -29,7 +29,9 @@
 //! [`MemoryBackend::inject`]. [`Fault::Error`] makes the N-th step fail with an I/O error (the
 //! step does not happen; later ones do). [`Fault::PowerCut`] cuts the power before the N-th
 //! step: it and every call after it fail, reads included, so the process can change nothing
-//! more, and [`MemoryBackend::reboot`] gives the durable state as a new backend. Two backends
+//! more, and [`MemoryBackend::reboot`] gives the durable state as a new backend. [`Fault::Kill`]
+//! stops the process the same way, but the machine keeps running: [`MemoryBackend::restart`]
+//! gives everything done before, durable or not (what SIGKILL leaves). Two backends
 //! joined by [`MemoryBackend::with_machine_of`] share one step counter and one power supply (a
 //! `vault copy` between two repositories of one machine).
 
@@ -51,6 +53,10 @@ pub enum Fault {
     /// The power is cut before the step: it and every call after it fail, and only the durable
     /// state survives ([`MemoryBackend::reboot`]).
     PowerCut(u64),
+    /// The process is killed before the step: it and every call after it fail, and everything
+    /// done before survives, durable or not, as the operating system keeps it
+    /// ([`MemoryBackend::restart`]).
+    Kill(u64),
 }
 
 /// One step of the file-system model: the points where a fault can strike.
@@ -211,6 +217,20 @@ impl MemoryBackend {
         }
     }
 
+    /// The machine after its process was killed ([`Fault::Kill`]): a new backend (on a machine
+    /// of its own, with no fault armed) holding everything as the process left it.
+    pub fn restart(&self) -> MemoryBackend {
+        let fs = self.fs.lock().unwrap();
+        MemoryBackend {
+            fs: Mutex::new(FileSystem {
+                files: fs.files.clone(),
+                dirs: fs.dirs.clone(),
+                next_inode: fs.next_inode,
+            }),
+            machine: Arc::default(),
+        }
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, FileSystem>> {
         self.check_power()?;
         Ok(self.fs.lock().unwrap())
@@ -243,6 +263,11 @@ impl MemoryBackend {
                 machine.struck = Some(format!("power cut before step {n}: {step:?} {path}"));
                 machine.powered_off = true;
                 Err(Error::io(path, io::Error::other("the power is off")))
+            }
+            Some(Fault::Kill(at)) if at == n => {
+                machine.struck = Some(format!("killed before step {n}: {step:?} {path}"));
+                machine.powered_off = true;
+                Err(Error::io(path, io::Error::other("the process is dead")))
             }
             _ => Ok(()),
         }
@@ -506,6 +531,23 @@ mod tests {
         assert_eq!(rebooted.read(ObjectKind::Snapshot, ID).unwrap(), b"whole");
         assert!(rebooted.list(ObjectKind::Pack).unwrap().is_empty());
         assert!(rebooted.list_temporary().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kill_keeps_what_was_done_durable_or_not() {
+        let backend = MemoryBackend::new();
+        // Cut before the directory fsync: linked, not durable.
+        backend.inject(Some(Fault::Kill(6)));
+        assert!(backend.write(ObjectKind::Pack, ID, b"pack").is_err());
+        assert!(backend
+            .struck()
+            .unwrap()
+            .starts_with("killed before step 6"));
+        assert_eq!(
+            backend.restart().read(ObjectKind::Pack, ID).unwrap(),
+            b"pack"
+        );
+        assert!(backend.reboot().list(ObjectKind::Pack).unwrap().is_empty());
     }
 
     #[test]
