@@ -88,6 +88,103 @@ fn stream_with_one_percent_edited_stores_only_changed_chunks() {
     assert_eq!((code, len), (0, size1));
 }
 
+/// Issue 19 item 1: a dump that a nightly job writes to a file costs no more per day than the
+/// same dump streamed through `--stdin`, while an incompressible media file beside it keeps its
+/// coarse chunks.
+#[test]
+fn dump_written_as_a_file_deduplicates_like_the_same_dump_streamed() {
+    const FILE_LINES: u64 = 160_000;
+    let first_dump = || SqlDump::new(7).lines(FILE_LINES);
+    let second_dump = || {
+        let mut dump = SqlDump::new(7).lines(FILE_LINES + 700);
+        for c in 0..CLUSTERS {
+            let start = FILE_LINES / CLUSTERS * c + FILE_LINES / CLUSTERS / 2;
+            let lines = FILE_LINES / 100 / CLUSTERS;
+            dump = dump.edited(start..start + lines, 500 + c);
+        }
+        dump
+    };
+
+    // Streamed: the reference.
+    let streamed = Env::init();
+    let stream = |dump: SqlDump| {
+        let fed = Fed::spawn(
+            streamed.cmd([
+                "snapshot",
+                "--json",
+                "--stdin",
+                "--stdin-name",
+                "db/app.sql",
+            ]),
+            dump,
+        )
+        .wait();
+        fed.out.ok();
+        fed.out.json()
+    };
+    let stream1 = stream(first_dump());
+    let stream2 = stream(second_dump());
+
+    // Written to a file between snapshots, beside 6 MiB of incompressible media.
+    let env = Env::init();
+    let src = env.path("src");
+    let dump_path = src.join("db/app.sql");
+    fs::create_dir_all(dump_path.parent().unwrap()).unwrap();
+    let media = src.join("media/video.bin");
+    write_generated(&media, 3, 6 << 20, random_bytes);
+    let write_dump = |mut dump: SqlDump| {
+        let mut file = fs::File::create(&dump_path).unwrap();
+        std::io::copy(&mut dump, &mut file).unwrap();
+    };
+    write_dump(first_dump());
+    let file1 = env.snapshot([&src]);
+    write_dump(second_dump());
+    let file2 = env.snapshot([&src]);
+
+    let added = |v: &serde_json::Value| summary(v, "bytes_added");
+    eprintln!(
+        "dump as file: day 1 {} B, day 2 {} B; streamed: day 1 {} B, day 2 {} B",
+        added(&file1),
+        added(&file2),
+        added(&stream1),
+        added(&stream2)
+    );
+    // Day 2 of the file costs about what day 2 of the stream costs (its trees and the media's
+    // unchanged entry add a little); with 1 MiB chunks it re-stored most of the dump.
+    assert!(
+        added(&file2) < added(&stream2) * 3 / 2 + 16_384,
+        "file day 2 added {} B, stream day 2 {} B",
+        added(&file2),
+        added(&stream2)
+    );
+    assert!(added(&file2) * 10 < added(&file1), "{file2}");
+    // The media kept coarse chunks: the file snapshot has about the stream's chunks plus six,
+    // not plus the ~400 a fine cut of 6 MiB would make.
+    let chunks = |v: &serde_json::Value| summary(v, "chunks_total");
+    assert!(
+        chunks(&file1) < chunks(&stream1) + 60,
+        "{} chunks with the media, {} for the dump alone",
+        chunks(&file1),
+        chunks(&stream1)
+    );
+
+    // Both days restore byte for byte.
+    let (code, digest, len, stderr) = env.dump_digest("latest", dump_path.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let now = fs::read(&dump_path).unwrap();
+    assert_eq!((digest, len), (blake3::hash(&now), now.len() as u64));
+    let old = env.path("old");
+    env.restore(&id_of(&file1), &old, Vec::<&str>::new()).ok();
+    let mut first = Vec::new();
+    std::io::Read::read_to_end(&mut first_dump(), &mut first).unwrap();
+    assert!(fs::read(Env::restored(&old, &dump_path)).unwrap() == first);
+    assert_same_tree(
+        &src.join("media"),
+        &Env::restored(&old, &src.join("media")),
+        Compare::default(),
+    );
+}
+
 /// Builds 120 files of 256 KiB plus a few small ones.
 fn build_many_files(src: &std::path::Path) -> u64 {
     let mut total = 0;

@@ -16,6 +16,7 @@
 //!
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
+pub mod chunk;
 pub mod copy;
 pub mod error;
 pub mod export;

@@ -7,7 +7,9 @@
 //! snapshot and restore throughput.
 //!
 //! Usage: `compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K]
-//! [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]`.
+//! [--dump-as stream|file] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work]
+//! [--vault PATH] [--out FILE]`. With `--dump-as file` the dump is written to `corpus/db/app.sql`
+//! each day and backed up as a file with the asset store, as a nightly dump job leaves it.
 //! See benches/README.md.
 
 mod measure;
@@ -18,7 +20,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use measure::Cost;
-use tools::{Kind, Tool};
+use tools::{DumpAs, Kind, Tool};
 use vault_benches::blobstore::BlobStore;
 use vault_benches::dumpgen::Database;
 
@@ -27,6 +29,7 @@ struct Settings {
     blobs_mib: u64,
     days: u64,
     keep: u64,
+    dump_as: DumpAs,
     tools: Vec<Kind>,
     work: Option<PathBuf>,
     keep_work: bool,
@@ -36,7 +39,7 @@ struct Settings {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
+    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--dump-as stream|file] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
     std::process::exit(2)
 }
 
@@ -46,6 +49,7 @@ fn settings() -> Settings {
         blobs_mib: 128,
         days: 3,
         keep: 2,
+        dump_as: DumpAs::Stream,
         tools: vec![Kind::Vault, Kind::VaultEnc, Kind::Restic, Kind::Borg],
         work: None,
         keep_work: false,
@@ -77,6 +81,13 @@ fn settings() -> Settings {
             "--blobs-mib" => s.blobs_mib = number(value()),
             "--days" => s.days = number(value()),
             "--keep" => s.keep = number(value()),
+            "--dump-as" => {
+                s.dump_as = match value().as_str() {
+                    "stream" => DumpAs::Stream,
+                    "file" => DumpAs::File,
+                    _ => usage(),
+                }
+            }
             "--tools" => {
                 s.tools = value()
                     .split(',')
@@ -182,7 +193,11 @@ fn main() {
     // Day 0: the corpus, then each day's change; every tool snapshots each day's state.
     let corpus = work.join("corpus");
     let blobs = corpus.join("blobs");
-    let dump = corpus.join("app.sql");
+    let dump = match s.dump_as {
+        DumpAs::Stream => corpus.join("app.sql"),
+        DumpAs::File => corpus.join("db/app.sql"),
+    };
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap_or_else(|e| fail(e));
     eprintln!("compare: generating the corpus in {}", corpus.display());
     let mut store = BlobStore::create(&blobs, s.blobs_mib << 20).unwrap_or_else(|e| fail(e));
     let mut db = Database::with_dump_size(s.dump_mib << 20);
@@ -208,7 +223,7 @@ fn main() {
         input_bytes += std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0) + store.bytes();
         for (i, (tool, result)) in tools.iter().zip(&mut results).enumerate() {
             eprintln!("compare: {} day {day}", tool.name);
-            let cost = measure::run_all(tool, &tool.snapshot(day, &dump, &blobs), &log)
+            let cost = measure::run_all(tool, &tool.snapshot(day, &dump, &blobs, s.dump_as), &log)
                 .unwrap_or_else(|e| fail(e));
             let step = usize::from(day > 0);
             if day > 0 {
@@ -229,17 +244,18 @@ fn main() {
         eprintln!("compare: {} restore, verify, prune", tool.name);
         let target = work.join(format!("restore-{}", tool.name));
         std::fs::create_dir_all(&target).unwrap_or_else(|e| fail(e));
-        let cost = measure::run_all(tool, &tool.restore(s.days, &target), &log)
+        let cost = measure::run_all(tool, &tool.restore(s.days, &target, s.dump_as), &log)
             .unwrap_or_else(|e| fail(e));
         result.steps[2] = (cost, measure::tree_bytes(&tool.repo()));
-        let (restored_dump, restored_store) = tool.restored(&target, &blobs);
+        let (restored_dump, restored_store) = tool.restored(&target, &dump, &blobs, s.dump_as);
         measure::same_file(&dump, &restored_dump).unwrap_or_else(|e| fail(e));
         measure::same_tree(&blobs, &restored_store).unwrap_or_else(|e| fail(e));
         std::fs::remove_dir_all(&target).unwrap_or_else(|e| fail(e));
 
         let cost = measure::run_all(tool, &tool.verify(), &log).unwrap_or_else(|e| fail(e));
         result.steps[3] = (cost, measure::tree_bytes(&tool.repo()));
-        let cost = measure::run_all(tool, &tool.prune(s.keep), &log).unwrap_or_else(|e| fail(e));
+        let cost = measure::run_all(tool, &tool.prune(s.keep, s.dump_as), &log)
+            .unwrap_or_else(|e| fail(e));
         result.steps[4] = (cost, measure::tree_bytes(&tool.repo()));
         result.cache_bytes = measure::tree_bytes(&tool.cache());
         result.open = measure::run_all(tool, &tool.open_only(), &log).unwrap_or_else(|e| fail(e));
@@ -254,8 +270,12 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     out += &format!(
-        "Preset `{}`, {today}, 2 shared cores. Corpus: dump {:.0} MiB on day 0 ({:.0} MiB on day {}; each day 2% of rows updated, 0.3% deleted, 1% appended), asset store {} files / {:.0} MiB on day 0 ({} files / {:.0} MiB on day {}; each day ~1% new files, 0.2% deleted); {} daily snapshots after the initial one, keep-last {}; {:.0} MiB input over all snapshots.\n\n",
+        "Preset `{}`, {today}, 2 shared cores. Corpus: dump ({}) {:.0} MiB on day 0 ({:.0} MiB on day {}; each day 2% of rows updated, 0.3% deleted, 1% appended), asset store {} files / {:.0} MiB on day 0 ({} files / {:.0} MiB on day {}; each day ~1% new files, 0.2% deleted); {} daily snapshots after the initial one, keep-last {}; {:.0} MiB input over all snapshots.\n\n",
         s.preset,
+        match s.dump_as {
+            DumpAs::Stream => "streamed to the tool's stdin",
+            DumpAs::File => "written to db/app.sql and backed up as a file",
+        },
         mib(first_dump),
         mib(last_dump),
         s.days,

@@ -1,6 +1,8 @@
 //! How each tool is driven through the steps: the command lines, and where a restore puts the
-//! dump and the asset store. vault takes the dump (stdin) and the store in one snapshot; restic
-//! and borg take two per day (a stdin snapshot and a path snapshot), whose costs are summed.
+//! dump and the asset store. With the dump streamed ([`DumpAs::Stream`]), vault takes the dump
+//! (stdin) and the store in one snapshot; restic and borg take two per day (a stdin snapshot and
+//! a path snapshot), whose costs are summed. With the dump written to a file by a nightly job
+//! ([`DumpAs::File`]), every tool takes the dump's directory and the store in one snapshot.
 //! vault-enc is the same vault binary on an encrypted repository (`--encryption repokey`, the
 //! default KDF cost, the password from `VAULT_PASSWORD`), driven exactly like vault.
 
@@ -14,6 +16,15 @@ pub enum Kind {
     VaultEnc,
     Restic,
     Borg,
+}
+
+/// How the day's dump reaches the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpAs {
+    /// Piped to the tool's stdin (vault `--stdin`, restic `--stdin`, borg `-`).
+    Stream,
+    /// A file in a directory that the tool backs up with the asset store.
+    File,
 }
 
 /// One command line of a step.
@@ -149,7 +160,16 @@ impl Tool {
         }
     }
 
-    pub fn snapshot(&self, day: u64, dump: &Path, blobs: &Path) -> Vec<Invocation> {
+    pub fn snapshot(
+        &self,
+        day: u64,
+        dump: &Path,
+        blobs: &Path,
+        dump_as: DumpAs,
+    ) -> Vec<Invocation> {
+        if dump_as == DumpAs::File {
+            return self.snapshot_paths(day, dump.parent().expect("dump directory"), blobs);
+        }
         let (y, m, d) = date(day);
         let with_stdin = |mut i: Invocation| {
             i.stdin = Some(dump.to_path_buf());
@@ -217,7 +237,49 @@ impl Tool {
         }
     }
 
-    pub fn restore(&self, day: u64, target: &Path) -> Vec<Invocation> {
+    /// One snapshot of the dump's directory and the asset store.
+    fn snapshot_paths(&self, day: u64, db: &Path, blobs: &Path) -> Vec<Invocation> {
+        let (y, m, d) = date(day);
+        match self.kind {
+            Kind::Vault | Kind::VaultEnc => {
+                let time = format!("{y}-{m:02}-{d:02}T02:00:00Z");
+                vec![inv(&[&"snapshot", &"-q", &"--time", &time, &db, &blobs])]
+            }
+            Kind::Restic => {
+                let time = format!("{y}-{m:02}-{d:02} 02:00:00");
+                vec![inv(&[&"backup", &"-q", &"--time", &time, &db, &blobs])]
+            }
+            Kind::Borg => {
+                let time = format!("{y}-{m:02}-{d:02}T02:00:00");
+                let name = format!("::all-{day}");
+                vec![inv(&[
+                    &"create",
+                    &"--compression",
+                    &"zstd,1",
+                    &"--timestamp",
+                    &time,
+                    &name,
+                    &db,
+                    &blobs,
+                ])]
+            }
+        }
+    }
+
+    pub fn restore(&self, day: u64, target: &Path, dump_as: DumpAs) -> Vec<Invocation> {
+        if dump_as == DumpAs::File {
+            return match self.kind {
+                Kind::Vault | Kind::VaultEnc => {
+                    vec![inv(&[&"restore", &"latest", &"--target", &target])]
+                }
+                Kind::Restic => vec![inv(&[&"restore", &"latest", &"--target", &target])],
+                Kind::Borg => {
+                    let mut i = inv(&[&"extract", &format!("::all-{day}")]);
+                    i.cwd = Some(target.to_path_buf());
+                    vec![i]
+                }
+            };
+        }
         match self.kind {
             Kind::Vault | Kind::VaultEnc => {
                 vec![inv(&[&"restore", &"latest", &"--target", &target])]
@@ -238,8 +300,17 @@ impl Tool {
     }
 
     /// Where the restored dump and asset store are under `target`.
-    pub fn restored(&self, target: &Path, blobs: &Path) -> (PathBuf, PathBuf) {
+    pub fn restored(
+        &self,
+        target: &Path,
+        dump: &Path,
+        blobs: &Path,
+        dump_as: DumpAs,
+    ) -> (PathBuf, PathBuf) {
         let store = target.join(blobs.strip_prefix("/").unwrap_or(blobs));
+        if dump_as == DumpAs::File {
+            return (target.join(dump.strip_prefix("/").unwrap_or(dump)), store);
+        }
         match self.kind {
             Kind::Vault | Kind::VaultEnc => (target.join("db/app.sql"), store),
             Kind::Restic | Kind::Borg => (target.join("app.sql"), store),
@@ -264,8 +335,20 @@ impl Tool {
         }
     }
 
-    pub fn prune(&self, keep: u64) -> Vec<Invocation> {
+    pub fn prune(&self, keep: u64, dump_as: DumpAs) -> Vec<Invocation> {
         let keep = keep.to_string();
+        if dump_as == DumpAs::File && self.kind == Kind::Borg {
+            return vec![
+                inv(&[
+                    &"prune",
+                    &"--keep-last",
+                    &keep,
+                    &"--glob-archives",
+                    &"all-*",
+                ]),
+                inv(&[&"compact"]),
+            ];
+        }
         match self.kind {
             Kind::Vault | Kind::VaultEnc => {
                 vec![inv(&[&"forget", &"-q", &"--keep-last", &keep, &"--prune"])]

@@ -14,12 +14,12 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::content::for_each_batch;
+use crate::chunk::Chunker;
 use crate::error::{IoContext, Result};
 use crate::format::config::ChunkerProfile;
 use crate::format::tree::FileData;
 use crate::id::ChunkId;
 use crate::repo::Repository;
-use crate::snapshot::chunk::Chunker;
 
 /// Where one chunk of the file being restored comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

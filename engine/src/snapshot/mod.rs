@@ -13,12 +13,12 @@
 //! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
 //! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
 
-pub(crate) mod chunk;
 pub(crate) mod compress;
 pub(crate) mod dedup;
 mod hash;
 pub(crate) mod pack;
 mod paths;
+mod profile;
 mod read;
 mod source;
 mod tree;
@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::chunk::Chunker;
 use crate::error::{Error, Result};
 use crate::format::config::{ChunkerProfile, Compression};
 use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
@@ -52,15 +53,15 @@ use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use chunk::Chunker;
 use dedup::Dedup;
 use pack::StoredBlob;
 use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
+use profile::ParentFile;
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
 
-pub use chunk::Chunker as ContentChunker;
+pub use crate::chunk::Chunker as ContentChunker;
 pub use compress::compress as compress_blob;
 pub use source::StreamSource;
 
@@ -463,6 +464,7 @@ impl Pipeline<'_> {
     ) -> Result<Option<FileData>> {
         let hardlinked = stat.nlink() > 1;
         add(&self.counters.files, 1);
+        let mut parent_file = None;
         // Change detection: size, mtime, ctime and inode equal -> reuse without reading.
         if let Some(Entry {
             kind: EntryKind::File(previous),
@@ -470,6 +472,12 @@ impl Pipeline<'_> {
             ..
         }) = parent
         {
+            parent_file = Some(ParentFile {
+                data: previous,
+                changed: previous.size != stat.len()
+                    || pm.mtime_sec != stat.mtime()
+                    || pm.mtime_nsec != stat.mtime_nsec() as u32,
+            });
             let unchanged = previous.size == stat.len()
                 && pm.mtime_sec == stat.mtime()
                 && pm.mtime_nsec == stat.mtime_nsec() as u32
@@ -517,8 +525,8 @@ impl Pipeline<'_> {
                 return Ok(None);
             }
         };
-        let (size, content) = match self.take_content(&file, ChunkerProfile::File, Some(stat.len()))
-        {
+        let profile = profile::choose(&file, stat.len(), self.file_chunker.params(), parent_file);
+        let (size, content) = match self.take_content(&file, profile, Some(stat.len())) {
             Ok(taken) => taken,
             Err(ContentError::Source(e)) => {
                 self.problem(path, format!("read failed: {e}"));
@@ -541,7 +549,7 @@ impl Pipeline<'_> {
         self.progress.file_done();
         let data = FileData {
             size,
-            profile: ChunkerProfile::File as u8,
+            profile: profile as u8,
             hardlinked,
             content,
         };

@@ -1,5 +1,8 @@
-//! Stage 3, chunk: content-defined cut points (FastCDC v2020) over a window.
-//! Input: a [`super::read::Window`]. Output: chunk lengths covering a prefix of the window.
+//! Content-defined cut points (FastCDC v2020) over a window: stage 3 of the snapshot pipeline,
+//! and how a delta restore re-cuts a file already at the target. A foundation module: it knows
+//! the chunker parameters and the repository's gear table, nothing of snapshots or restores.
+//! Input: a window of bytes (`snapshot::read::Window`). Output: chunk lengths covering a prefix
+//! of the window.
 //! In an encrypted repository the gear table is derived from the repository's id key, so that
 //! the cut points (chunk sizes) of known content cannot be predicted without the key.
 
@@ -21,6 +24,11 @@ impl Chunker {
             params,
             encryption: encryption.clone(),
         }
+    }
+
+    /// The parameters it cuts with.
+    pub fn params(&self) -> ChunkerParams {
+        self.params
     }
 
     /// Window size that guarantees progress: at least three maximum chunks.
