@@ -26,7 +26,7 @@ mod remote;
 
 pub use local::LocalBackend;
 pub use location::{open, Location, RemoteOptions};
-pub use memory::MemoryBackend;
+pub use memory::{Fault, MemoryBackend, Step};
 #[cfg(feature = "remote")]
 pub use remote::RemoteBackend;
 
