@@ -18,6 +18,7 @@ use super::{same_mtime, At, Restorer, TEMP_PREFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::format::tree::{FileData, Metadata};
 use crate::meta;
+use crate::repo::content;
 
 /// What a delta restore finds at the name of a file entry.
 pub(super) enum Existing {
@@ -253,7 +254,7 @@ impl Restorer<'_> {
             return Ok(());
         }
         let mut checked = 0u64;
-        write::fetch_content(self.repo, data, |piece| {
+        content::read_content(self.repo, data, |piece| {
             checked += piece.len() as u64;
             self.progress.bytes(piece.len() as u64);
             Ok(())

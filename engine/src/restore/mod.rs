@@ -8,7 +8,6 @@
 //! [`target`] alone (one checked name at a time: no path length limit, no symlink followed).
 
 pub mod bulk;
-pub(crate) mod content;
 mod delta;
 pub mod dump;
 mod existing;
@@ -121,34 +120,8 @@ pub struct RestoreReport {
     pub notices: Vec<String>,
 }
 
-/// The entry at `path` (absolute, `/`-separated, leading slash optional) of a snapshot. The
-/// root itself is returned as a directory entry with an empty name.
-pub fn lookup_path(repo: &Repository, snapshot: &SnapshotInfo, path: &str) -> Result<Entry> {
-    let root = snapshot.manifest.root().expect("validated at decode");
-    let mut entry = Entry {
-        name: Vec::new(),
-        meta: Metadata::default(),
-        kind: EntryKind::Dir(root),
-    };
-    let reader = repo.index().reader()?;
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let EntryKind::Dir(id) = entry.kind else {
-            return Err(Error::NoSuchPath {
-                snapshot: snapshot.id.short(),
-                path: path.into(),
-            });
-        };
-        let tree = repo.read_tree(&reader, id)?;
-        entry = tree
-            .find(part.as_bytes())
-            .cloned()
-            .ok_or_else(|| Error::NoSuchPath {
-                snapshot: snapshot.id.short(),
-                path: path.into(),
-            })?;
-    }
-    Ok(entry)
-}
+/// Kept here for callers of `restore::lookup_path`; path lookup is the repository's read side.
+pub use crate::repo::lookup_path;
 
 /// A hard link to create after the walk, and the directory (with its metadata) it lands in,
 /// whose mtime the link creation changes.
