@@ -1,6 +1,7 @@
 //! Restore writing: one file of N MiB (`VAULT_BENCH_MIB`, default 16) restored from a local
 //! repository by `restore::write::write_content` (index lookup, pack read, digest check,
-//! decompression, write), and its fetch half alone, beside writing the same bytes with one
+//! decompression, write), and its read half alone (`repo::content::read_content`), beside
+//! writing the same bytes with one
 //! `std::fs::write` and with one `write_all` per chunk buffer.
 
 mod common;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vault_engine::format::tree::EntryKind;
-use vault_engine::restore::{lookup_path, write};
+use vault_engine::repo::{content, lookup_path};
+use vault_engine::restore::write;
 use vault_engine::snapshot::{self, SnapshotOptions, StreamSource};
 use vault_engine::storage::LocalBackend;
 use vault_engine::{InitOptions, NoProgress, Repository, SnapshotFilter};
@@ -42,7 +44,8 @@ fn restore(c: &mut Criterion) {
     let target = dir.path().join("target");
     std::fs::create_dir(&target).unwrap();
     for (name, data) in &inputs {
-        let EntryKind::File(content) = lookup_path(&repo, &info, &format!("/{name}")).unwrap().kind
+        let EntryKind::File(file_data) =
+            lookup_path(&repo, &info, &format!("/{name}")).unwrap().kind
         else {
             panic!("/{name} is not a file");
         };
@@ -58,7 +61,7 @@ fn restore(c: &mut Criterion) {
                     &repo,
                     &file,
                     &out,
-                    &content,
+                    &file_data,
                     &NoProgress,
                     Default::default(),
                 )
@@ -68,7 +71,7 @@ fn restore(c: &mut Criterion) {
         group.bench_function("engine fetch_content only (no write)", |b| {
             b.iter(|| {
                 let mut n = 0;
-                write::fetch_content(&repo, &content, |chunk| {
+                content::read_content(&repo, &file_data, |chunk| {
                     n += chunk.len();
                     Ok(())
                 })

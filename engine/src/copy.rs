@@ -27,8 +27,7 @@ use crate::format::pack::BlobKind;
 use crate::format::tree::{encode_list, encode_tree, ChunkRef, Content, EntryKind, FileData, Tree};
 use crate::id::{BlobId, ChunkId, ListId, SnapshotId, TreeId};
 use crate::progress::Progress;
-use crate::repo::{Repository, SnapshotInfo};
-use crate::restore::write::fetch_content;
+use crate::repo::{content, Repository, SnapshotInfo};
 use crate::snapshot::compress::encode_blob;
 use crate::snapshot::dedup::Dedup;
 use crate::snapshot::pack::{self, BlobSender, StoredBlob};
@@ -262,7 +261,7 @@ impl Copier<'_> {
 
     fn file(&self, data: FileData) -> Result<FileData> {
         let content = match &data.content {
-            Content::Inline(refs) => Content::Inline(self.chunks(&data, refs)?),
+            Content::Inline(refs) => Content::Inline(self.chunks(refs)?),
             Content::Lists(lists) => {
                 let mut out = Vec::with_capacity(lists.len());
                 for list in lists {
@@ -276,7 +275,7 @@ impl Copier<'_> {
                     let reader = self.source.index().reader()?;
                     let refs = self.source.read_list(&reader, list.id)?;
                     drop(reader);
-                    let copied = self.chunks(&data, &refs)?;
+                    let copied = self.chunks(&refs)?;
                     let dest = self.store(BlobKind::List, &encode_list(&copied))?;
                     self.learn(BlobId(list.id.0), dest);
                     out.push(crate::format::tree::ListRef {
@@ -290,9 +289,9 @@ impl Copier<'_> {
         Ok(FileData { content, ..data })
     }
 
-    /// Copies the chunks the destination lacks (read through the restore path: coalesced
-    /// range reads, every chunk verified); returns the references in the destination.
-    fn chunks(&self, data: &FileData, refs: &[ChunkRef]) -> Result<Vec<ChunkRef>> {
+    /// Copies the chunks the destination lacks (read through the repository's content reader:
+    /// coalesced range reads, every chunk verified); returns the references in the destination.
+    fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<ChunkRef>> {
         let mut out: Vec<Option<ChunkRef>> = Vec::with_capacity(refs.len());
         let mut missing: Vec<(usize, ChunkRef)> = Vec::new();
         for (i, r) in refs.iter().enumerate() {
@@ -308,11 +307,7 @@ impl Copier<'_> {
             }
         }
         if !missing.is_empty() {
-            let wanted = FileData {
-                size: missing.iter().map(|(_, r)| r.len as u64).sum(),
-                content: Content::Inline(missing.iter().map(|(_, r)| *r).collect()),
-                ..data.clone()
-            };
+            let wanted: Vec<ChunkRef> = missing.iter().map(|(_, r)| *r).collect();
             // The content of the missing chunks, in order, cut back into chunks.
             let mut pending: Vec<u8> = Vec::new();
             let mut batch: Vec<(usize, ChunkRef, Vec<u8>)> = Vec::new();
@@ -333,7 +328,7 @@ impl Copier<'_> {
                 batch.clear();
                 Ok(())
             };
-            fetch_content(self.source, &wanted, |piece| {
+            content::read_chunks(self.source, &wanted, |piece| {
                 self.bytes_read
                     .fetch_add(piece.len() as u64, Ordering::Relaxed);
                 self.progress.bytes(piece.len() as u64);

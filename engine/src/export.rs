@@ -9,20 +9,20 @@
 //! first. Files with all-zero chunks are written in GNU tar's sparse pax format 1.0, their
 //! holes omitted; a zero chunk is recognised by its id, without reading it.
 //!
-//! Memory is bounded: file content is streamed chunk batch by chunk batch (every chunk's digest
-//! checked by [`fetch_content`]); only the directories on the current path and, for a sparse
+//! Memory is bounded: file content is streamed chunk batch by chunk batch through the
+//! repository's content reader ([`content`]: every chunk's digest checked); only the directories on the current path and, for a sparse
 //! file, its map of data regions are held.
 
 use std::collections::HashMap;
 use std::io::Write;
 
 use crate::error::{Error, Result};
-use crate::format::tree::{ChunkRef, Content, Entry, EntryKind, FileData, Metadata};
+use crate::format::tree::{ChunkRef, Entry, EntryKind, FileData, Metadata};
 use crate::id::ChunkId;
 use crate::limits::MAX_TREE_DEPTH;
 use crate::progress::Progress;
-use crate::repo::{Repository, SnapshotInfo};
-use crate::restore::{lookup_path, write::fetch_content};
+use crate::repo::content::{self, BATCH};
+use crate::repo::{lookup_path, Repository, SnapshotInfo};
 
 /// Where the pieces of a file's content go: written to the archive, with its padding.
 type PieceSink<'a> = dyn FnMut(&mut dyn Write, &[u8]) -> Result<()> + 'a;
@@ -232,25 +232,10 @@ impl Archive<'_> {
         data: &FileData,
         mut f: impl FnMut(&mut Self, &ChunkRef) -> Result<()>,
     ) -> Result<()> {
-        match &data.content {
-            Content::Inline(refs) => refs.iter().try_for_each(|r| f(self, r)),
-            Content::Lists(lists) => {
-                for list in lists {
-                    let reader = self.repo.index().reader()?;
-                    let refs = self.repo.read_list(&reader, list.id)?;
-                    drop(reader);
-                    let covered: u64 = refs.iter().map(|r| r.len as u64).sum();
-                    if covered != list.size || refs.len() != list.chunks as usize {
-                        return Err(Error::Corrupt {
-                            object: format!("chunk list {}", list.id.to_hex()),
-                            reason: "does not match the size recorded in its tree".into(),
-                        });
-                    }
-                    refs.iter().try_for_each(|r| f(self, r))?;
-                }
-                Ok(())
-            }
-        }
+        let repo = self.repo;
+        content::for_each_batch(repo, data, BATCH, |refs| {
+            refs.iter().try_for_each(|r| f(self, r))
+        })
     }
 
     /// The data regions `(offset, length)` of a file whose zero chunks are holes; `None` when
@@ -319,40 +304,33 @@ impl Archive<'_> {
         let Some(regions) = sparse else {
             let out = &mut *self.out;
             let progress = self.progress;
-            fetch_content(self.repo, data, |piece| {
+            content::read_content(self.repo, data, |piece| {
                 progress.bytes(piece.len() as u64);
                 sink(out, piece)
             })?;
             return Ok(written);
         };
-        // Non-zero chunks in batches, fetched as a file of their own; zeros of a zero chunk
-        // where it overlaps a region (at most a block's worth at each end).
+        // Non-zero chunks in batches, read as a file of their own; zeros of a zero chunk where
+        // it overlaps a region (at most a block's worth at each end).
         let mut at = 0u64;
         let mut next_region = 0usize;
         let mut batch: Vec<ChunkRef> = Vec::new();
         let flush =
             |this: &mut Self, batch: &mut Vec<ChunkRef>, sink: &mut PieceSink<'_>| -> Result<()> {
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                let part = FileData {
-                    size: batch.iter().map(|r| r.len as u64).sum(),
-                    profile: data.profile,
-                    hardlinked: false,
-                    content: Content::Inline(std::mem::take(batch)),
-                };
                 let out = &mut *this.out;
                 let progress = this.progress;
-                fetch_content(this.repo, &part, |piece| {
+                content::read_chunks(this.repo, batch, |piece| {
                     progress.bytes(piece.len() as u64);
                     sink(out, piece)
-                })
+                })?;
+                batch.clear();
+                Ok(())
             };
         self.for_each_ref(data, |this, r| {
             let end = at + r.len as u64;
             if !this.is_zero_chunk(r) {
                 batch.push(*r);
-                if batch.len() >= crate::restore::write::BATCH {
+                if batch.len() >= BATCH {
                     flush(this, &mut batch, &mut sink)?;
                 }
             } else {

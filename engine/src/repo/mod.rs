@@ -1,16 +1,20 @@
-//! Opening and creating repositories; reading blobs, trees and snapshot manifests.
+//! Opening and creating repositories; reading blobs, trees and snapshot manifests; the read
+//! path of file content ([`content`]) and of paths in a snapshot ([`lookup_path`]).
 //!
 //! A [`Repository`] owns the storage backend, the decoded config and the local index cache.
 //! Opening one reads the config, opens the index and brings it up to date with the packs that
 //! exist (reading only trailers of packs it does not know): it never loads the whole index.
 
+pub mod content;
 pub mod keys;
+mod lookup;
 pub mod packs;
 mod resolve;
 mod state;
 mod tree_cache;
 pub mod writers;
 
+pub use lookup::lookup_path;
 pub use resolve::Resolved;
 
 use std::path::{Path, PathBuf};

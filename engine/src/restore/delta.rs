@@ -13,12 +13,12 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::content::for_each_batch;
 use crate::chunk::Chunker;
 use crate::error::{IoContext, Result};
 use crate::format::config::ChunkerProfile;
 use crate::format::tree::FileData;
 use crate::id::ChunkId;
+use crate::repo::content::{for_each_batch, BATCH};
 use crate::repo::Repository;
 
 /// Where one chunk of the file being restored comes from.
@@ -160,7 +160,7 @@ pub fn plan(repo: &Repository, data: &FileData, old: &OldFile) -> Result<Plan> {
         fetch_bytes: 0,
     };
     let mut offset = 0u64;
-    for_each_batch(repo, data, super::write::BATCH, |refs| {
+    for_each_batch(repo, data, BATCH, |refs| {
         for r in refs {
             let source = if old.holds_at(repo, r.id, r.len, offset)? {
                 plan.in_place_bytes += r.len as u64;

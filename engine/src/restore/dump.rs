@@ -2,10 +2,9 @@
 
 use std::io::Write;
 
-use super::write::fetch_content;
 use crate::error::{Error, Result};
 use crate::format::tree::EntryKind;
-use crate::repo::{Repository, SnapshotInfo};
+use crate::repo::{content, lookup_path, Repository, SnapshotInfo};
 
 /// Writes the content of the regular file at `path` in `snapshot` to `out`. Returns its size.
 /// Each chunk's digest is checked before its bytes are written.
@@ -16,7 +15,7 @@ pub fn dump(
     out: &mut dyn Write,
 ) -> Result<u64> {
     let _reader = repo.register("dump", false)?;
-    let entry = super::lookup_path(repo, snapshot, path)?;
+    let entry = lookup_path(repo, snapshot, path)?;
     let EntryKind::File(data) = entry.kind else {
         return Err(Error::NotAFile {
             snapshot: snapshot.id.short(),
@@ -24,7 +23,7 @@ pub fn dump(
         });
     };
     let mut written = 0u64;
-    fetch_content(repo, &data, |piece| {
+    content::read_content(repo, &data, |piece| {
         out.write_all(piece)
             .map_err(|e| Error::io("standard output", e))?;
         written += piece.len() as u64;

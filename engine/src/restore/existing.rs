@@ -13,11 +13,13 @@ use std::sync::Arc;
 use rustix::fs::OFlags;
 
 use super::delta::{self, OldFile, Source};
+use super::plan::{Compare, ContentCheck, Delta, OnDamage};
 use super::write::{self, Reuse};
 use super::{same_mtime, At, Restorer, TEMP_PREFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::format::tree::{FileData, Metadata};
 use crate::meta;
+use crate::repo::content;
 
 /// What a delta restore finds at the name of a file entry.
 pub(super) enum Existing {
@@ -42,7 +44,13 @@ impl Restorer<'_> {
     /// checked through. A file with other names (link count above 1: a hard link this restore
     /// did not make, perhaps to a file outside the target) or whose owner or setuid, setgid or
     /// sticky bits would change is never kept: it is replaced by a file this restore writes.
-    fn examine(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<Existing> {
+    fn examine(
+        &self,
+        at: &At,
+        meta: &Metadata,
+        data: &FileData,
+        compare: Compare,
+    ) -> Result<Existing> {
         let path = &at.path;
         let Some(seen) = at.dir.stat(at.name)?.filter(|s| s.file_type().is_file()) else {
             return Ok(Existing::None);
@@ -61,7 +69,8 @@ impl Restorer<'_> {
             return Ok(Existing::None);
         }
         let replace = stat.nlink() > 1 || meta::privileged_change(&stat, meta, self.chown);
-        if !replace && !self.verify_existing && stat.len() == data.size && same_mtime(&stat, meta) {
+        let by_stat = compare == Compare::SizeAndMtime;
+        if !replace && by_stat && stat.len() == data.size && same_mtime(&stat, meta) {
             self.unchanged(path, meta, data, &file, &stat);
             return Ok(Existing::Unchanged);
         }
@@ -89,7 +98,7 @@ impl Restorer<'_> {
         stat: &fs::Metadata,
     ) {
         if self.meta_differs(stat, meta, false) {
-            if !self.dry_run {
+            if self.plan.makes_changes() {
                 self.apply_file_meta(path, file, meta);
             }
             self.count(|r| r.metadata_updated += 1);
@@ -103,9 +112,15 @@ impl Restorer<'_> {
 
     /// Delta: leaves the file alone, patches it, rebuilds it from its reusable chunks, or writes
     /// it new, whichever moves the least.
-    pub(super) fn delta_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
+    pub(super) fn delta_file(
+        &self,
+        at: &At,
+        meta: &Metadata,
+        data: &FileData,
+        delta: Delta,
+    ) -> Result<()> {
         let path = &at.path;
-        let (old, plan, stat, replace) = match self.examine(at, meta, data)? {
+        let (old, plan, stat, replace) = match self.examine(at, meta, data, delta.compare)? {
             Existing::None => return self.new_file(at, meta, data),
             Existing::Unchanged => return Ok(()),
             Existing::Changed {
@@ -174,7 +189,7 @@ impl Restorer<'_> {
             Err(e) => {
                 drop(file);
                 at.dir.discard(&temp);
-                if self.keep_going {
+                if self.plan.on_damage == OnDamage::LeaveOut {
                     // The old file is not the snapshot's: it must not look restored.
                     at.dir.discard(at.name);
                 }
@@ -225,10 +240,16 @@ impl Restorer<'_> {
 
     /// Dry run: what the restore would do with this file; with verify, every chunk of a file
     /// it would write is read and checked. Problems are recorded, not returned.
-    pub(super) fn check_file(&self, at: &At, meta: &Metadata, data: &FileData) {
+    pub(super) fn check_file(
+        &self,
+        at: &At,
+        meta: &Metadata,
+        data: &FileData,
+        check: ContentCheck,
+    ) {
         let result = (|| -> Result<()> {
-            if self.delta {
-                match self.examine(at, meta, data)? {
+            if let Some(delta) = self.plan.delta() {
+                match self.examine(at, meta, data, delta.compare)? {
                     Existing::None => {}
                     Existing::Unchanged => return Ok(()),
                     Existing::Changed { plan, .. } => {
@@ -236,24 +257,24 @@ impl Restorer<'_> {
                             r.files_patched += 1;
                             r.bytes_reused += plan.in_place_bytes + plan.moved_bytes;
                         });
-                        return self.check_content(data);
+                        return self.check_content(data, check);
                     }
                 }
             }
             self.count(|r| r.files_written += 1);
-            self.check_content(data)
+            self.check_content(data, check)
         })();
         if let Err(e) = result {
             self.problem(&at.path, &e);
         }
     }
 
-    fn check_content(&self, data: &FileData) -> Result<()> {
-        if !self.verify {
+    fn check_content(&self, data: &FileData, check: ContentCheck) -> Result<()> {
+        if check == ContentCheck::Skip {
             return Ok(());
         }
         let mut checked = 0u64;
-        write::fetch_content(self.repo, data, |piece| {
+        content::read_content(self.repo, data, |piece| {
             checked += piece.len() as u64;
             self.progress.bytes(piece.len() as u64);
             Ok(())

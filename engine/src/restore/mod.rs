@@ -1,18 +1,24 @@
 //! Restore: recreate a snapshot (or one path of it) under a target directory.
 //!
-//! Directories are restored depth-first, their children in parallel; file content is fetched in
-//! parallel batches with every chunk's digest checked before it is written ([`write`]).
-//! Metadata is applied after content: files right after writing, directories after all their
-//! children. Hard-linked files (equal `(dev, inode)` in one snapshot) are written once and linked
-//! afterwards. Everything under the target is reached through directory descriptors made by
-//! [`target`] alone (one checked name at a time: no path length limit, no symlink followed).
+//! Input: a snapshot, [`RestoreOptions`] (turned once into a [`RestorePlan`]: what to do with
+//! what the target holds, whether the disk changes, what damage does) and a target directory.
+//! Output: the entries on disk and a [`RestoreReport`].
+//!
+//! Directories are restored depth-first, their children in parallel; file content is read
+//! through the repository's content reader ([`crate::repo::content`]: coalesced range reads,
+//! every chunk checked before it is written) and written at its offsets by [`write`].
+//! Invariants: metadata is applied after content: files right after writing, directories after
+//! all their children. Hard-linked files (equal `(dev, inode)` in one snapshot) are written once
+//! and linked afterwards. Everything under the target is reached through directory descriptors
+//! made by [`target`] alone (one checked name at a time: no path length limit, no symlink
+//! followed).
 
 pub mod bulk;
-pub(crate) mod content;
 mod delta;
 pub mod dump;
 mod existing;
 mod overlap;
+mod plan;
 pub mod target;
 pub mod write;
 
@@ -30,6 +36,9 @@ use std::sync::Mutex;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+pub use self::plan::{
+    Changes, Compare, ContentCheck, Delta, Extra, OnDamage, RestorePlan, TargetMode,
+};
 use self::target::Dir;
 use self::write::{RestoredChunks, Reuse, WriteStats};
 use crate::error::{Error, IoContext, Result};
@@ -121,34 +130,8 @@ pub struct RestoreReport {
     pub notices: Vec<String>,
 }
 
-/// The entry at `path` (absolute, `/`-separated, leading slash optional) of a snapshot. The
-/// root itself is returned as a directory entry with an empty name.
-pub fn lookup_path(repo: &Repository, snapshot: &SnapshotInfo, path: &str) -> Result<Entry> {
-    let root = snapshot.manifest.root().expect("validated at decode");
-    let mut entry = Entry {
-        name: Vec::new(),
-        meta: Metadata::default(),
-        kind: EntryKind::Dir(root),
-    };
-    let reader = repo.index().reader()?;
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let EntryKind::Dir(id) = entry.kind else {
-            return Err(Error::NoSuchPath {
-                snapshot: snapshot.id.short(),
-                path: path.into(),
-            });
-        };
-        let tree = repo.read_tree(&reader, id)?;
-        entry = tree
-            .find(part.as_bytes())
-            .cloned()
-            .ok_or_else(|| Error::NoSuchPath {
-                snapshot: snapshot.id.short(),
-                path: path.into(),
-            })?;
-    }
-    Ok(entry)
-}
+/// Kept here for callers of `restore::lookup_path`; path lookup is the repository's read side.
+pub use crate::repo::lookup_path;
 
 /// A hard link to create after the walk, and the directory (with its metadata) it lands in,
 /// whose mtime the link creation changes.
@@ -172,13 +155,7 @@ struct At<'d> {
 
 struct Restorer<'a> {
     repo: &'a Repository,
-    overwrite: bool,
-    delta: bool,
-    verify_existing: bool,
-    delete: bool,
-    dry_run: bool,
-    verify: bool,
-    keep_going: bool,
+    plan: RestorePlan,
     /// Chunks written so far, for a bulk restore's later targets.
     restored: Option<&'a RestoredChunks>,
     chown: bool,
@@ -303,7 +280,7 @@ impl Restorer<'_> {
         kind: &EntryKind,
     ) {
         if self.meta_differs(stat, meta, matches!(kind, EntryKind::Symlink(_))) {
-            if !self.dry_run {
+            if self.plan.makes_changes() {
                 self.apply_other_meta(dir, name, meta, kind);
             }
             self.count(|r| r.metadata_updated += 1);
@@ -313,7 +290,8 @@ impl Restorer<'_> {
     /// `keep_going`: records `path` as left out when `error` is damage in the repository (and
     /// then returns `Ok`); any other error, or any error without `keep_going`, is returned.
     fn damage(&self, path: &Path, error: Error) -> Result<()> {
-        if !self.keep_going || error.kind() != crate::error::ErrorKind::Repository {
+        let leave_out = self.plan.on_damage == OnDamage::LeaveOut;
+        if !leave_out || error.kind() != crate::error::ErrorKind::Repository {
             return Err(error);
         }
         let message = format!("{}: {error}", path.display());
@@ -342,26 +320,26 @@ impl Restorer<'_> {
             .par_iter()
             .map(|entry| self.restore_entry(entry, dir, dir_meta, snapshot_dir, depth))
             .collect::<Result<_>>()?;
-        if self.delta {
-            self.sweep(tree, dir, snapshot_dir)?;
+        if let Some(delta) = self.plan.delta() {
+            self.sweep(tree, dir, snapshot_dir, delta.extra)?;
         }
         Ok(results.into_iter().any(|r| r))
     }
 
     /// Delta: removes what `dir` holds that `tree` does not — with `--delete` (within the
     /// `--include` patterns), and always the temporary files of an interrupted delta restore.
-    fn sweep(&self, tree: &Tree, dir: &Dir, snapshot_dir: &Path) -> Result<()> {
+    fn sweep(&self, tree: &Tree, dir: &Dir, snapshot_dir: &Path, extra: Extra) -> Result<()> {
         let names = dir.names().at(dir.path())?;
         for name in names {
             if tree.find(name.as_bytes()).is_some() {
                 continue;
             }
             let temp = name.as_bytes().starts_with(TEMP_PREFIX.as_bytes());
-            let wanted = self.delete && self.included(&snapshot_dir.join(&name));
+            let wanted = extra == Extra::Delete && self.included(&snapshot_dir.join(&name));
             if !temp && !wanted {
                 continue;
             }
-            if !self.dry_run {
+            if self.plan.makes_changes() {
                 dir.prepare_name(&name, true)?;
             }
             if !temp {
@@ -385,7 +363,7 @@ impl Restorer<'_> {
         let wanted = self.included(&snapshot_path);
         match &entry.kind {
             EntryKind::Dir(id) => {
-                if self.dry_run {
+                if !self.plan.makes_changes() {
                     let tree = match self.read_tree(*id) {
                         Ok(tree) => tree,
                         Err(e) => {
@@ -442,13 +420,17 @@ impl Restorer<'_> {
                     links.insert(key, path.clone());
                 }
                 let at = At { dir, name, path };
-                let result = if self.dry_run {
-                    self.check_file(&at, &entry.meta, data);
-                    Ok(())
-                } else if self.delta {
-                    self.delta_file(&at, &entry.meta, data)
-                } else {
-                    self.new_file(&at, &entry.meta, data)
+                let result = match (self.plan.changes, self.plan.target) {
+                    (Changes::Count { content }, _) => {
+                        self.check_file(&at, &entry.meta, data, content);
+                        Ok(())
+                    }
+                    (Changes::Make, TargetMode::Delta(delta)) => {
+                        self.delta_file(&at, &entry.meta, data, delta)
+                    }
+                    (Changes::Make, TargetMode::Fresh | TargetMode::Overwrite) => {
+                        self.new_file(&at, &entry.meta, data)
+                    }
                 };
                 let path = at.path;
                 if let Err(e) = result {
@@ -464,7 +446,7 @@ impl Restorer<'_> {
                 Ok(true)
             }
             EntryKind::Symlink(target_bytes) => {
-                if self.delta {
+                if self.plan.delta().is_some() {
                     if let Some(stat) = dir.stat(name)? {
                         let same = stat.file_type().is_symlink()
                             && dir.read_link(name)? == target_bytes.as_slice();
@@ -475,8 +457,8 @@ impl Restorer<'_> {
                         }
                     }
                 }
-                if !self.dry_run {
-                    dir.prepare_name(name, self.overwrite)?;
+                if self.plan.makes_changes() {
+                    dir.prepare_name(name, self.plan.replaces())?;
                     dir.symlink(target_bytes, name)?;
                     self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
@@ -490,7 +472,7 @@ impl Restorer<'_> {
                     EntryKind::BlockDevice { rdev } => (libc::S_IFBLK, rdev),
                     _ => unreachable!(),
                 };
-                if self.delta {
+                if self.plan.delta().is_some() {
                     if let Some(stat) = dir.stat(name)?.filter(|s| same_node(s, &entry.kind)) {
                         self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
                         self.count(|r| r.special += 1);
@@ -505,8 +487,8 @@ impl Restorer<'_> {
                     ));
                     return Ok(false);
                 }
-                if !self.dry_run {
-                    dir.prepare_name(name, self.overwrite)?;
+                if self.plan.makes_changes() {
+                    dir.prepare_name(name, self.plan.replaces())?;
                     dir.make_node(name, kind, rdev, entry.meta.mode)?;
                     self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
                 }
@@ -524,8 +506,8 @@ impl Restorer<'_> {
     /// A directory to restore into. In a delta restore an existing one is kept (made writable
     /// for its owner until its metadata is applied) and anything else at its name replaced.
     fn make_dir(&self, parent: &Dir, name: &OsStr) -> Result<Dir> {
-        let dir = parent.create_dir(name, self.overwrite)?;
-        if self.delta {
+        let dir = parent.create_dir(name, self.plan.replaces())?;
+        if self.plan.delta().is_some() {
             let path = dir.path();
             let fd = dir.fd().at(path)?;
             let mode = rustix::fs::fstat(fd)
@@ -552,7 +534,7 @@ impl Restorer<'_> {
     /// A file written whole into a new file at `path` (whatever was there is replaced).
     fn new_file(&self, at: &At, meta: &Metadata, data: &FileData) -> Result<()> {
         let path = &at.path;
-        let file = at.dir.create_file(at.name, self.overwrite)?;
+        let file = at.dir.create_file(at.name, self.plan.replaces())?;
         let final_path = Arc::new(path.to_path_buf());
         // Not fsynced, like cp, tar and restic: the repository keeps the durable copy,
         // and an fsync per file would make a restore wait for the disk file by file.
@@ -586,11 +568,13 @@ impl Restorer<'_> {
         let links = self.links.lock().unwrap();
         let mut dirs: HashMap<PathBuf, Metadata> = HashMap::new();
         let damaged = std::mem::take(&mut *self.damaged_links.lock().unwrap());
+        let makes_changes = self.plan.makes_changes();
+        let delta = self.plan.delta().is_some();
         for link in pending {
             let first = links
                 .get(&link.key)
                 .expect("first link recorded before later ones");
-            if let (Some(meta), false) = (&link.dir_meta, self.dry_run) {
+            if let (Some(meta), true) = (&link.dir_meta, makes_changes) {
                 dirs.insert(link.dir.clone(), meta.clone());
             }
             if damaged.contains(&link.key) {
@@ -600,15 +584,15 @@ impl Restorer<'_> {
                     first.display()
                 );
                 self.count(|r| r.damaged.push(message));
-                if !self.dry_run {
+                if makes_changes {
                     // Whatever an earlier restore left at this name is not the snapshot's file.
                     let (dir, name) = below(root, &link.path)?;
-                    dir.prepare_name(name, self.delta)?;
+                    dir.prepare_name(name, delta)?;
                 }
                 continue;
             }
             self.count(|r| r.hardlinks += 1);
-            if self.dry_run {
+            if !makes_changes {
                 continue;
             }
             let (dir, name) = below(root, &link.path)?;
@@ -617,8 +601,8 @@ impl Restorer<'_> {
                 (Some(a), Some(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
                 _ => false,
             };
-            if !(self.delta && linked) {
-                dir.prepare_name(name, self.overwrite)?;
+            if !(delta && linked) {
+                dir.prepare_name(name, self.plan.replaces())?;
                 dir.hard_link(&first_dir, first_name, name)?;
             }
         }
@@ -706,33 +690,26 @@ fn restore(
             "is empty; name the directory to restore into (`.` for the current one)",
         ));
     }
-    let overwrite = options.overwrite || options.delta;
-    if !overwrite && !target::is_empty_or_missing(&options.target)? {
+    let plan = RestorePlan::new(options);
+    if !plan.replaces() && !target::is_empty_or_missing(&options.target)? {
         return Err(Error::TargetNotEmpty {
             path: options.target.clone(),
         });
     }
     raise_open_file_limit();
-    let root = if options.dry_run {
-        Dir::open_existing(&options.target)
-    } else {
-        Dir::open_target(&options.target)?
+    let root = match plan.changes {
+        Changes::Count { .. } => Dir::open_existing(&options.target),
+        Changes::Make => Dir::open_target(&options.target)?,
     };
     let restorer = Restorer {
         repo,
-        overwrite,
-        delta: options.delta,
-        verify_existing: options.verify_existing,
-        delete: options.delete,
-        dry_run: options.dry_run,
-        verify: options.verify,
-        keep_going: options.keep_going,
+        plan,
         restored,
         chown: meta::can_chown(),
         includes,
         progress,
         report: Mutex::new(RestoreReport {
-            dry_run: options.dry_run,
+            dry_run: !plan.makes_changes(),
             ..RestoreReport::default()
         }),
         bytes: AtomicU64::new(0),
@@ -759,7 +736,7 @@ fn restore(
             // one entry is walked on the calling thread, so a deep chain would recurse there.
             rayon::scope(|_| restorer.restore_tree(&tree, &root, target_meta, &snapshot_base, 0))?;
             restorer.finish_links(&root)?;
-            if let (Some(meta), false) = (target_meta, options.dry_run) {
+            if let (Some(meta), true) = (target_meta, plan.makes_changes()) {
                 restorer.apply_dir_meta(&root, meta);
             }
         }
