@@ -16,14 +16,14 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::format::tree::{Content, EntryKind};
-use crate::id::{BlobId, PackId, TreeId};
+use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::index::rebuild::read_trailer;
 use crate::index::IndexReader;
 use crate::limits::MAX_TREE_DEPTH;
 use crate::progress::Progress;
 use crate::repo::{Repository, SnapshotInfo};
 use crate::storage::ObjectKind;
-pub use report::{AffectedPaths, Problem, VerifyReport};
+pub use report::{AffectedPaths, Problem, ProblemKind, VerifyReport};
 
 /// Which packs `--read-data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,8 +54,9 @@ pub struct VerifyOptions {
     pub snapshot: Option<SnapshotInfo>,
 }
 
-/// Key of a problem in the report: kind and the damaged object.
-type ProblemKey = (String, String);
+/// Key of a problem in the report: kind and the damaged object (a hex id, or for missing blobs
+/// their kind).
+type ProblemKey = (ProblemKind, String);
 
 #[derive(Default)]
 struct Problems {
@@ -65,17 +66,17 @@ struct Problems {
 impl Problems {
     fn add(
         &mut self,
-        kind: &str,
+        kind: ProblemKind,
         object: String,
         pack: Option<PackId>,
         blob: Option<BlobId>,
         detail: String,
     ) -> ProblemKey {
-        let key = (kind.to_string(), object);
+        let key = (kind, object);
         self.map.entry(key.clone()).or_insert_with(|| Problem {
-            kind: kind.into(),
-            pack: pack.map(|p| p.to_hex()),
-            blob: blob.map(|b| b.to_hex()),
+            kind,
+            pack,
+            blob,
             detail,
             count: 1,
             affected: BTreeMap::new(),
@@ -85,12 +86,12 @@ impl Problems {
 
     /// Counts one more missing blob of `kind` (grouped into one problem per kind).
     fn missing(&mut self, kind: &str, id: BlobId) -> ProblemKey {
-        let key = ("blob_missing".to_string(), kind.to_string());
+        let key = (ProblemKind::BlobMissing, kind.to_string());
         match self.map.get_mut(&key) {
             Some(problem) => problem.count += 1,
             None => {
                 self.add(
-                    "blob_missing",
+                    ProblemKind::BlobMissing,
                     kind.to_string(),
                     None,
                     Some(id),
@@ -104,23 +105,23 @@ impl Problems {
     /// Final wording of grouped problems.
     fn finish(mut self) -> Vec<Problem> {
         for ((kind, object), problem) in self.map.iter_mut() {
-            if kind == "blob_missing" {
+            if *kind == ProblemKind::BlobMissing {
+                let first = problem.blob.map_or_else(|| "?".to_string(), |b| b.to_hex());
                 problem.detail = format!(
-                    "{} {object} blob(s) referenced by snapshots are in no pack (first: {})",
+                    "{} {object} blob(s) referenced by snapshots are in no pack (first: {first})",
                     problem.count,
-                    problem.blob.as_deref().unwrap_or("?")
                 );
             }
         }
         self.map.into_values().collect()
     }
 
-    fn affect(&mut self, key: &ProblemKey, snapshot: &str, path: &str) {
+    fn affect(&mut self, key: &ProblemKey, snapshot: SnapshotId, path: &str) {
         let problem = self
             .map
             .get_mut(key)
             .expect("problem added before it affects anything");
-        let affected = problem.affected.entry(snapshot.to_string()).or_default();
+        let affected = problem.affected.entry(snapshot).or_default();
         if affected.paths.last().map(String::as_str) == Some(path) {
             return;
         }
@@ -163,7 +164,7 @@ impl Walker<'_> {
             }
             Err(e) => {
                 let key = self.problems.add(
-                    "index_unreadable",
+                    ProblemKind::IndexUnreadable,
                     "index".into(),
                     None,
                     None,
@@ -179,13 +180,13 @@ impl Walker<'_> {
         self.reader.lookup(&id).ok().flatten().map(|loc| loc.pack)
     }
 
-    fn walk_tree(&mut self, id: TreeId, path: &str, snapshot: &str, depth: usize) -> bool {
+    fn walk_tree(&mut self, id: TreeId, path: &str, snapshot: SnapshotId, depth: usize) -> bool {
         if self.clean.contains(&id) {
             return true;
         }
         if depth > MAX_TREE_DEPTH {
             let key = self.problems.add(
-                "tree_damaged",
+                ProblemKind::TreeDamaged,
                 id.to_hex(),
                 None,
                 Some(id.into()),
@@ -204,7 +205,7 @@ impl Walker<'_> {
             Err(e) => {
                 let pack = self.pack_of(id.into());
                 let key = self.problems.add(
-                    "tree_damaged",
+                    ProblemKind::TreeDamaged,
                     id.to_hex(),
                     pack,
                     Some(id.into()),
@@ -239,7 +240,7 @@ impl Walker<'_> {
         &mut self,
         refs: &[crate::format::tree::ChunkRef],
         path: &str,
-        snapshot: &str,
+        snapshot: SnapshotId,
     ) -> bool {
         let mut clean = true;
         for r in refs {
@@ -251,7 +252,7 @@ impl Walker<'_> {
         clean
     }
 
-    fn check_content(&mut self, content: &Content, path: &str, snapshot: &str) -> bool {
+    fn check_content(&mut self, content: &Content, path: &str, snapshot: SnapshotId) -> bool {
         let lists = match content {
             Content::Inline(refs) => return self.check_refs(refs, path, snapshot),
             Content::Lists(lists) => lists,
@@ -276,7 +277,7 @@ impl Walker<'_> {
                 {
                     let pack = self.pack_of(list.id.into());
                     let key = self.problems.add(
-                        "blob_damaged",
+                        ProblemKind::BlobDamaged,
                         list.id.to_hex(),
                         pack,
                         Some(list.id.into()),
@@ -296,7 +297,7 @@ impl Walker<'_> {
                 Err(e) => {
                     let pack = self.pack_of(list.id.into());
                     let key = self.problems.add(
-                        "blob_damaged",
+                        ProblemKind::BlobDamaged,
                         list.id.to_hex(),
                         pack,
                         Some(list.id.into()),
@@ -353,13 +354,16 @@ fn verify(
             let (good, unreadable) = repo.snapshots()?;
             for (name, error) in unreadable {
                 let key = problems.add(
-                    "snapshot_damaged",
+                    ProblemKind::SnapshotDamaged,
                     name.clone(),
                     None,
                     None,
                     error.to_string(),
                 );
-                problems.affect(&key, &name, "/");
+                // Listed snapshots are named by their id.
+                if let Some(id) = SnapshotId::from_hex(&name) {
+                    problems.affect(&key, id, "/");
+                }
             }
             good
         }
@@ -368,7 +372,7 @@ fn verify(
     if options.snapshot.is_none() {
         // A damaged key file is lost as a way in (its password opens nothing any more).
         for (name, error) in repo.damaged_keys()? {
-            problems.add("key_damaged", name, None, None, error.to_string());
+            problems.add(ProblemKind::KeyDamaged, name, None, None, error.to_string());
         }
     }
 
@@ -394,7 +398,7 @@ fn verify(
             match trailer {
                 Err(e) => {
                     problems.add(
-                        "pack_unreadable",
+                        ProblemKind::PackUnreadable,
                         pack.to_hex(),
                         Some(*pack),
                         None,
@@ -408,7 +412,7 @@ fn verify(
                                 && (loc.offset, loc.stored_len, loc.raw_len)
                                     != (e.offset, e.stored_len, e.raw_len)
                             {
-                                problems.add("trailer_mismatch", pack.to_hex(), Some(*pack), None, format!("index and trailer disagree on blob {}; run `vault index rebuild`", e.id.to_hex()));
+                                problems.add(ProblemKind::TrailerMismatch, pack.to_hex(), Some(*pack), None, format!("index and trailer disagree on blob {}; run `vault index rebuild`", e.id.to_hex()));
                             }
                         }
                     }
@@ -452,7 +456,13 @@ fn verify(
         for (name, result) in decoded {
             match result {
                 Err(e) => {
-                    problems.add("index_segment_damaged", name, None, None, e.to_string());
+                    problems.add(
+                        ProblemKind::IndexSegmentDamaged,
+                        name,
+                        None,
+                        None,
+                        e.to_string(),
+                    );
                 }
                 Ok(described) => {
                     for pack in described {
@@ -461,7 +471,7 @@ fn verify(
                                 if *size != pack.size || **entries != pack.entries =>
                             {
                                 problems.add(
-                                    "index_segment_mismatch",
+                                    ProblemKind::IndexSegmentMismatch,
                                     name.clone(),
                                     Some(pack.id),
                                     None,
@@ -537,7 +547,7 @@ fn verify(
                 report.blobs_read += check.blobs;
                 if let Some(reason) = check.unreadable {
                     problems.add(
-                        "pack_unreadable",
+                        ProblemKind::PackUnreadable,
                         check.pack.to_hex(),
                         Some(check.pack),
                         None,
@@ -553,7 +563,7 @@ fn verify(
                 }
                 if check.content_mismatch && check.damaged.is_empty() {
                     problems.add(
-                        "pack_content",
+                        ProblemKind::PackContent,
                         check.pack.to_hex(),
                         Some(check.pack),
                         None,
@@ -573,7 +583,7 @@ fn verify(
                     }
                     damaged_copies.push((blob, check.pack));
                     let key = problems.add(
-                        "blob_damaged",
+                        ProblemKind::BlobDamaged,
                         blob.to_hex(),
                         Some(check.pack),
                         Some(blob),
@@ -622,12 +632,12 @@ fn verify(
     let unreadable: HashSet<PackId> = problems
         .map
         .values()
-        .filter(|p| p.kind == "pack_unreadable")
-        .filter_map(|p| p.pack.as_deref().and_then(PackId::from_hex))
+        .filter(|p| p.kind == ProblemKind::PackUnreadable)
+        .filter_map(|p| p.pack)
         .collect();
     if !unreadable.is_empty() {
         for (blob, pack) in repo.index().blobs_in_packs(&unreadable)? {
-            let key = ("pack_unreadable".to_string(), pack.to_hex());
+            let key = (ProblemKind::PackUnreadable, pack.to_hex());
             bad.entry(blob).or_insert(key);
         }
     }
@@ -645,7 +655,7 @@ fn verify(
     };
     for snapshot in &snapshots {
         let root = snapshot.manifest.root().expect("validated at decode");
-        walker.walk_tree(root, "", &snapshot.id.to_hex(), 0);
+        walker.walk_tree(root, "", snapshot.id, 0);
     }
     report.trees = walker.trees;
     report.healed_blobs = walker.healed.len() as u64;
@@ -655,14 +665,14 @@ fn verify(
     let checked: Vec<[u8; 32]> = snapshots.iter().map(|s| s.id.0).collect();
     let damaged_ids: HashSet<[u8; 32]> = snapshots
         .iter()
-        .filter(|s| damaged.contains(&s.id.to_hex()))
+        .filter(|s| damaged.contains(&s.id))
         .map(|s| s.id.0)
         .collect();
-    let mut whole: Vec<String> = repo
+    let mut whole: Vec<SnapshotId> = repo
         .index()
         .update_damaged_snapshots(&checked, &damaged_ids)?
         .into_iter()
-        .map(hex::encode)
+        .map(SnapshotId)
         .collect();
     whole.sort();
     report.snapshots_whole_again = whole;
