@@ -20,3 +20,5 @@ mod select;
 mod sources;
 mod stdin;
 mod verify;
+
+mod json;

@@ -106,6 +106,10 @@ define_id!(
     /// A repository: 32 random bytes chosen at `init`.
     RepositoryId
 );
+define_id!(
+    /// A key file of an encrypted repository: BLAKE3 of the whole file (its name in `keys/`).
+    KeyId
+);
 
 macro_rules! blob_conversions {
     ($($name:ident),*) => {$(

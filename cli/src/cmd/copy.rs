@@ -41,7 +41,7 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
     let report = copy::run(&source, &dest, &snapshots, &progress)?;
     progress.finish();
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?)?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
         for copied in &report.copied {
             outln!(

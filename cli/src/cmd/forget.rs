@@ -49,7 +49,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let report = forget::run(&repo, &options)?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?)?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
         print_report(&report)?;
     }

@@ -2,8 +2,8 @@
 //! immutable snapshots.
 
 use anyhow::Result;
-use serde_json::json;
 use vault_engine::repo::writers;
+use vault_engine::report::{MarkReport, UnlockReport};
 use vault_engine::storage::ObjectKind;
 use vault_engine::SnapshotFilter;
 
@@ -25,9 +25,11 @@ pub fn protect(cli: &Cli, args: &SnapshotIdsArgs, protected: bool) -> Result<i32
         "unprotected"
     };
     if cli.json {
-        output::print_json(
-            &json!({ verb: done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
-        )?;
+        output::print_report(&if protected {
+            MarkReport::Protected(done)
+        } else {
+            MarkReport::Unprotected(done)
+        })?;
     } else if !cli.quiet {
         for id in &done {
             outln!("snapshot {} {verb}", id.short())?;
@@ -45,9 +47,7 @@ pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
         done.push(snapshot.id);
     }
     if cli.json {
-        output::print_json(
-            &json!({ "undeleted": done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
-        )?;
+        output::print_report(&MarkReport::Undeleted(done))?;
     } else if !cli.quiet {
         for id in &done {
             outln!("snapshot {} is back", id.short())?;
@@ -59,8 +59,7 @@ pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
 pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let backend = repo.backend();
-    let mut removed = Vec::new();
-    let mut kept = Vec::new();
+    let mut report = UnlockReport::default();
     let mut entries: Vec<(ObjectKind, String, Option<writers::Owner>)> = Vec::new();
     for (name, owner) in writers::writers(backend.as_ref())? {
         entries.push((ObjectKind::Writer, name, owner));
@@ -75,21 +74,21 @@ pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
             .unwrap_or_else(|| format!("unreadable {} {name}", kind.name()));
         if args.remove_all || owner.as_ref().is_some_and(|o| o.is_dead()) {
             writers::remove(backend.as_ref(), kind, &name)?;
-            removed.push(describe);
+            report.removed.push(describe);
         } else {
-            kept.push(describe);
+            report.kept.push(describe);
         }
     }
     if cli.json {
-        output::print_json(&json!({ "removed": removed, "kept": kept }))?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
-        for r in &removed {
+        for r in &report.removed {
             outln!("removed: {r}")?;
         }
-        for k in &kept {
+        for k in &report.kept {
             outln!("kept (still running or on another host; --remove-all removes it): {k}")?;
         }
-        if removed.is_empty() && kept.is_empty() {
+        if report.removed.is_empty() && report.kept.is_empty() {
             outln!("no locks or registrations")?;
         }
     }

@@ -1,7 +1,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use serde_json::json;
 use vault_engine::verify::{self, ReadData, VerifyOptions};
 use vault_engine::{Error, SnapshotId};
 
@@ -46,11 +45,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
     display.finish();
     let report = result?;
     if cli.json {
-        output::print_json(&json!({
-            "clean": report.is_clean(),
-            "damaged_snapshots": report.damaged_snapshots(),
-            "report": report,
-        }))?;
+        output::print_report(&report.outcome())?;
     } else {
         // Group by snapshot: which backups are still good. `None` (the repository) first.
         let mut by_snapshot: BTreeMap<

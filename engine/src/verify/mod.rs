@@ -21,7 +21,7 @@ use crate::progress::Progress;
 use crate::repo::{Repository, SnapshotInfo};
 use packs::Packs;
 use problems::{ProblemKey, Problems};
-pub use report::{AffectedPaths, Problem, ProblemKind, VerifyReport};
+pub use report::{AffectedPaths, Problem, ProblemKind, VerifyOutcome, VerifyReport};
 
 /// Which packs `--read-data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -112,7 +112,26 @@ pub struct VerifyReport {
     pub snapshots_whole_again: Vec<SnapshotId>,
 }
 
+/// What `vault verify --json` prints: the verdict first, then the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyOutcome<'a> {
+    /// No problem found.
+    pub clean: bool,
+    /// [`VerifyReport::damaged_snapshots`].
+    pub damaged_snapshots: Vec<SnapshotId>,
+    pub report: &'a VerifyReport,
+}
+
 impl VerifyReport {
+    /// The report with its verdict, as `--json` prints it.
+    pub fn outcome(&self) -> VerifyOutcome<'_> {
+        VerifyOutcome {
+            clean: self.is_clean(),
+            damaged_snapshots: self.damaged_snapshots(),
+            report: self,
+        }
+    }
+
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
