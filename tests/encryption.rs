@@ -616,7 +616,11 @@ fn password_sources_and_their_precedence() {
         match expect {
             Opens => {
                 assert_eq!(out.code, 0, "{what}: {}", out.stderr);
-                assert_eq!(out.json().as_array().map(Vec::len), Some(1), "{what}");
+                assert_eq!(
+                    out.json()["keys"].as_array().map(Vec::len),
+                    Some(1),
+                    "{what}"
+                );
             }
             Wrong => {
                 assert_eq!(out.code, 1, "{what}: {}", out.stderr);
@@ -1198,7 +1202,12 @@ fn damaged_or_forged_snapshot_manifests_are_reported() {
         );
         let out = enc.run(["list", "--json"]);
         out.no_panic().code(3).stderr_has(bad);
-        let listed: Vec<String> = out.json().as_array().unwrap().iter().map(id_of).collect();
+        let listed: Vec<String> = out.json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect();
         assert_eq!(listed, vec![good.to_string()], "{what}");
         let t = enc.path(format!("t-{}", &bad[..8]));
         let out = enc.restore(bad, &t, Vec::<&str>::new());
@@ -1245,7 +1254,12 @@ fn damaged_or_forged_snapshot_manifests_are_reported() {
     .unwrap();
     let out = enc.run(["list", "--json"]);
     out.no_panic().code(3).stderr_has(&foreign);
-    let listed: BTreeSet<String> = out.json().as_array().unwrap().iter().map(id_of).collect();
+    let listed: BTreeSet<String> = out.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
     assert_eq!(listed, [s1, s2].into(), "a foreign manifest is listed");
     let v = enc.verify(&[], 3);
     assert_eq!(

@@ -24,3 +24,5 @@ mod select;
 mod sources;
 mod stdin;
 mod verify;
+
+mod json;

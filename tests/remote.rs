@@ -666,9 +666,14 @@ fn copy_local_to_remote_and_back<S: Start>() {
     let remote_list = || {
         let mut cmd = local.cmd(["--repo", remote.as_str(), "list", "--json"]);
         cmd.arg("--password-file").arg(&pw);
-        match run_cmd(cmd).ok().json() {
-            Value::Array(items) => items,
-            other => panic!("list --json printed {other}"),
+        match run_cmd(cmd)
+            .ok()
+            .json()
+            .get_mut("snapshots")
+            .map(Value::take)
+        {
+            Some(Value::Array(items)) => items,
+            other => panic!("list --json printed no snapshots array: {other:?}"),
         }
     };
     assert_eq!(identities(&remote_list()), identities(&local_list));

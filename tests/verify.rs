@@ -712,7 +712,7 @@ fn deleted_index_cache_is_rebuilt_and_verify_passes() {
     let out = run_vault(&fx.env, &["index", "rebuild", "--json"], 0);
     assert_eq!(
         out.json(),
-        serde_json::json!({"packs": packs.len(), "blobs": blobs.len(), "unreadable": [], "segments_unreadable": []})
+        serde_json::json!({"schema_version": 1, "packs": packs.len(), "blobs": blobs.len(), "unreadable": [], "segments_unreadable": []})
     );
     let (v, _) = verify_json(&fx.env, &["--read-data"], 0);
     assert_eq!(report_u64(&v, "snapshots"), 2);

@@ -12,34 +12,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::HumanBytes;
-use serde_json::{json, Value};
-use vault_engine::{Manifest, SnapshotId};
-
-/// The JSON object for one snapshot, as `list --json` and `snapshot --json` print it.
-pub fn snapshot_json(
-    id: &SnapshotId,
-    manifest: &Manifest,
-    protected: bool,
-    forgotten: bool,
-) -> Value {
-    json!({
-        "protected": protected,
-        "forgotten": forgotten,
-        "id": id.to_hex(),
-        "short_id": id.short(),
-        "time": manifest.time,
-        "host": manifest.host,
-        "paths": manifest.paths,
-        "sources": manifest.sources,
-        "tags": manifest.tags,
-        "labels": manifest.labels,
-        "tree": manifest.tree,
-        "parent": manifest.parent,
-        "complete": manifest.complete,
-        "summary": manifest.summary,
-        "program_version": manifest.program_version,
-    })
-}
+use vault_engine::report::JsonReport;
 
 /// Set once a write to stdout failed because its reader is gone.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
@@ -108,9 +81,9 @@ macro_rules! errln {
 
 pub(crate) use {errln, out, outln};
 
-pub fn print_json(value: &Value) -> io::Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-    outln!("{text}")
+/// Prints a report as the JSON document `--json` promises (README, "JSON output").
+pub fn print_report(report: &impl JsonReport) -> io::Result<()> {
+    outln!("{}", report.to_json())
 }
 
 pub fn bytes(n: u64) -> String {

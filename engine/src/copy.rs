@@ -35,10 +35,12 @@ use crate::snapshot::pack::{self, BlobSender, StoredBlob};
 /// What a copy did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CopyReport {
-    /// Snapshots written to the destination: (source id, destination id), hex.
-    pub copied: Vec<(String, String)>,
-    /// Source snapshots the destination has already (hex ids).
-    pub skipped: Vec<String>,
+    /// The destination repository's location.
+    pub destination: String,
+    /// Snapshots written to the destination.
+    pub copied: Vec<CopiedSnapshot>,
+    /// Source snapshots the destination has already.
+    pub skipped: Vec<SnapshotId>,
     /// Blobs stored in the destination, and their bytes before compression.
     pub blobs_stored: u64,
     pub bytes_stored: u64,
@@ -46,6 +48,14 @@ pub struct CopyReport {
     pub bytes_read: u64,
     /// Bytes of packs written to the destination.
     pub bytes_written: u64,
+}
+
+/// One snapshot copied: its id in the source and in the destination (they differ: the copy
+/// records its origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CopiedSnapshot {
+    pub source: SnapshotId,
+    pub destination: SnapshotId,
 }
 
 /// Where a snapshot was first taken: its origin, or itself.
@@ -70,7 +80,10 @@ pub fn run(
             "the source and destination are the same repository",
         ));
     }
-    let mut report = CopyReport::default();
+    let mut report = CopyReport {
+        destination: dest.location(),
+        ..CopyReport::default()
+    };
     // A prune of the source waits for this reader; one of the destination for this writer.
     let _reader = source.register("copy", false)?;
     let _writer = dest.register("copy", true)?;
@@ -82,12 +95,15 @@ pub fn run(
     for snapshot in order {
         let origin = origin_of(source, snapshot);
         if origins.contains_key(&origin) {
-            report.skipped.push(snapshot.id.to_hex());
+            report.skipped.push(snapshot.id);
             continue;
         }
         let id = copy_one(source, dest, snapshot, &origin, &mut report, progress)?;
         origins.insert(origin, id);
-        report.copied.push((snapshot.id.to_hex(), id.to_hex()));
+        report.copied.push(CopiedSnapshot {
+            source: snapshot.id,
+            destination: id,
+        });
     }
     Ok(report)
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::id::SnapshotId;
 use crate::repo::{Repository, Resolved, SnapshotFilter};
 use crate::retention::{self, Candidate, GroupKey, Policy};
 
@@ -23,7 +24,7 @@ pub struct ForgetOptions {
 /// One snapshot's fate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fate {
-    pub id: String,
+    pub id: SnapshotId,
     pub time: String,
     pub keep: bool,
     /// Why it is kept (`daily #3`, `protected`, …); empty when it is forgotten.
@@ -43,7 +44,7 @@ pub struct ForgetReport {
     pub dry_run: bool,
     pub groups: Vec<ForgetGroup>,
     /// Ids forgotten (or, with `dry_run`, that would be).
-    pub forgotten: Vec<String>,
+    pub forgotten: Vec<SnapshotId>,
     pub kept: u64,
 }
 
@@ -79,7 +80,7 @@ pub fn run(repo: &Repository, options: &ForgetOptions) -> Result<ForgetReport> {
             if !options.dry_run {
                 repo.forget_snapshot(id)?;
             }
-            report.forgotten.push(id.to_hex());
+            report.forgotten.push(id);
         }
         return Ok(report);
     }
@@ -114,13 +115,14 @@ pub fn run(repo: &Repository, options: &ForgetOptions) -> Result<ForgetReport> {
     for group in groups {
         let mut fates = Vec::new();
         for d in group.decisions {
+            let id = SnapshotId::from_hex(&d.id).expect("candidates are named by snapshot id");
             if d.keep {
                 report.kept += 1;
             } else {
-                report.forgotten.push(d.id.clone());
+                report.forgotten.push(id);
             }
             fates.push(Fate {
-                id: d.id,
+                id,
                 time: d.time.to_string(),
                 keep: d.keep,
                 reasons: d.reasons,
@@ -133,8 +135,7 @@ pub fn run(repo: &Repository, options: &ForgetOptions) -> Result<ForgetReport> {
     }
     if !options.dry_run {
         for id in &report.forgotten {
-            let id = crate::id::SnapshotId::from_hex(id).expect("ids come from the repository");
-            repo.forget_snapshot(id)?;
+            repo.forget_snapshot(*id)?;
         }
     }
     Ok(report)

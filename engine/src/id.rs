@@ -3,6 +3,9 @@
 //! Every object in a repository is named by a 32-byte digest. The newtypes keep a chunk id from
 //! being passed where a pack id is expected; [`BlobId`] is the kind-neutral name a pack trailer
 //! and the index use for any blob (a chunk, a tree or a chunk list).
+//!
+//! Ids serialize (serde) as their 64 lower-case hex digits, so reports stay readable as JSON;
+//! [`short`](PackId::short) is the 16-digit form for human output.
 
 use std::fmt;
 
@@ -37,11 +40,33 @@ macro_rules! define_id {
             pub fn short(&self) -> String {
                 hex::encode(&self.0[..8])
             }
+
+            /// The first `digits` hex characters (all 64 at most), for human output.
+            pub fn prefix(&self, digits: usize) -> String {
+                let mut text = self.to_hex();
+                text.truncate(digits);
+                text
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.to_hex())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_hex(&text).ok_or_else(|| {
+                    serde::de::Error::custom(concat!(stringify!($name), ": expected 64 hex digits"))
+                })
             }
         }
 
@@ -80,6 +105,10 @@ define_id!(
 define_id!(
     /// A repository: 32 random bytes chosen at `init`.
     RepositoryId
+);
+define_id!(
+    /// A key file of an encrypted repository: BLAKE3 of the whole file (its name in `keys/`).
+    KeyId
 );
 
 macro_rules! blob_conversions {
@@ -244,6 +273,15 @@ mod tests {
         let id = ChunkId::digest(b"hello");
         assert_eq!(ChunkId::from_hex(&id.to_hex()), Some(id));
         assert_eq!(ChunkId::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn serializes_as_hex() {
+        let id = PackId::digest(b"pack");
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", id.to_hex()));
+        assert_eq!(serde_json::from_str::<PackId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<PackId>("\"abc\"").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
 //!   these two never import each other
 //! - foundation: [`id`], [`error`], [`limits`], [`meta`], [`progress`], [`host`]
+//! - [`report`]: every report as the JSON document `--json` prints
 //!
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
@@ -31,6 +32,7 @@ pub mod meta;
 pub mod progress;
 pub mod prune;
 pub mod repo;
+pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

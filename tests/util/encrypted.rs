@@ -188,9 +188,9 @@ impl Enc {
     pub fn list(&self) -> Vec<Value> {
         let out = self.run(["list", "--json"]);
         out.ok();
-        match out.json() {
-            Value::Array(items) => items,
-            other => panic!("list --json printed {other}"),
+        match out.json().get_mut("snapshots").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            other => panic!("list --json printed no snapshots array: {other:?}"),
         }
     }
 
@@ -199,9 +199,9 @@ impl Enc {
     pub fn keys_with(&self, password: &str) -> Vec<Value> {
         let out = self.run_with(password, ["key", "list", "--json"]);
         out.ok();
-        match out.json() {
-            Value::Array(items) => items,
-            other => panic!("key list --json printed {other}"),
+        match out.json().get_mut("keys").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            other => panic!("key list --json printed no keys array: {other:?}"),
         }
     }
 

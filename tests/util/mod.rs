@@ -329,9 +329,9 @@ impl Env {
         cmd.args(args);
         let out = run_cmd(cmd);
         out.ok();
-        match out.json() {
-            Value::Array(items) => items,
-            other => panic!("list --json printed {other}"),
+        match out.json().get_mut("snapshots").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            other => panic!("list --json printed no snapshots array: {other:?}"),
         }
     }
 

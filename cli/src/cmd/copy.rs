@@ -1,5 +1,4 @@
 use anyhow::Result;
-use serde_json::json;
 use vault_engine::storage::Location;
 use vault_engine::{copy, Repository};
 
@@ -42,18 +41,14 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
     let report = copy::run(&source, &dest, &snapshots, &progress)?;
     progress.finish();
     if cli.json {
-        output::print_json(&json!({
-            "copied": report.copied.iter().map(|(from, to)| json!({"source": from, "destination": to})).collect::<Vec<_>>(),
-            "skipped": report.skipped,
-            "blobs_stored": report.blobs_stored,
-            "bytes_stored": report.bytes_stored,
-            "bytes_read": report.bytes_read,
-            "bytes_written": report.bytes_written,
-            "destination": dest.location(),
-        }))?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
-        for (from, to) in &report.copied {
-            outln!("copied snapshot {} as {}", &from[..16], &to[..16])?;
+        for copied in &report.copied {
+            outln!(
+                "copied snapshot {} as {}",
+                copied.source.short(),
+                copied.destination.short()
+            )?;
         }
         outln!(
             "{} snapshot(s) copied, {} already in {}; {} new blobs ({} before compression, {} of packs written), {} read",

@@ -49,7 +49,7 @@ pub fn run(cli: &Cli, args: &ForgetArgs) -> Result<i32> {
     let repo = super::open(cli, false)?;
     let report = forget::run(&repo, &options)?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?)?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
         print_report(&report)?;
     }
@@ -75,7 +75,7 @@ fn print_report(r: &ForgetReport) -> std::io::Result<()> {
             .iter()
             .map(|f| {
                 vec![
-                    f.id[..8].to_string(),
+                    f.id.prefix(8),
                     f.time.clone(),
                     if f.keep { "keep" } else { "forget" }.to_string(),
                     f.reasons.join(", "),
@@ -90,7 +90,7 @@ fn print_report(r: &ForgetReport) -> std::io::Result<()> {
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     if r.groups.is_empty() {
         for id in &r.forgotten {
-            outln!("{verb} {}", &id[..8])?;
+            outln!("{verb} {}", id.prefix(8))?;
         }
     }
     outln!(

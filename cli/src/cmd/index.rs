@@ -1,5 +1,5 @@
 use anyhow::Result;
-use serde_json::json;
+use vault_engine::report::RebuildReport;
 
 use crate::args::{Cli, IndexCommand};
 use crate::exit;
@@ -12,12 +12,7 @@ pub fn run(cli: &Cli, command: &IndexCommand) -> Result<i32> {
             let report = repo.rebuild_index()?;
             let blobs = repo.index().blob_count()?;
             if cli.json {
-                output::print_json(&json!({
-                    "packs": report.packs_added,
-                    "blobs": blobs,
-                    "unreadable": report.unreadable.iter().map(|(p, r)| json!({"pack": p, "reason": r})).collect::<Vec<_>>(),
-                    "segments_unreadable": report.segments_unreadable.iter().map(|(s, r)| json!({"segment": s, "reason": r})).collect::<Vec<_>>(),
-                }))?;
+                output::print_report(&RebuildReport::new(&report, blobs))?;
             } else {
                 for (pack, reason) in &report.unreadable {
                     errln!("vault: pack {pack} could not be read: {reason}");

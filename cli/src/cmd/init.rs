@@ -1,5 +1,5 @@
 use anyhow::Result;
-use serde_json::json;
+use vault_engine::report::InitReport;
 use vault_engine::{ChunkerParams, InitOptions, Repository};
 
 use crate::args::{Cli, EncryptionArg, InitArgs};
@@ -40,13 +40,13 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<i32> {
     }
     let repo = Repository::init(backend, &super::cache_root(cli)?, &options)?;
     if cli.json {
-        output::print_json(&json!({
-            "id": repo.id().to_hex(),
-            "location": repo.location(),
-            "chunker": repo.config().chunker,
-            "compression": repo.config().compression,
-            "encrypted": repo.encryption().is_on(),
-        }))?;
+        output::print_report(&InitReport {
+            id: repo.id(),
+            location: repo.location(),
+            chunker: repo.config().chunker.clone(),
+            compression: repo.config().compression,
+            encrypted: repo.encryption().is_on(),
+        })?;
     } else if !cli.quiet {
         outln!(
             "created {} repository {} at {}",

@@ -1,7 +1,7 @@
 //! `vault key list|add|remove|passwd`: the key files of an encrypted repository.
 
 use anyhow::Result;
-use serde_json::json;
+use vault_engine::report::{KeyEntry, KeyListReport, KeyReport};
 
 use crate::args::{Cli, KeyCommand};
 use crate::exit;
@@ -14,16 +14,9 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
         KeyCommand::List => {
             let keys = repo.keys()?;
             if cli.json {
-                output::print_json(&json!(keys
-                    .iter()
-                    .map(|k| json!({
-                        "id": k.id,
-                        "created": k.created,
-                        "host": k.host,
-                        "current": k.current,
-                        "kdf": {"algorithm": "argon2id", "memory_kib": k.kdf.memory_kib, "passes": k.kdf.passes, "parallelism": k.kdf.parallelism},
-                    }))
-                    .collect::<Vec<_>>()))?;
+                output::print_report(&KeyListReport {
+                    keys: keys.iter().map(KeyEntry::from).collect(),
+                })?;
             } else {
                 if !repo.encryption().is_on() {
                     errln!("vault: the repository is not encrypted; it has no keys");
@@ -32,7 +25,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
                     outln!(
                         "{} {}  {}  {}  argon2id {} KiB x{}",
                         if k.current { "*" } else { " " },
-                        &k.id[..16],
+                        k.id.short(),
                         k.created,
                         k.host,
                         k.kdf.memory_kib,
@@ -63,7 +56,7 @@ pub fn run(cli: &Cli, command: &KeyCommand) -> Result<i32> {
 
 fn report(cli: &Cli, what: &str, id: &str) -> std::io::Result<()> {
     if cli.json {
-        output::print_json(&json!({ "id": id }))?;
+        output::print_report(&KeyReport { id: id.to_string() })?;
     } else if !cli.quiet {
         outln!("{what} {id}")?;
     }

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use serde_json::Value;
+use vault_engine::report::{ListReport, SnapshotEntry};
 
 use crate::args::{Cli, ListArgs};
 use crate::convert;
@@ -20,12 +20,12 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
         .filter(|s| filter.matches(&s.manifest))
         .collect();
     if cli.json {
-        output::print_json(&Value::Array(
-            shown
+        output::print_report(&ListReport {
+            snapshots: shown
                 .iter()
-                .map(|s| output::snapshot_json(&s.id, &s.manifest, s.protected, s.forgotten))
+                .map(|s| SnapshotEntry::new(s.id, &s.manifest, s.protected, s.forgotten))
                 .collect(),
-        ))?;
+        })?;
     } else {
         let rows: Vec<Vec<String>> = shown
             .iter()

@@ -2,8 +2,8 @@
 //! immutable snapshots.
 
 use anyhow::Result;
-use serde_json::json;
 use vault_engine::repo::writers;
+use vault_engine::report::{MarkReport, UnlockReport};
 use vault_engine::SnapshotFilter;
 
 use crate::args::{Cli, SnapshotIdsArgs, UnlockArgs};
@@ -24,9 +24,11 @@ pub fn protect(cli: &Cli, args: &SnapshotIdsArgs, protected: bool) -> Result<i32
         "unprotected"
     };
     if cli.json {
-        output::print_json(
-            &json!({ verb: done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
-        )?;
+        output::print_report(&if protected {
+            MarkReport::Protected(done)
+        } else {
+            MarkReport::Unprotected(done)
+        })?;
     } else if !cli.quiet {
         for id in &done {
             outln!("snapshot {} {verb}", id.short())?;
@@ -44,9 +46,7 @@ pub fn undelete(cli: &Cli, args: &SnapshotIdsArgs) -> Result<i32> {
         done.push(snapshot.id);
     }
     if cli.json {
-        output::print_json(
-            &json!({ "undeleted": done.iter().map(|id| id.to_hex()).collect::<Vec<_>>() }),
-        )?;
+        output::print_report(&MarkReport::Undeleted(done))?;
     } else if !cli.quiet {
         for id in &done {
             outln!("snapshot {} is back", id.short())?;
@@ -60,19 +60,17 @@ pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<i32> {
     let options = writers::UnlockOptions {
         remove_all: args.remove_all,
     };
-    let report = writers::unlock(repo.backend().as_ref(), &options)?;
-    let removed: Vec<String> = report.removed.iter().map(|h| h.describe()).collect();
-    let kept: Vec<String> = report.kept.iter().map(|h| h.describe()).collect();
+    let report = UnlockReport::from(writers::unlock(repo.backend().as_ref(), &options)?);
     if cli.json {
-        output::print_json(&json!({ "removed": removed, "kept": kept }))?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
-        for r in &removed {
+        for r in &report.removed {
             outln!("removed: {r}")?;
         }
-        for k in &kept {
+        for k in &report.kept {
             outln!("kept (still running or on another host; --remove-all removes it): {k}")?;
         }
-        if removed.is_empty() && kept.is_empty() {
+        if report.removed.is_empty() && report.kept.is_empty() {
             outln!("no locks or registrations")?;
         }
     }

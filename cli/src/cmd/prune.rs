@@ -26,7 +26,7 @@ pub fn run_on(cli: &Cli, repo: &Repository, args: &PruneOptionsArgs, dry_run: bo
     display.finish();
     let report = result?;
     if cli.json {
-        output::print_json(&serde_json::to_value(&report)?)?;
+        output::print_report(&report)?;
     } else if !cli.quiet {
         print_report(&report)?;
     }

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde_json::json;
+use vault_engine::report::{BulkRestoreReport, RestoreRun};
 use vault_engine::restore::{self, bulk, RestoreOptions, RestoreReport};
 use vault_engine::{retention, Error};
 
@@ -103,7 +103,12 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
                         eprintln!("damaged, not restored: {damaged}");
                     }
                 }
-                rows.push(json!({ "snapshot": snapshot.id.to_hex(), "target": options.target, "report": report }));
+                rows.push(RestoreRun {
+                    snapshot: snapshot.id,
+                    target: options.target.clone(),
+                    report: Some(report),
+                    error: None,
+                });
             }
             Err(e) if !bulk_run => return Err(e.into()),
             Err(e) => {
@@ -113,16 +118,21 @@ pub fn run(cli: &Cli, args: &RestoreArgs) -> Result<i32> {
                     options.target.display()
                 ));
                 let failed = exit::report(&error);
-                rows.push(json!({ "snapshot": snapshot.id.to_hex(), "target": options.target, "error": format!("{error:#}") }));
+                rows.push(RestoreRun {
+                    snapshot: snapshot.id,
+                    target: options.target.clone(),
+                    report: None,
+                    error: Some(format!("{error:#}")),
+                });
                 first_error.get_or_insert(failed);
             }
         }
     }
     if cli.json {
         if bulk_run {
-            output::print_json(&json!({ "restores": rows }))?;
+            output::print_report(&BulkRestoreReport { restores: rows })?;
         } else {
-            output::print_json(&rows[0])?;
+            output::print_report(&rows[0])?;
         }
     }
     Ok(first_error.unwrap_or(code))

@@ -1,4 +1,5 @@
 use anyhow::Result;
+use vault_engine::report::SnapshotTaken;
 use vault_engine::snapshot::{self, OwnDir, SnapshotOptions, StreamSource};
 use vault_engine::storage::Location;
 
@@ -60,13 +61,7 @@ pub fn run(cli: &Cli, args: &SnapshotArgs) -> Result<i32> {
         }
     }
     if cli.json {
-        let mut json = output::snapshot_json(&report.id, m, args.protect, false);
-        json["excluded"] = report
-            .excluded
-            .iter()
-            .map(|d| serde_json::json!({ "what": d.what, "path": d.path.to_string_lossy() }))
-            .collect();
-        output::print_json(&json)?;
+        output::print_report(&SnapshotTaken::new(&report, args.protect))?;
     } else {
         outln!("{}", report.id)?;
         if !cli.quiet {

@@ -1,9 +1,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use serde_json::json;
 use vault_engine::verify::{self, ReadData, VerifyOptions};
-use vault_engine::Error;
+use vault_engine::{Error, SnapshotId};
 
 use crate::args::{Cli, VerifyArgs};
 use crate::convert;
@@ -46,40 +45,37 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
     display.finish();
     let report = result?;
     if cli.json {
-        output::print_json(&json!({
-            "clean": report.is_clean(),
-            "damaged_snapshots": report.damaged_snapshots(),
-            "report": report,
-        }))?;
+        output::print_report(&report.outcome())?;
     } else {
-        // Group by snapshot: which backups are still good.
-        let mut by_snapshot: BTreeMap<&str, Vec<(&verify::Problem, &verify::AffectedPaths)>> =
-            BTreeMap::new();
+        // Group by snapshot: which backups are still good. `None` (the repository) first.
+        let mut by_snapshot: BTreeMap<
+            Option<SnapshotId>,
+            Vec<(&verify::Problem, &verify::AffectedPaths)>,
+        > = BTreeMap::new();
         for problem in &report.problems {
             if problem.affected.is_empty() {
-                by_snapshot.entry("").or_default().push((problem, &EMPTY));
+                by_snapshot.entry(None).or_default().push((problem, &EMPTY));
             }
             for (snapshot, paths) in &problem.affected {
                 by_snapshot
-                    .entry(snapshot)
+                    .entry(Some(*snapshot))
                     .or_default()
                     .push((problem, paths));
             }
         }
         for (snapshot, problems) in &by_snapshot {
-            if snapshot.is_empty() {
-                outln!("repository (no snapshot affected):")?;
-            } else {
-                outln!("snapshot {}: DAMAGED", &snapshot[..snapshot.len().min(16)])?;
+            match snapshot {
+                None => outln!("repository (no snapshot affected):")?,
+                Some(id) => outln!("snapshot {}: DAMAGED", id.short())?,
             }
             for (problem, paths) in problems {
-                match problem.blob.as_deref().or(problem.pack.as_deref()) {
-                    Some(object) => outln!(
-                        "  {} {}: {}",
-                        problem.kind,
-                        &object[..object.len().min(16)],
-                        problem.detail
-                    )?,
+                let object = match (problem.blob, problem.pack) {
+                    (Some(blob), _) => Some(blob.short()),
+                    (None, Some(pack)) => Some(pack.short()),
+                    (None, None) => None,
+                };
+                match object {
+                    Some(object) => outln!("  {} {object}: {}", problem.kind, problem.detail)?,
                     // A snapshot, key file or index segment: the detail names it and says what
                     // is wrong ("snapshot 1a2b…: damaged: …"), so the kind would only repeat it.
                     None => outln!("  {}", problem.detail)?,
@@ -116,10 +112,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<i32> {
                 report.healed_blobs
             )?;
             for snapshot in &report.snapshots_whole_again {
-                outln!(
-                    "snapshot {}: whole again",
-                    &snapshot[..16.min(snapshot.len())]
-                )?;
+                outln!("snapshot {}: whole again", snapshot.short())?;
             }
         }
         if !cli.quiet || !report.is_clean() {

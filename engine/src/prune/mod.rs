@@ -87,7 +87,7 @@ pub struct PruneReport {
     pub blobs_missing: u64,
     /// Packs kept although condemned by the accounting, because a live blob in them failed its
     /// check (its only copy would be lost; `vault verify --read-data` reports it).
-    pub packs_kept_damaged: Vec<String>,
+    pub packs_kept_damaged: Vec<PackId>,
     /// Packs that would be deleted or repacked but did not fit into this prune's plan; the next
     /// prune takes them.
     pub packs_left_for_next_prune: u64,
@@ -290,7 +290,7 @@ fn prune(
         progress.bytes(packs[&pack]);
         match copied {
             true => condemned.push(pack),
-            false => report.packs_kept_damaged.push(pack.to_hex()),
+            false => report.packs_kept_damaged.push(pack),
         }
     })?;
     report.packs_repacked -= report.packs_kept_damaged.len() as u64;

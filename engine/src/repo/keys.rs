@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Password, Repository};
 use crate::error::{Error, Result};
 use crate::format::config::{Config, EncryptionConfig};
-use crate::id::{resolve_prefix, PrefixMatch, RepositoryId};
+use crate::id::{resolve_prefix, KeyId, PrefixMatch, RepositoryId};
 use crate::keys::keyfile::{self, KdfParams, KeyFile};
 use crate::keys::{Encryption, MasterKeys};
 use crate::storage::{Backend, ObjectKind};
@@ -14,8 +14,8 @@ use crate::storage::{Backend, ObjectKind};
 /// A key file as `vault key list` shows it.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
-    /// The key id: BLAKE3 of the key file, hex (its name in `keys/`).
-    pub id: String,
+    /// The key id: BLAKE3 of the key file (its name in `keys/`).
+    pub id: KeyId,
     pub created: String,
     pub host: String,
     pub kdf: KdfParams,
@@ -183,12 +183,15 @@ impl Repository {
         let (files, _) = key_files(self.backend.as_ref())?;
         Ok(files
             .into_iter()
-            .map(|(id, file)| KeyInfo {
-                current: self.key.as_deref() == Some(id.as_str()),
-                id,
-                created: file.created,
-                host: file.host,
-                kdf: file.kdf.params,
+            // Key files are read only when their name is the digest of their bytes.
+            .filter_map(|(name, file)| {
+                Some(KeyInfo {
+                    current: self.key.as_deref() == Some(name.as_str()),
+                    id: KeyId::from_hex(&name)?,
+                    created: file.created,
+                    host: file.host,
+                    kdf: file.kdf.params,
+                })
             })
             .collect())
     }
@@ -219,9 +222,8 @@ impl Repository {
     pub fn remove_key(&self, wanted: &str) -> Result<String> {
         self.master()?;
         let keys = self.keys()?;
-        let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
-        let name = match resolve_prefix(wanted, ids.iter(), |id| id.to_string()) {
-            PrefixMatch::One(id) => id.clone(),
+        let name = match resolve_prefix(wanted, keys.iter().map(|k| k.id), |id| id.to_hex()) {
+            PrefixMatch::One(id) => id.to_hex(),
             PrefixMatch::None => {
                 return Err(Error::invalid(
                     format!("key {wanted}"),

@@ -1,28 +1,83 @@
 //! The verification report: problems, each with what is damaged and what it affects.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
+
+use crate::id::{BlobId, PackId, SnapshotId};
 
 /// Paths listed per snapshot and problem at most; the rest are counted.
 pub const MAX_PATHS: usize = 100;
 
+/// What is wrong. Serializes as the snake_case name (`blob_damaged`), which is also its
+/// [`Display`](fmt::Display) form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A pack's trailer or bytes could not be read or decoded.
+    PackUnreadable,
+    /// A pack's bytes do not hash to its name, though every blob in it checks out.
+    PackContent,
+    /// The index and a pack's trailer disagree on where a blob is.
+    TrailerMismatch,
+    /// Blobs a snapshot references are in no pack (grouped per blob kind).
+    BlobMissing,
+    /// A blob's bytes fail their check.
+    BlobDamaged,
+    /// A tree cannot be read, or nests too deep.
+    TreeDamaged,
+    /// A snapshot manifest cannot be read.
+    SnapshotDamaged,
+    /// The index cache cannot be read.
+    IndexUnreadable,
+    /// A key file cannot be read.
+    KeyDamaged,
+    /// An index segment cannot be read or decoded.
+    IndexSegmentDamaged,
+    /// An index segment disagrees with a pack's trailer.
+    IndexSegmentMismatch,
+}
+
+impl ProblemKind {
+    /// The snake_case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemKind::PackUnreadable => "pack_unreadable",
+            ProblemKind::PackContent => "pack_content",
+            ProblemKind::TrailerMismatch => "trailer_mismatch",
+            ProblemKind::BlobMissing => "blob_missing",
+            ProblemKind::BlobDamaged => "blob_damaged",
+            ProblemKind::TreeDamaged => "tree_damaged",
+            ProblemKind::SnapshotDamaged => "snapshot_damaged",
+            ProblemKind::IndexUnreadable => "index_unreadable",
+            ProblemKind::KeyDamaged => "key_damaged",
+            ProblemKind::IndexSegmentDamaged => "index_segment_damaged",
+            ProblemKind::IndexSegmentMismatch => "index_segment_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One damaged object and everything it affects.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Problem {
-    /// `pack_unreadable`, `pack_content`, `trailer_mismatch`, `blob_missing`, `blob_damaged`,
-    /// `tree_damaged`, `snapshot_damaged`, `index_unreadable`, `key_damaged`,
-    /// `index_segment_damaged`, `index_segment_mismatch`.
-    pub kind: String,
-    /// Pack id hex, if the damage is located in a pack.
-    pub pack: Option<String>,
-    /// Blob (chunk, tree, chunk list) id hex, if one blob is damaged.
-    pub blob: Option<String>,
+    pub kind: ProblemKind,
+    /// The pack, if the damage is located in a pack.
+    pub pack: Option<PackId>,
+    /// The blob (chunk, tree, chunk list), if one blob is damaged; for `blob_missing`, the first
+    /// missing one.
+    pub blob: Option<BlobId>,
     pub detail: String,
     /// How many distinct blobs this problem covers (missing blobs are grouped per kind).
     pub count: u64,
-    /// Snapshot id -> affected paths inside it (at most [`MAX_PATHS`]).
-    pub affected: BTreeMap<String, AffectedPaths>,
+    /// Snapshot -> affected paths inside it (at most [`MAX_PATHS`]).
+    pub affected: BTreeMap<SnapshotId, AffectedPaths>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -54,20 +109,39 @@ pub struct VerifyReport {
     /// its blobs are found in it again.
     pub damage_records_cleared: u64,
     /// Snapshots that reach a healed blob and have no problem left.
-    pub snapshots_whole_again: Vec<String>,
+    pub snapshots_whole_again: Vec<SnapshotId>,
+}
+
+/// What `vault verify --json` prints: the verdict first, then the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyOutcome<'a> {
+    /// No problem found.
+    pub clean: bool,
+    /// [`VerifyReport::damaged_snapshots`].
+    pub damaged_snapshots: Vec<SnapshotId>,
+    pub report: &'a VerifyReport,
 }
 
 impl VerifyReport {
+    /// The report with its verdict, as `--json` prints it.
+    pub fn outcome(&self) -> VerifyOutcome<'_> {
+        VerifyOutcome {
+            clean: self.is_clean(),
+            damaged_snapshots: self.damaged_snapshots(),
+            report: self,
+        }
+    }
+
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
 
-    /// Snapshot ids with at least one problem.
-    pub fn damaged_snapshots(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
+    /// Snapshots with at least one problem, in id order.
+    pub fn damaged_snapshots(&self) -> Vec<SnapshotId> {
+        let mut out: Vec<SnapshotId> = self
             .problems
             .iter()
-            .flat_map(|p| p.affected.keys().cloned())
+            .flat_map(|p| p.affected.keys().copied())
             .collect();
         out.sort();
         out.dedup();
