@@ -26,9 +26,9 @@ use crate::format::plan::Plan;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::BlobLocation;
 use crate::progress::Progress;
-use crate::repo::packs::{FinishedPack, PackFiller, WrittenPack};
 use crate::repo::{writers, Repository, SnapshotInfo};
 use crate::storage::{is_not_found, ObjectKind};
+use crate::write::PackWriter;
 use mark::Marker;
 
 #[derive(Debug, Clone)]
@@ -283,7 +283,7 @@ fn prune(
     }
 
     // Repack: live blobs of repacked packs into new packs, checked on the way.
-    let mut writer = PackWriter::new(repo);
+    let mut writer = PackWriter::new(&repo.write_destination());
     let mut condemned: Vec<PackId> = delete;
     progress.total(repack.len() as u64, repack.iter().map(|p| packs[p]).sum());
     copy_packs(repo, &repack, &mut live_in, &mut writer, |pack, copied| {
@@ -294,7 +294,7 @@ fn prune(
         }
     })?;
     report.packs_repacked -= report.packs_kept_damaged.len() as u64;
-    let written = writer.finish(repo)?;
+    let written = writer.finish()?;
     // Copying can reproduce a pack byte for byte (same blobs, same order): then it is the same
     // object, and must not be deleted.
     let written_ids: HashSet<PackId> = written.iter().map(|(p, _, _)| *p).collect();
@@ -460,7 +460,7 @@ fn finish_plan(
                     by_pack.entry(loc.pack).or_default().push((*id, *loc));
                 }
             }
-            let mut writer = PackWriter::new(repo);
+            let mut writer = PackWriter::new(&repo.write_destination());
             let sources: Vec<PackId> = by_pack.keys().copied().collect();
             let mut damaged = None;
             copy_packs(repo, &sources, &mut by_pack, &mut writer, |pack, copied| {
@@ -474,7 +474,7 @@ fn finish_plan(
                     reason: "a blob a new snapshot needs failed its check; prune deletes nothing (run `vault verify --read-data`)".into(),
                 });
             }
-            let written = writer.finish(repo)?;
+            let written = writer.finish()?;
             drop(reader);
             repo.index().add_copies(&written)?;
             // A copy that reproduced a condemned pack byte for byte is that pack: keep it. It is
@@ -583,7 +583,7 @@ fn read_pack(
 /// is (the writer checked each blob against its id when it made the pack, and no byte has
 /// changed since); otherwise each blob is checked (decompressed, its digest compared) and the
 /// copy stops at the first that fails, returning false. In an encrypted repository every blob
-/// is sealed again (authenticated, not decompressed).
+/// is sealed again by the writer (authenticated, not decompressed).
 fn copy_blobs(
     pack: &ReadPack,
     blobs: &[(BlobId, BlobLocation)],
@@ -607,22 +607,8 @@ fn copy_blobs(
         {
             return Ok(false);
         }
-        if writer.encryption().is_on() {
-            // Sealed again under a fresh nonce, so that old and new packs share no ciphertext
-            // (which would show where the surviving blobs begin and end).
-            let Ok(resealed) = pack::reseal_blob(
-                writer.encryption(),
-                *id,
-                loc.kind,
-                loc.encoding,
-                loc.raw_len,
-                stored,
-            ) else {
-                return Ok(false);
-            };
-            writer.add(*id, loc, &resealed)?;
-        } else {
-            writer.add(*id, loc, stored)?;
+        if !writer.add_stored(*id, loc.kind, loc.encoding, loc.raw_len, stored)? {
+            return Ok(false);
         }
     }
     Ok(true)
@@ -653,52 +639,4 @@ fn copy_packs(
         done(*pack, copied?);
     }
     Ok(())
-}
-
-/// Writes blobs into new packs of the repository's target size ([`PackFiller`], as a snapshot
-/// does). The packs are committed together by `finish`: each was handed to the disk as it
-/// closed, so the copying never waits for one to be synced.
-struct PackWriter<'a> {
-    filler: PackFiller<'a>,
-    closed: Vec<FinishedPack<'a>>,
-}
-
-impl<'a> PackWriter<'a> {
-    fn new(repo: &'a Repository) -> Self {
-        PackWriter {
-            filler: PackFiller::new(
-                repo.backend().as_ref(),
-                repo.encryption(),
-                repo.config().pack_target_size as usize,
-            ),
-            closed: Vec::new(),
-        }
-    }
-
-    fn encryption(&self) -> &crate::keys::Encryption {
-        self.filler.encryption()
-    }
-
-    fn add(&mut self, id: BlobId, loc: &BlobLocation, stored: &[u8]) -> Result<()> {
-        if let Some(pack) = self
-            .filler
-            .add(id, loc.kind, loc.encoding, loc.raw_len, stored)?
-        {
-            self.closed.push(pack);
-        }
-        Ok(())
-    }
-
-    /// Closes the last packs and commits every pack: all are durable, and described by index
-    /// segments, when this returns.
-    fn finish(mut self, repo: &Repository) -> Result<Vec<WrittenPack>> {
-        self.closed.extend(self.filler.finish()?);
-        let written: Vec<WrittenPack> = self
-            .closed
-            .into_iter()
-            .map(FinishedPack::commit)
-            .collect::<Result<_>>()?;
-        repo.write_segments(&written)?;
-        Ok(written)
-    }
 }

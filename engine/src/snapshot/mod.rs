@@ -1,23 +1,23 @@
 //! The snapshot pipeline.
 //!
 //! ```text
-//! walk -> read -> chunk -> hash -> dedup -> compress ==channel==> pack (own thread) -> index
-//!                                                                   ^
-//!                         tree (file contents, directories, root) --+
+//! walk -> read -> chunk -> hash -> write::BlobWriter (dedup, compress, seal) ==> packer -> index
+//!                                                      ^
+//!            tree (file contents, directories, root) --+
 //! ```
 //! Directories are walked depth-first in parallel (rayon); within one file or stream, reading and
 //! cutting the next window overlaps hashing and compressing the current one (`rayon::join`), and
 //! hashing and compression are parallel across the chunks of a window. Only this module knows
-//! about the channel and the thread pool; each stage module sees just its own input and output.
+//! about the thread pool; each stage module sees just its own input and output. Blobs are
+//! stored through the shared write path ([`crate::write`]), which owns the packer thread and
+//! its queue.
 //!
-//! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
-//! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
+//! Commit order: every pack is durable and indexed (by [`crate::write::session`]) before the
+//! manifest that reaches it is written (I3); a crash at any point leaves only unreferenced
+//! packs.
 
 pub(crate) mod chunk;
-pub(crate) mod compress;
-pub(crate) mod dedup;
 mod hash;
-pub(crate) mod pack;
 mod paths;
 mod read;
 mod source;
@@ -38,7 +38,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::format::config::{ChunkerProfile, Compression};
+use crate::format::config::ChunkerProfile;
 use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{
@@ -52,16 +52,16 @@ use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::write::{self, BlobWriter};
 use chunk::Chunker;
-use dedup::Dedup;
-use pack::StoredBlob;
 use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
 
+/// Compression as the write path does it (kept here for the benches and the spec vectors).
+pub use crate::write::compress::compress as compress_blob;
 pub use chunk::Chunker as ContentChunker;
-pub use compress::compress as compress_blob;
 pub use source::StreamSource;
 
 /// What to snapshot and how to label it.
@@ -146,9 +146,7 @@ impl From<Error> for ContentError {
 /// State shared by every stage of one snapshot run.
 struct Pipeline<'a> {
     repo: &'a Repository,
-    dedup: &'a Dedup<'a>,
-    blobs: pack::BlobSender,
-    compression: Compression,
+    writer: &'a BlobWriter<'a>,
     encryption: Encryption,
     stream_chunker: Chunker,
     file_chunker: Chunker,
@@ -168,13 +166,6 @@ struct Pipeline<'a> {
     /// Verify has recorded damaged blobs: before reusing a parent's file, also read its chunk
     /// lists and check every chunk in them, so that the damaged data is read and stored again.
     check_lists: bool,
-}
-
-fn packer_gone() -> Error {
-    Error::Corrupt {
-        object: "pack writer".into(),
-        reason: "stopped".into(),
-    }
 }
 
 fn lossy(path: &Path) -> String {
@@ -205,27 +196,10 @@ impl Pipeline<'_> {
         let stored: Vec<(ChunkRef, bool)> = (0..lengths.len())
             .into_par_iter()
             .map_init(
-                || self.dedup.claimer(),
-                |claimer, i| {
+                || self.writer.handle(),
+                |handle, i| {
                     let (raw, id) = hash::chunk(&self.encryption, data, &offsets, lengths, i);
-                    let new = claimer.claim(id.into())?;
-                    if new {
-                        let (encoding, bytes) = compress::encode_blob(
-                            raw,
-                            self.compression,
-                            &self.encryption,
-                            BlobKind::Chunk,
-                            id.into(),
-                        );
-                        let blob = StoredBlob {
-                            id: id.into(),
-                            kind: BlobKind::Chunk,
-                            encoding,
-                            raw_len: lengths[i],
-                            bytes,
-                        };
-                        self.blobs.send(blob).map_err(|_| packer_gone())?;
-                    }
+                    let new = handle.store_named(BlobKind::Chunk, id.into(), raw)?;
                     Ok((
                         ChunkRef {
                             id,
@@ -246,21 +220,9 @@ impl Pipeline<'_> {
 
     /// Stores one metadata blob (tree or chunk list) unless the repository has it.
     fn store_meta(&self, kind: BlobKind, raw: Vec<u8>) -> Result<BlobId> {
-        let id = self.encryption.blob_id(kind, &raw);
-        if self.dedup.claim(&[id])?[0] {
-            if kind == BlobKind::Tree {
-                add(&self.counters.trees_new, 1);
-            }
-            let (encoding, bytes) =
-                compress::encode_blob(&raw, self.compression, &self.encryption, kind, id);
-            let blob = StoredBlob {
-                id,
-                kind,
-                encoding,
-                raw_len: raw.len() as u32,
-                bytes,
-            };
-            self.blobs.send(blob).map_err(|_| packer_gone())?;
+        let (id, new) = self.writer.store(kind, &raw)?;
+        if new && kind == BlobKind::Tree {
+            add(&self.counters.trees_new, 1);
         }
         Ok(id)
     }
@@ -561,7 +523,7 @@ impl Pipeline<'_> {
             Content::Inline(refs) => refs.iter().map(|r| r.id.into()).collect(),
             Content::Lists(lists) => lists.iter().map(|l| l.id.into()).collect(),
         };
-        if !self.dedup.all_stored(&direct)? {
+        if !self.writer.all_stored(&direct)? {
             return Ok(false);
         }
         if let (true, Content::Lists(lists)) = (self.check_lists, content) {
@@ -571,7 +533,7 @@ impl Pipeline<'_> {
                     return Ok(false);
                 };
                 let ids: Vec<BlobId> = refs.iter().map(|r| r.id.into()).collect();
-                if !self.dedup.all_stored(&ids)? {
+                if !self.writer.all_stored(&ids)? {
                     return Ok(false);
                 }
             }
@@ -702,75 +664,57 @@ pub fn run(
 
     let config = repo.config();
     let check_lists = !repo.index().damaged()?.is_empty();
-    let dedup = Dedup::new(repo.index());
-    let (sender, receiver) = pack::channel();
     let time_sec = time.as_second();
 
-    let (root, counters, problems, excluded, packed) = std::thread::scope(|scope| {
-        let packer = scope.spawn(|| {
-            pack::run_packer(
-                receiver,
-                repo.backend().as_ref(),
-                repo.encryption(),
-                repo.index(),
-                &dedup,
-                config.pack_target_size as usize,
+    let ((root, counters, problems, excluded), packed) =
+        write::session(&repo.write_destination(), |writer| {
+            let pipeline = Pipeline {
+                repo,
+                writer,
+                encryption: repo.encryption().clone(),
+                stream_chunker: Chunker::new(config.chunker.stream, repo.encryption()),
+                file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
+                owners: OwnerNames::default(),
+                excludes,
+                own_dirs,
+                excluded: Mutex::new(Vec::new()),
+                force_read: options.force_read,
+                progress,
+                problems: Mutex::new(Vec::new()),
+                counters: Counters::default(),
+                hardlinks: Mutex::new(HashMap::new()),
+                parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
+                check_lists,
+            };
+            let built = take_sources(
+                &pipeline,
+                options.streams,
+                &stream_places,
+                &paths,
+                time_sec,
+                options.allow_empty,
+            );
+            let Pipeline {
+                counters,
+                problems,
+                excluded,
+                ..
+            } = pipeline;
+            (
+                built,
+                counters,
+                problems.into_inner().unwrap(),
+                excluded.into_inner().unwrap(),
             )
         });
-        let pipeline = Pipeline {
-            repo,
-            dedup: &dedup,
-            blobs: sender,
-            compression: config.compression,
-            encryption: repo.encryption().clone(),
-            stream_chunker: Chunker::new(config.chunker.stream, repo.encryption()),
-            file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
-            owners: OwnerNames::default(),
-            excludes,
-            own_dirs,
-            excluded: Mutex::new(Vec::new()),
-            force_read: options.force_read,
-            progress,
-            problems: Mutex::new(Vec::new()),
-            counters: Counters::default(),
-            hardlinks: Mutex::new(HashMap::new()),
-            parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
-            check_lists,
-        };
-        let built = take_sources(
-            &pipeline,
-            options.streams,
-            &stream_places,
-            &paths,
-            time_sec,
-            options.allow_empty,
-        );
-        let Pipeline {
-            counters,
-            problems,
-            excluded,
-            blobs,
-            ..
-        } = pipeline;
-        drop(blobs);
-        let packed = packer.join().expect("pack writer thread panicked");
-        // A packer failure is the cause of any "packer stopped" error in the pipeline.
-        let root = match (built, &packed) {
-            (Err(_), Err(e)) => Err(Error::Corrupt {
-                object: "pack writer".into(),
-                reason: e.to_string(),
-            }),
-            (built, _) => built,
-        };
-        let excluded = excluded.into_inner().unwrap();
-        (
-            root,
-            counters,
-            problems.into_inner().unwrap(),
-            excluded,
-            packed,
-        )
-    });
+    // A packer failure is the cause of any "packer stopped" error in the pipeline.
+    let root = match (root, &packed) {
+        (Err(_), Err(e)) => Err(Error::Corrupt {
+            object: "pack writer".into(),
+            reason: e.to_string(),
+        }),
+        (built, _) => built,
+    };
     let packed = packed?;
     let root = root?;
     let mut problems = problems;
