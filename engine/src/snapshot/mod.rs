@@ -17,8 +17,10 @@
 //! packs.
 
 pub(crate) mod chunk;
+mod commit;
 mod hash;
 mod paths;
+mod prepare;
 mod read;
 mod source;
 mod tree;
@@ -39,12 +41,11 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::format::config::ChunkerProfile;
-use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
+use crate::format::manifest::{Manifest, SourceProblem};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{
     encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
 };
-use crate::format::FORMAT_VERSION;
 pub use crate::host::hostname;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::keys::Encryption;
@@ -54,7 +55,7 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::write::{self, BlobWriter};
 use chunk::Chunker;
-use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
+use paths::{components_of, open_source_file, OpenError};
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
@@ -561,6 +562,9 @@ impl Pipeline<'_> {
 
 /// Takes a snapshot. Returns the committed snapshot, complete or marked incomplete (source
 /// problems are in `manifest.summary.errors`). An `Err` means nothing was committed.
+///
+/// Phases: [`prepare`] (options, sources, parent snapshot), [`store_sources`] (the pipeline,
+/// its blobs through [`write::session`]), [`commit`] (summary and manifest, written last: I3).
 pub fn run(
     repo: &Repository,
     options: SnapshotOptions,
@@ -569,103 +573,61 @@ pub fn run(
     let started = Instant::now();
     let time = options.time.unwrap_or_else(jiff::Timestamp::now);
     let host = options.host.clone().unwrap_or_else(hostname);
-    if options.paths.is_empty() && options.streams.is_empty() {
-        return Err(Error::invalid(
-            "snapshot",
-            "nothing to back up: give paths, --stdin or --command",
-        ));
-    }
-    for (key, _) in &options.labels {
-        if key.is_empty() || key.contains('=') {
-            return Err(Error::invalid(
-                format!("label {key:?}"),
-                "labels are KEY=VALUE with a non-empty KEY",
-            ));
-        }
-    }
-    let excludes = Excludes::new(&options.excludes).map_err(|e| Error::invalid("--exclude", e))?;
+    let excludes = prepare::check_options(&options)?;
 
     // Register as a writer, then re-read the prune plans: from here on no prune deletes a
     // pack this run might deduplicate against (format-spec/09-rotation.md).
     let _writer = repo.register("snapshot", true)?;
 
-    // Sources: absolute, existing, and none inside another.
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for p in &options.paths {
-        let abs = absolute_source(p)?;
-        fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
-        paths.push(abs);
-    }
-    paths.sort();
-    paths.dedup();
-    let paths: Vec<PathBuf> = paths
-        .iter()
-        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
-        .cloned()
-        .collect();
-    let own_dirs: Vec<(u64, u64, &'static str)> = options
-        .own_dirs
-        .iter()
-        .filter_map(|d| {
-            let stat = fs::metadata(&d.path).ok()?;
-            Some((stat.dev(), stat.ino(), d.what))
-        })
-        .collect();
-    for p in &paths {
-        refuse_source_inside_own_dir(p, &options.own_dirs, &own_dirs)?;
-    }
-    let mut stream_places = Vec::new();
-    for s in &options.streams {
-        stream_places.push(stream_components(&s.name)?);
-    }
-
-    let mut records: Vec<SourceRecord> = Vec::new();
-    for (s, parts) in options.streams.iter().zip(&stream_places) {
-        let path = format!(
-            "/{}",
-            parts
-                .iter()
-                .map(|p| String::from_utf8_lossy(p))
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        records.push(SourceRecord {
-            kind: s.kind.into(),
-            path,
-            command: s.command.clone(),
-        });
-    }
-    for p in &paths {
-        records.push(SourceRecord {
-            kind: "path".into(),
-            path: lossy(p),
-            command: None,
-        });
-    }
-    let path_list: Vec<String> = paths.iter().map(|p| lossy(p)).collect();
-
-    // Parent: the newest snapshot of the same host and the same path sources.
-    let parent = if paths.is_empty() {
-        None
-    } else {
-        let (all, _) = repo.snapshots()?;
-        all.into_iter().rev().find(|s| {
-            let mut theirs: Vec<&String> = s
-                .manifest
-                .sources
-                .iter()
-                .filter(|r| r.kind == "path")
-                .map(|r| &r.path)
-                .collect();
-            theirs.sort();
-            s.manifest.host == host && theirs == path_list.iter().collect::<Vec<_>>()
-        })
+    let sources = prepare::sources(repo, &options, &host)?;
+    let SnapshotOptions {
+        streams,
+        tags,
+        labels,
+        force_read,
+        allow_empty,
+        protect,
+        ..
+    } = options;
+    let flags = RunFlags {
+        force_read,
+        allow_empty,
+        time_sec: time.as_second(),
     };
+    let stored = store_sources(repo, &sources, streams, excludes, flags, progress)?;
+    let description = commit::Description {
+        time,
+        host,
+        records: sources.records,
+        tags,
+        labels,
+        parent: sources.parent.map(|p| p.id),
+        protect,
+    };
+    commit::commit(repo, stored, description, started)
+}
 
+/// Options of one run that the stages consult.
+#[derive(Clone, Copy)]
+struct RunFlags {
+    force_read: bool,
+    allow_empty: bool,
+    /// The snapshot's time, for the metadata of directories it makes up.
+    time_sec: i64,
+}
+
+/// Runs the pipeline over every source, storing blobs through one [`write::session`]; returns
+/// once every pack is durable and indexed, with the root tree and what the run counted.
+fn store_sources(
+    repo: &Repository,
+    sources: &prepare::Sources,
+    streams: Vec<StreamSource>,
+    excludes: Excludes,
+    flags: RunFlags,
+    progress: &dyn Progress,
+) -> Result<commit::Stored> {
     let config = repo.config();
     let check_lists = !repo.index().damaged()?.is_empty();
-    let time_sec = time.as_second();
-
     let ((root, counters, problems, excluded), packed) =
         write::session(&repo.write_destination(), |writer| {
             let pipeline = Pipeline {
@@ -676,23 +638,23 @@ pub fn run(
                 file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
                 owners: OwnerNames::default(),
                 excludes,
-                own_dirs,
+                own_dirs: sources.own_dirs.clone(),
                 excluded: Mutex::new(Vec::new()),
-                force_read: options.force_read,
+                force_read: flags.force_read,
                 progress,
                 problems: Mutex::new(Vec::new()),
                 counters: Counters::default(),
                 hardlinks: Mutex::new(HashMap::new()),
-                parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
+                parent_root: sources.parent.as_ref().and_then(|p| p.manifest.root()),
                 check_lists,
             };
             let built = take_sources(
                 &pipeline,
-                options.streams,
-                &stream_places,
-                &paths,
-                time_sec,
-                options.allow_empty,
+                streams,
+                &sources.stream_places,
+                &sources.paths,
+                flags.time_sec,
+                flags.allow_empty,
             );
             let Pipeline {
                 counters,
@@ -717,92 +679,13 @@ pub fn run(
     };
     let packed = packed?;
     let root = root?;
-    let mut problems = problems;
-    let unrecorded = counters.problems_unrecorded.load(Ordering::Relaxed);
-    if unrecorded > 0 {
-        problems.push(SourceProblem {
-            path: String::new(),
-            reason: format!("{unrecorded} more problems were not recorded"),
-        });
-    }
-
-    let summary = SnapshotSummary {
-        files: counters.files.into_inner(),
-        dirs: counters.dirs.into_inner(),
-        files_unchanged: counters.files_unchanged.into_inner(),
-        bytes_total: counters.bytes_total.into_inner(),
-        bytes_read: counters.bytes_read.into_inner(),
-        bytes_added: packed.bytes,
-        chunks_total: counters.chunks_total.into_inner(),
-        chunks_new: counters.chunks_new.into_inner(),
-        trees_new: counters.trees_new.into_inner(),
-        duration_secs: started.elapsed().as_secs_f64(),
-        errors: problems,
-    };
-    let manifest = Manifest {
-        version: FORMAT_VERSION,
-        time: time.to_string(),
-        host,
-        paths: records.iter().map(|r| r.path.clone()).collect(),
-        sources: records,
-        tags: options.tags,
-        labels: options.labels.into_iter().collect(),
-        tree: root.to_hex(),
-        parent: parent.map(|p| p.id.to_hex()),
-        complete: summary.errors.is_empty(),
-        origin: None,
-        summary,
-        program_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    // I3: the manifest is written last, after every pack it reaches is durable.
-    let id = repo.write_snapshot(&manifest, options.protect)?;
-    Ok(SnapshotReport {
-        id,
-        manifest,
+    Ok(commit::Stored {
+        root,
+        counters,
+        problems,
         excluded,
+        packed,
     })
-}
-
-/// Refuses a source that lies inside one of vault's own directories (`own`, with their
-/// `(device, inode)` in `stats`): a repository is never backed up into itself. The source
-/// itself is compared by `lstat` (it is not followed), its ancestors by `stat`.
-fn refuse_source_inside_own_dir(
-    source: &Path,
-    own: &[OwnDir],
-    stats: &[(u64, u64, &'static str)],
-) -> Result<()> {
-    for (depth, dir) in source.ancestors().enumerate() {
-        let stat = if depth == 0 {
-            fs::symlink_metadata(dir)
-        } else {
-            fs::metadata(dir)
-        };
-        let Ok(stat) = stat else { continue };
-        if depth == 0 && !stat.is_dir() {
-            continue;
-        }
-        if let Some(&(_, _, what)) = stats
-            .iter()
-            .find(|&&(dev, ino, _)| (dev, ino) == (stat.dev(), stat.ino()))
-        {
-            if depth == 0 {
-                // The directory itself is left out (and reported) by the walk.
-                continue;
-            }
-            let path = own
-                .iter()
-                .find(|d| d.what == what)
-                .map_or_else(|| dir.to_path_buf(), |d| d.path.clone());
-            return Err(Error::invalid(
-                format!("source {}", source.display()),
-                format!(
-                    "it lies inside the {what} {}, which vault never backs up; give a source outside it (`vault copy` replicates a repository)",
-                    path.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Streams first (in order), then paths; returns the root tree id.
