@@ -9,8 +9,8 @@
 //! unchanged trees and chunks without reading them; a lost cache costs one full read, nothing
 //! else.
 //!
-//! Order, as in a snapshot (invariant I3): every pack is durable before the manifest that
-//! reaches it is written; a copy interrupted at any point leaves only unreferenced packs (or
+//! Blobs are written through the shared write path ([`crate::write`]). Order, as in a snapshot
+//! (invariant I3): every pack is durable before the manifest that reaches it is written; a copy interrupted at any point leaves only unreferenced packs (or
 //! whole snapshots), and running it again goes on where it stopped, since every blob already
 //! stored is found in the destination's index. A snapshot already in the destination (the
 //! same origin: see [`Manifest::origin`]) is skipped.
@@ -28,9 +28,7 @@ use crate::format::tree::{encode_list, encode_tree, ChunkRef, Content, EntryKind
 use crate::id::{BlobId, ChunkId, ListId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{content, Repository, SnapshotInfo};
-use crate::snapshot::compress::encode_blob;
-use crate::snapshot::dedup::Dedup;
-use crate::snapshot::pack::{self, BlobSender, StoredBlob};
+use crate::write::{self, BlobWriter};
 
 /// What a copy did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -120,25 +118,11 @@ fn copy_one(
         object: format!("snapshot {}", snapshot.id.to_hex()),
         reason: "its root tree id is not a valid id".into(),
     })?;
-    let dedup = Dedup::new(dest.index());
-    let (sender, receiver) = pack::channel();
-    let config = dest.config();
-    let (copied, packed) = std::thread::scope(|scope| {
-        let packer = scope.spawn(|| {
-            pack::run_packer(
-                receiver,
-                dest.backend().as_ref(),
-                dest.encryption(),
-                dest.index(),
-                &dedup,
-                config.pack_target_size as usize,
-            )
-        });
+    let (copied, packed) = write::session(&dest.write_destination(), |writer| {
         let copier = Copier {
             source,
             dest,
-            dedup: &dedup,
-            blobs: sender,
+            writer,
             same_ids: source.encryption().same_ids(dest.encryption()),
             source_prefix: source.id().to_hex(),
             learned: Mutex::new(Vec::new()),
@@ -152,9 +136,7 @@ fn copy_one(
         report.blobs_stored += copier.blobs_stored.into_inner();
         report.bytes_stored += copier.bytes_stored.into_inner();
         report.bytes_read += copier.bytes_read.into_inner();
-        drop(copier.blobs);
-        let packed = packer.join().expect("pack writer thread panicked");
-        (copied.map(|root| (root, learned)), packed)
+        copied.map(|root| (root, learned))
     });
     let packed = packed?;
     let (root, learned) = copied?;
@@ -177,8 +159,7 @@ fn copy_one(
 struct Copier<'a> {
     source: &'a Repository,
     dest: &'a Repository,
-    dedup: &'a Dedup<'a>,
-    blobs: BlobSender,
+    writer: &'a BlobWriter<'a>,
     /// Both repositories name blobs alike.
     same_ids: bool,
     source_prefix: String,
@@ -209,7 +190,7 @@ impl Copier<'_> {
             self.dest.index().copied(&[self.key(&id)])?[0]
         };
         match target {
-            Some(t) if self.dedup.all_stored(&[t])? => Ok(Some(t)),
+            Some(t) if self.writer.all_stored(&[t])? => Ok(Some(t)),
             _ => Ok(None),
         }
     }
@@ -223,30 +204,13 @@ impl Copier<'_> {
 
     /// Stores a blob of raw bytes unless the destination has it; returns its destination id.
     fn store(&self, kind: BlobKind, raw: &[u8]) -> Result<BlobId> {
-        let encryption = self.dest.encryption();
-        let id = encryption.blob_id(kind, raw);
-        if self.dedup.claim(&[id])?[0] {
-            let (encoding, bytes) =
-                encode_blob(raw, self.dest.config().compression, encryption, kind, id);
-            self.send(StoredBlob {
-                id,
-                kind,
-                encoding,
-                raw_len: raw.len() as u32,
-                bytes,
-            })?;
+        let (id, new) = self.writer.store(kind, raw)?;
+        if new {
+            self.blobs_stored.fetch_add(1, Ordering::Relaxed);
+            self.bytes_stored
+                .fetch_add(raw.len() as u64, Ordering::Relaxed);
         }
         Ok(id)
-    }
-
-    fn send(&self, blob: StoredBlob) -> Result<()> {
-        self.blobs_stored.fetch_add(1, Ordering::Relaxed);
-        self.bytes_stored
-            .fetch_add(blob.raw_len as u64, Ordering::Relaxed);
-        self.blobs.send(blob).map_err(|_| Error::Corrupt {
-            object: "pack writer".into(),
-            reason: "stopped early".into(),
-        })
     }
 
     /// Copies a tree and everything under it; returns its destination id.

@@ -1,15 +1,17 @@
 //! vault's engine: a content-addressed, deduplicating backup repository.
 //!
 //! ```text
-//! sources ─► snapshot/ : walk → read → chunk → hash → dedup → compress ─► pack ─► index
-//!                                                              tree ────┘          │
-//!                                                           manifest (written last)┘
+//! sources ─► snapshot/ : walk → read → chunk → hash ─┐
+//!                                          tree ────┴─► write/ : dedup → compress → seal ─► pack ─► index
+//!                                                                                                  │
+//!                                                                    manifest (written last) ◄────┘
 //! repository ─► restore/ : manifest → trees → chunk lists → chunks (digest-checked) → target
 //! ```
 //!
 //! Layers (dependencies point down only):
 //! - operations: [`snapshot`], [`restore`], [`verify`]
-//! - state: [`repo`] (config, opening, reading objects), [`index`] (wraps redb completely)
+//! - state: [`repo`] (config, opening, reading objects), [`write`] (the one blob write path:
+//!   dedup, compress, seal, pack, commit; invariants I1–I3), [`index`] (wraps redb completely)
 //! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
 //!   these two never import each other
 //! - foundation: [`id`], [`error`], [`limits`], [`meta`], [`progress`], [`host`]
@@ -38,6 +40,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod storage;
 pub mod verify;
+pub mod write;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::config::{ChunkerConfig, ChunkerParams, Compression};

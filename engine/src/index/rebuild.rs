@@ -4,7 +4,7 @@
 //! from the segments not read yet (one read for many packs), then reads the trailers of those
 //! still unknown, and adds them. When a known pack has vanished (deleted by a prune on another
 //! host, or by hand) the index is rebuilt from scratch, so that a blob stored twice is found in
-//! its surviving pack. [`write_segments`] stores what packs say as segments.
+//! its surviving pack. Writing segments is the write path's (`crate::write::segments`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -181,7 +181,7 @@ fn take_from_segments(
     Ok(rest)
 }
 
-fn segment_id(name: &str) -> Option<[u8; 32]> {
+pub(crate) fn segment_id(name: &str) -> Option<[u8; 32]> {
     let mut id = [0u8; 32];
     hex::decode_to_slice(name, &mut id).ok()?;
     Some(id)
@@ -203,119 +203,4 @@ pub fn read_segment(
         });
     }
     segment::decode(encryption, &bytes).map_err(|e| Error::damaged(object, e))
-}
-
-/// Stores `packs` (committed, durable) as index segments and records them as read by `index`
-/// (whose cache knows these packs already). Returns the segment ids.
-pub fn write_segments(
-    index: &Index,
-    backend: &dyn Backend,
-    encryption: &Encryption,
-    packs: &[SegmentPack],
-) -> Result<Vec<[u8; 32]>> {
-    let mut ids = Vec::new();
-    for group in segment::groups(packs) {
-        let (id, file) = segment::encode(encryption, group);
-        match backend.write(ObjectKind::Index, &hex::encode(id), &file) {
-            Ok(()) | Err(Error::AlreadyExists { .. }) => ids.push(id),
-            Err(e) => return Err(e),
-        }
-    }
-    index.record_segments(&ids, &[])?;
-    Ok(ids)
-}
-
-/// What [`compact_segments`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CompactReport {
-    pub segments_before: u64,
-    pub segments_written: u64,
-    pub segments_deleted: u64,
-}
-
-/// Segments holding fewer blobs than this are merged by [`compact_segments`].
-const SMALL_SEGMENT_BLOBS: usize = segment::MAX_SEGMENT_BLOBS / 4;
-
-/// Rewrites the segments that describe deleted packs, and merges small ones, after a prune:
-/// the merged segments (only packs the listing still has) are durable before the old ones are
-/// deleted, so every listed pack a segment described is described by one at every moment.
-/// Memory stays bounded: segments are read one at a time and merged into at most one segment's
-/// worth of packs before that is written. A segment that cannot be read is left alone.
-pub fn compact_segments(
-    index: &Index,
-    backend: &dyn Backend,
-    encryption: &Encryption,
-) -> Result<CompactReport> {
-    let listed: HashSet<PackId> = backend
-        .list(ObjectKind::Pack)?
-        .iter()
-        .filter_map(|info| PackId::from_hex(&info.name))
-        .collect();
-    let segments: Vec<[u8; 32]> = backend
-        .list(ObjectKind::Index)?
-        .iter()
-        .filter_map(|info| segment_id(&info.name))
-        .collect();
-    let mut report = CompactReport {
-        segments_before: segments.len() as u64,
-        ..Default::default()
-    };
-    let mut merged: Vec<SegmentPack> = Vec::new();
-    let mut merged_blobs = 0usize;
-    let mut replaced: Vec<[u8; 32]> = Vec::new();
-    // Whether a segment waiting to be replaced describes a deleted pack.
-    let mut stale = false;
-    let flush = |merged: &mut Vec<SegmentPack>,
-                 merged_blobs: &mut usize,
-                 replaced: &mut Vec<[u8; 32]>,
-                 report: &mut CompactReport|
-     -> Result<()> {
-        let mut written = Vec::new();
-        if !merged.is_empty() {
-            written = write_segments(index, backend, encryption, merged)?;
-        }
-        // A rewrite equal to an old segment is that segment (same bytes, same name): it stays.
-        replaced.retain(|id| !written.contains(id));
-        report.segments_written += written.len() as u64;
-        // The replacements are durable: the old segments can go.
-        for id in replaced.iter() {
-            match backend.delete(ObjectKind::Index, &hex::encode(id)) {
-                Ok(()) => report.segments_deleted += 1,
-                Err(e) if crate::storage::is_not_found(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        index.record_segments(&[], replaced)?;
-        merged.clear();
-        replaced.clear();
-        *merged_blobs = 0;
-        Ok(())
-    };
-    for id in segments {
-        let Ok(packs) = read_segment(backend, encryption, &id) else {
-            continue;
-        };
-        let blobs: usize = packs.iter().map(|p| p.entries.len()).sum();
-        let kept: Vec<SegmentPack> = packs
-            .into_iter()
-            .filter(|p| listed.contains(&p.id))
-            .collect();
-        let kept_blobs: usize = kept.iter().map(|p| p.entries.len()).sum();
-        if kept_blobs == blobs && blobs >= SMALL_SEGMENT_BLOBS {
-            continue;
-        }
-        if merged_blobs + kept_blobs > segment::MAX_SEGMENT_BLOBS {
-            flush(&mut merged, &mut merged_blobs, &mut replaced, &mut report)?;
-            stale = false;
-        }
-        stale |= kept_blobs != blobs;
-        merged_blobs += kept_blobs;
-        merged.extend(kept);
-        replaced.push(id);
-    }
-    // A lone small segment that describes no deleted pack is not worth rewriting.
-    if replaced.len() > 1 || stale {
-        flush(&mut merged, &mut merged_blobs, &mut replaced, &mut report)?;
-    }
-    Ok(report)
 }

@@ -8,7 +8,6 @@
 pub mod content;
 pub mod keys;
 mod lookup;
-pub mod packs;
 mod resolve;
 mod state;
 mod tree_cache;
@@ -26,7 +25,6 @@ use crate::format::config::{
 };
 use crate::format::manifest::{self, Manifest};
 use crate::format::pack::{self, BlobKind, Encoding};
-use crate::format::segment::SegmentPack;
 use crate::format::tree::{self, ChunkRef, Tree};
 use crate::format::FORMAT_VERSION;
 use crate::id::{BlobId, ListId, RepositoryId, SnapshotId, TreeId};
@@ -35,6 +33,7 @@ use crate::index::{BlobLocation, Index, IndexReader};
 use crate::keys::keyfile::KdfParams;
 use crate::keys::{Encryption, MasterKeys};
 use crate::storage::{is_not_found, Backend, ObjectKind};
+use crate::write::{self, segments};
 
 /// Settings fixed at `vault init`.
 #[derive(Debug, Clone)]
@@ -411,26 +410,22 @@ impl Repository {
         io_scope(self.backend.as_ref(), f)
     }
 
-    /// Stores what committed packs say as index segments (format-spec/11-remote.md), so other
-    /// caches take them in with one read.
-    pub fn write_segments(&self, packs: &[crate::repo::packs::WrittenPack]) -> Result<()> {
-        let packs: Vec<SegmentPack> = packs
-            .iter()
-            .map(|(id, size, entries)| SegmentPack {
-                id: *id,
-                size: *size,
-                entries: entries.clone(),
-            })
-            .collect();
-        rebuild::write_segments(&self.index, self.backend.as_ref(), &self.encryption, &packs)?;
-        Ok(())
+    /// [`segments::compact_segments`] on this repository.
+    pub fn compact_segments(&self) -> Result<segments::CompactReport> {
+        self.io_scope(|| {
+            segments::compact_segments(&self.index, self.backend.as_ref(), &self.encryption)
+        })
     }
 
-    /// [`rebuild::compact_segments`] on this repository.
-    pub fn compact_segments(&self) -> Result<rebuild::CompactReport> {
-        self.io_scope(|| {
-            rebuild::compact_segments(&self.index, self.backend.as_ref(), &self.encryption)
-        })
+    /// Where blobs written into this repository go ([`crate::write`]).
+    pub fn write_destination(&self) -> write::Destination<'_> {
+        write::Destination {
+            backend: self.backend.as_ref(),
+            encryption: &self.encryption,
+            index: &self.index,
+            compression: self.config.compression,
+            pack_target: self.config.pack_target_size as usize,
+        }
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {

@@ -1,23 +1,25 @@
 //! The snapshot pipeline.
 //!
 //! ```text
-//! walk -> read -> chunk -> hash -> dedup -> compress ==channel==> pack (own thread) -> index
-//!                                                                   ^
-//!                         tree (file contents, directories, root) --+
+//! walk -> read -> chunk -> hash -> write::BlobWriter (dedup, compress, seal) ==> packer -> index
+//!                                                      ^
+//!            tree (file contents, directories, root) --+
 //! ```
 //! Directories are walked depth-first in parallel (rayon); within one file or stream, reading and
 //! cutting the next window overlaps hashing and compressing the current one (`rayon::join`), and
 //! hashing and compression are parallel across the chunks of a window. Only this module knows
-//! about the channel and the thread pool; each stage module sees just its own input and output.
+//! about the thread pool; each stage module sees just its own input and output. Blobs are
+//! stored through the shared write path ([`crate::write`]), which owns the packer thread and
+//! its queue.
 //!
-//! Commit order: every pack is durable and indexed (stage 7) before the manifest that reaches it
-//! is written ([`commit`]); a crash at any point leaves only unreferenced packs.
+//! Commit order: every pack is durable and indexed (by [`crate::write::session`]) before the
+//! manifest that reaches it is written (I3); a crash at any point leaves only unreferenced
+//! packs.
 
-pub(crate) mod compress;
-pub(crate) mod dedup;
+mod commit;
 mod hash;
-pub(crate) mod pack;
 mod paths;
+mod prepare;
 mod profile;
 mod read;
 mod source;
@@ -39,29 +41,28 @@ use rayon::prelude::*;
 
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
-use crate::format::config::{ChunkerProfile, Compression};
-use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
+use crate::format::config::ChunkerProfile;
+use crate::format::manifest::{Manifest, SourceProblem};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{
     encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
 };
-use crate::format::FORMAT_VERSION;
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::keys::Encryption;
 use crate::limits::{MAX_BLOB_SIZE, MAX_TREE_ENTRIES};
 use crate::meta::{self, OwnerNames};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use dedup::Dedup;
-use pack::StoredBlob;
-use paths::{absolute_source, components_of, open_source_file, stream_components, OpenError};
+use crate::write::{self, BlobWriter};
+use paths::{components_of, open_source_file, OpenError};
 use profile::ParentFile;
 use read::WindowReader;
 use tree::{ContentBuilder, RootBuilder};
 use walk::Excludes;
 
 pub use crate::chunk::Chunker as ContentChunker;
-pub use compress::compress as compress_blob;
+/// Compression as the write path does it (kept here for the benches and the spec vectors).
+pub use crate::write::compress::compress as compress_blob;
 pub use source::StreamSource;
 
 /// What to snapshot and how to label it.
@@ -146,9 +147,7 @@ impl From<Error> for ContentError {
 /// State shared by every stage of one snapshot run.
 struct Pipeline<'a> {
     repo: &'a Repository,
-    dedup: &'a Dedup<'a>,
-    blobs: pack::BlobSender,
-    compression: Compression,
+    writer: &'a BlobWriter<'a>,
     encryption: Encryption,
     stream_chunker: Chunker,
     file_chunker: Chunker,
@@ -168,13 +167,6 @@ struct Pipeline<'a> {
     /// Verify has recorded damaged blobs: before reusing a parent's file, also read its chunk
     /// lists and check every chunk in them, so that the damaged data is read and stored again.
     check_lists: bool,
-}
-
-fn packer_gone() -> Error {
-    Error::Corrupt {
-        object: "pack writer".into(),
-        reason: "stopped".into(),
-    }
 }
 
 fn lossy(path: &Path) -> String {
@@ -205,27 +197,10 @@ impl Pipeline<'_> {
         let stored: Vec<(ChunkRef, bool)> = (0..lengths.len())
             .into_par_iter()
             .map_init(
-                || self.dedup.claimer(),
-                |claimer, i| {
+                || self.writer.handle(),
+                |handle, i| {
                     let (raw, id) = hash::chunk(&self.encryption, data, &offsets, lengths, i);
-                    let new = claimer.claim(id.into())?;
-                    if new {
-                        let (encoding, bytes) = compress::encode_blob(
-                            raw,
-                            self.compression,
-                            &self.encryption,
-                            BlobKind::Chunk,
-                            id.into(),
-                        );
-                        let blob = StoredBlob {
-                            id: id.into(),
-                            kind: BlobKind::Chunk,
-                            encoding,
-                            raw_len: lengths[i],
-                            bytes,
-                        };
-                        self.blobs.send(blob).map_err(|_| packer_gone())?;
-                    }
+                    let new = handle.store_named(BlobKind::Chunk, id.into(), raw)?;
                     Ok((
                         ChunkRef {
                             id,
@@ -246,21 +221,9 @@ impl Pipeline<'_> {
 
     /// Stores one metadata blob (tree or chunk list) unless the repository has it.
     fn store_meta(&self, kind: BlobKind, raw: Vec<u8>) -> Result<BlobId> {
-        let id = self.encryption.blob_id(kind, &raw);
-        if self.dedup.claim(&[id])?[0] {
-            if kind == BlobKind::Tree {
-                add(&self.counters.trees_new, 1);
-            }
-            let (encoding, bytes) =
-                compress::encode_blob(&raw, self.compression, &self.encryption, kind, id);
-            let blob = StoredBlob {
-                id,
-                kind,
-                encoding,
-                raw_len: raw.len() as u32,
-                bytes,
-            };
-            self.blobs.send(blob).map_err(|_| packer_gone())?;
+        let (id, new) = self.writer.store(kind, &raw)?;
+        if new && kind == BlobKind::Tree {
+            add(&self.counters.trees_new, 1);
         }
         Ok(id)
     }
@@ -568,7 +531,7 @@ impl Pipeline<'_> {
             Content::Inline(refs) => refs.iter().map(|r| r.id.into()).collect(),
             Content::Lists(lists) => lists.iter().map(|l| l.id.into()).collect(),
         };
-        if !self.dedup.all_stored(&direct)? {
+        if !self.writer.all_stored(&direct)? {
             return Ok(false);
         }
         if let (true, Content::Lists(lists)) = (self.check_lists, content) {
@@ -578,7 +541,7 @@ impl Pipeline<'_> {
                     return Ok(false);
                 };
                 let ids: Vec<BlobId> = refs.iter().map(|r| r.id.into()).collect();
-                if !self.dedup.all_stored(&ids)? {
+                if !self.writer.all_stored(&ids)? {
                     return Ok(false);
                 }
             }
@@ -606,6 +569,9 @@ impl Pipeline<'_> {
 
 /// Takes a snapshot. Returns the committed snapshot, complete or marked incomplete (source
 /// problems are in `manifest.summary.errors`). An `Err` means nothing was committed.
+///
+/// Phases: [`prepare`] (options, sources, parent snapshot), [`store_sources`] (the pipeline,
+/// its blobs through [`write::session`]), [`commit`] (summary and manifest, written last: I3).
 pub fn run(
     repo: &Repository,
     options: SnapshotOptions,
@@ -614,258 +580,119 @@ pub fn run(
     let started = Instant::now();
     let time = options.time.unwrap_or_else(jiff::Timestamp::now);
     let host = options.host.clone().unwrap_or_else(crate::host::hostname);
-    if options.paths.is_empty() && options.streams.is_empty() {
-        return Err(Error::invalid(
-            "snapshot",
-            "nothing to back up: give paths, --stdin or --command",
-        ));
-    }
-    for (key, _) in &options.labels {
-        if key.is_empty() || key.contains('=') {
-            return Err(Error::invalid(
-                format!("label {key:?}"),
-                "labels are KEY=VALUE with a non-empty KEY",
-            ));
-        }
-    }
-    let excludes = Excludes::new(&options.excludes).map_err(|e| Error::invalid("--exclude", e))?;
+    let excludes = prepare::check_options(&options)?;
 
     // Register as a writer, then re-read the prune plans: from here on no prune deletes a
     // pack this run might deduplicate against (format-spec/09-rotation.md).
     let _writer = repo.register("snapshot", true)?;
 
-    // Sources: absolute, existing, and none inside another.
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for p in &options.paths {
-        let abs = absolute_source(p)?;
-        fs::symlink_metadata(&abs).map_err(|e| Error::io(&abs, e))?;
-        paths.push(abs);
-    }
-    paths.sort();
-    paths.dedup();
-    let paths: Vec<PathBuf> = paths
-        .iter()
-        .filter(|p| !paths.iter().any(|q| q != *p && p.starts_with(q)))
-        .cloned()
-        .collect();
-    let own_dirs: Vec<(u64, u64, &'static str)> = options
-        .own_dirs
-        .iter()
-        .filter_map(|d| {
-            let stat = fs::metadata(&d.path).ok()?;
-            Some((stat.dev(), stat.ino(), d.what))
-        })
-        .collect();
-    for p in &paths {
-        refuse_source_inside_own_dir(p, &options.own_dirs, &own_dirs)?;
-    }
-    let mut stream_places = Vec::new();
-    for s in &options.streams {
-        stream_places.push(stream_components(&s.name)?);
-    }
-
-    let mut records: Vec<SourceRecord> = Vec::new();
-    for (s, parts) in options.streams.iter().zip(&stream_places) {
-        let path = format!(
-            "/{}",
-            parts
-                .iter()
-                .map(|p| String::from_utf8_lossy(p))
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        records.push(SourceRecord {
-            kind: s.kind.into(),
-            path,
-            command: s.command.clone(),
-        });
-    }
-    for p in &paths {
-        records.push(SourceRecord {
-            kind: "path".into(),
-            path: lossy(p),
-            command: None,
-        });
-    }
-    let path_list: Vec<String> = paths.iter().map(|p| lossy(p)).collect();
-
-    // Parent: the newest snapshot of the same host and the same path sources.
-    let parent = if paths.is_empty() {
-        None
-    } else {
-        let (all, _) = repo.snapshots()?;
-        all.into_iter().rev().find(|s| {
-            let mut theirs: Vec<&String> = s
-                .manifest
-                .sources
-                .iter()
-                .filter(|r| r.kind == "path")
-                .map(|r| &r.path)
-                .collect();
-            theirs.sort();
-            s.manifest.host == host && theirs == path_list.iter().collect::<Vec<_>>()
-        })
+    let sources = prepare::sources(repo, &options, &host)?;
+    let SnapshotOptions {
+        streams,
+        tags,
+        labels,
+        force_read,
+        allow_empty,
+        protect,
+        ..
+    } = options;
+    let flags = RunFlags {
+        force_read,
+        allow_empty,
+        time_sec: time.as_second(),
     };
-
-    let config = repo.config();
-    let check_lists = !repo.index().damaged()?.is_empty();
-    let dedup = Dedup::new(repo.index());
-    let (sender, receiver) = pack::channel();
-    let time_sec = time.as_second();
-
-    let (root, counters, problems, excluded, packed) = std::thread::scope(|scope| {
-        let packer = scope.spawn(|| {
-            pack::run_packer(
-                receiver,
-                repo.backend().as_ref(),
-                repo.encryption(),
-                repo.index(),
-                &dedup,
-                config.pack_target_size as usize,
-            )
-        });
-        let pipeline = Pipeline {
-            repo,
-            dedup: &dedup,
-            blobs: sender,
-            compression: config.compression,
-            encryption: repo.encryption().clone(),
-            stream_chunker: Chunker::new(config.chunker.stream, repo.encryption()),
-            file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
-            owners: OwnerNames::default(),
-            excludes,
-            own_dirs,
-            excluded: Mutex::new(Vec::new()),
-            force_read: options.force_read,
-            progress,
-            problems: Mutex::new(Vec::new()),
-            counters: Counters::default(),
-            hardlinks: Mutex::new(HashMap::new()),
-            parent_root: parent.as_ref().and_then(|p| p.manifest.root()),
-            check_lists,
-        };
-        let built = take_sources(
-            &pipeline,
-            options.streams,
-            &stream_places,
-            &paths,
-            time_sec,
-            options.allow_empty,
-        );
-        let Pipeline {
-            counters,
-            problems,
-            excluded,
-            blobs,
-            ..
-        } = pipeline;
-        drop(blobs);
-        let packed = packer.join().expect("pack writer thread panicked");
-        // A packer failure is the cause of any "packer stopped" error in the pipeline.
-        let root = match (built, &packed) {
-            (Err(_), Err(e)) => Err(Error::Corrupt {
-                object: "pack writer".into(),
-                reason: e.to_string(),
-            }),
-            (built, _) => built,
-        };
-        let excluded = excluded.into_inner().unwrap();
-        (
-            root,
-            counters,
-            problems.into_inner().unwrap(),
-            excluded,
-            packed,
-        )
-    });
-    let packed = packed?;
-    let root = root?;
-    let mut problems = problems;
-    let unrecorded = counters.problems_unrecorded.load(Ordering::Relaxed);
-    if unrecorded > 0 {
-        problems.push(SourceProblem {
-            path: String::new(),
-            reason: format!("{unrecorded} more problems were not recorded"),
-        });
-    }
-
-    let summary = SnapshotSummary {
-        files: counters.files.into_inner(),
-        dirs: counters.dirs.into_inner(),
-        files_unchanged: counters.files_unchanged.into_inner(),
-        bytes_total: counters.bytes_total.into_inner(),
-        bytes_read: counters.bytes_read.into_inner(),
-        bytes_added: packed.bytes,
-        chunks_total: counters.chunks_total.into_inner(),
-        chunks_new: counters.chunks_new.into_inner(),
-        trees_new: counters.trees_new.into_inner(),
-        duration_secs: started.elapsed().as_secs_f64(),
-        errors: problems,
-    };
-    let manifest = Manifest {
-        version: FORMAT_VERSION,
-        time: time.to_string(),
+    let stored = store_sources(repo, &sources, streams, excludes, flags, progress)?;
+    let description = commit::Description {
+        time,
         host,
-        paths: records.iter().map(|r| r.path.clone()).collect(),
-        sources: records,
-        tags: options.tags,
-        labels: options.labels.into_iter().collect(),
-        tree: root.to_hex(),
-        parent: parent.map(|p| p.id.to_hex()),
-        complete: summary.errors.is_empty(),
-        origin: None,
-        summary,
-        program_version: env!("CARGO_PKG_VERSION").to_string(),
+        records: sources.records,
+        tags,
+        labels,
+        parent: sources.parent.map(|p| p.id),
+        protect,
     };
-    // I3: the manifest is written last, after every pack it reaches is durable.
-    let id = repo.write_snapshot(&manifest, options.protect)?;
-    Ok(SnapshotReport {
-        id,
-        manifest,
-        excluded,
-    })
+    commit::commit(repo, stored, description, started)
 }
 
-/// Refuses a source that lies inside one of vault's own directories (`own`, with their
-/// `(device, inode)` in `stats`): a repository is never backed up into itself. The source
-/// itself is compared by `lstat` (it is not followed), its ancestors by `stat`.
-fn refuse_source_inside_own_dir(
-    source: &Path,
-    own: &[OwnDir],
-    stats: &[(u64, u64, &'static str)],
-) -> Result<()> {
-    for (depth, dir) in source.ancestors().enumerate() {
-        let stat = if depth == 0 {
-            fs::symlink_metadata(dir)
-        } else {
-            fs::metadata(dir)
-        };
-        let Ok(stat) = stat else { continue };
-        if depth == 0 && !stat.is_dir() {
-            continue;
-        }
-        if let Some(&(_, _, what)) = stats
-            .iter()
-            .find(|&&(dev, ino, _)| (dev, ino) == (stat.dev(), stat.ino()))
-        {
-            if depth == 0 {
-                // The directory itself is left out (and reported) by the walk.
-                continue;
-            }
-            let path = own
-                .iter()
-                .find(|d| d.what == what)
-                .map_or_else(|| dir.to_path_buf(), |d| d.path.clone());
-            return Err(Error::invalid(
-                format!("source {}", source.display()),
-                format!(
-                    "it lies inside the {what} {}, which vault never backs up; give a source outside it (`vault copy` replicates a repository)",
-                    path.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Options of one run that the stages consult.
+#[derive(Clone, Copy)]
+struct RunFlags {
+    force_read: bool,
+    allow_empty: bool,
+    /// The snapshot's time, for the metadata of directories it makes up.
+    time_sec: i64,
+}
+
+/// Runs the pipeline over every source, storing blobs through one [`write::session`]; returns
+/// once every pack is durable and indexed, with the root tree and what the run counted.
+fn store_sources(
+    repo: &Repository,
+    sources: &prepare::Sources,
+    streams: Vec<StreamSource>,
+    excludes: Excludes,
+    flags: RunFlags,
+    progress: &dyn Progress,
+) -> Result<commit::Stored> {
+    let config = repo.config();
+    let check_lists = !repo.index().damaged()?.is_empty();
+    let ((root, counters, problems, excluded), packed) =
+        write::session(&repo.write_destination(), |writer| {
+            let pipeline = Pipeline {
+                repo,
+                writer,
+                encryption: repo.encryption().clone(),
+                stream_chunker: Chunker::new(config.chunker.stream, repo.encryption()),
+                file_chunker: Chunker::new(config.chunker.file, repo.encryption()),
+                owners: OwnerNames::default(),
+                excludes,
+                own_dirs: sources.own_dirs.clone(),
+                excluded: Mutex::new(Vec::new()),
+                force_read: flags.force_read,
+                progress,
+                problems: Mutex::new(Vec::new()),
+                counters: Counters::default(),
+                hardlinks: Mutex::new(HashMap::new()),
+                parent_root: sources.parent.as_ref().and_then(|p| p.manifest.root()),
+                check_lists,
+            };
+            let built = take_sources(
+                &pipeline,
+                streams,
+                &sources.stream_places,
+                &sources.paths,
+                flags.time_sec,
+                flags.allow_empty,
+            );
+            let Pipeline {
+                counters,
+                problems,
+                excluded,
+                ..
+            } = pipeline;
+            (
+                built,
+                counters,
+                problems.into_inner().unwrap(),
+                excluded.into_inner().unwrap(),
+            )
+        });
+    // A packer failure is the cause of any "packer stopped" error in the pipeline.
+    let root = match (root, &packed) {
+        (Err(_), Err(e)) => Err(Error::Corrupt {
+            object: "pack writer".into(),
+            reason: e.to_string(),
+        }),
+        (built, _) => built,
+    };
+    let packed = packed?;
+    let root = root?;
+    Ok(commit::Stored {
+        root,
+        counters,
+        problems,
+        excluded,
+        packed,
+    })
 }
 
 /// Streams first (in order), then paths; returns the root tree id.

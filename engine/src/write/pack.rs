@@ -1,13 +1,20 @@
-//! Writing blobs into new packs: content chunks into data packs, trees and chunk lists into
-//! metadata packs (so that reading every tree touches little data), each closed at the
-//! repository's target size. A pack's bytes go to the backend piece by piece as it fills, so no
-//! pack is ever whole in memory; a closed pack is handed back *staged*: the caller commits it
-//! (a snapshot on its committer thread, prune at once) and only then indexes its blobs
-//! (invariants I1, I2).
+//! Filling packs: stored blobs -> staged pack files -> committed packs.
+//!
+//! Input: blobs in stored form (compressed, sealed). Output: [`FinishedPack`]s (staged, not
+//! yet visible) and, once committed, [`WrittenPack`]s (what the index records). Content chunks
+//! go into data packs, trees and chunk lists into metadata packs (so that reading every tree
+//! touches little data), each closed at the repository's target size. A pack's bytes go to the
+//! backend piece by piece as it fills, so no pack is ever whole in memory; a closed pack is
+//! handed back *staged*: its owner commits it (the packer's committer thread, or
+//! [`PackWriter::finish`] all at once) and only then indexes its blobs (invariants I1, I2).
 
+use super::segments::write_segments;
+use super::Destination;
 use crate::error::{Error, Result};
-use crate::format::pack::{BlobEntry, BlobKind, Encoding, PackBuilder};
+use crate::format::pack::{self, BlobEntry, BlobKind, Encoding, PackBuilder};
+use crate::format::segment::SegmentPack;
 use crate::id::{BlobId, PackId};
+use crate::index::Index;
 use crate::keys::Encryption;
 use crate::limits::MAX_BLOBS_PER_PACK;
 use crate::storage::{Backend, ObjectKind, ObjectWriter, StagedObject};
@@ -166,5 +173,83 @@ impl<'a> PackFiller<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Writes blobs that are stored already (copied out of other packs by prune's repack and rescue)
+/// into new packs of the repository's target size, as [`PackFiller`] does for a snapshot. The
+/// packs are committed together by [`PackWriter::finish`]: each was handed to the disk as it
+/// closed, so the copying never waits for one to be synced. Nothing is indexed here: the
+/// caller indexes the returned packs when its own ordering allows (prune: after its plan).
+pub struct PackWriter<'a> {
+    filler: PackFiller<'a>,
+    closed: Vec<FinishedPack<'a>>,
+    backend: &'a dyn Backend,
+    index: &'a Index,
+}
+
+impl<'a> PackWriter<'a> {
+    pub fn new(destination: &Destination<'a>) -> Self {
+        PackWriter {
+            filler: PackFiller::new(
+                destination.backend,
+                destination.encryption,
+                destination.pack_target,
+            ),
+            closed: Vec::new(),
+            backend: destination.backend,
+            index: destination.index,
+        }
+    }
+
+    pub fn encryption(&self) -> &Encryption {
+        self.filler.encryption()
+    }
+
+    /// Adds a blob in its stored form. In an encrypted repository it is sealed again under a
+    /// fresh nonce, so that old and new packs share no ciphertext (which would show where the
+    /// surviving blobs begin and end); returns false, adding nothing, when it does not open.
+    pub fn add_stored(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        encoding: Encoding,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<bool> {
+        let closed = if self.encryption().is_on() {
+            let Ok(resealed) =
+                pack::reseal_blob(self.encryption(), id, kind, encoding, raw_len, stored)
+            else {
+                return Ok(false);
+            };
+            self.filler.add(id, kind, encoding, raw_len, &resealed)?
+        } else {
+            self.filler.add(id, kind, encoding, raw_len, stored)?
+        };
+        self.closed.extend(closed);
+        Ok(true)
+    }
+
+    /// Closes the last packs and commits every pack (I1): all are durable, and described by
+    /// index segments, when this returns.
+    pub fn finish(mut self) -> Result<Vec<WrittenPack>> {
+        let encryption = self.filler.encryption().clone();
+        self.closed.extend(self.filler.finish()?);
+        let written: Vec<WrittenPack> = self
+            .closed
+            .into_iter()
+            .map(FinishedPack::commit)
+            .collect::<Result<_>>()?;
+        let described: Vec<SegmentPack> = written
+            .iter()
+            .map(|(id, size, entries)| SegmentPack {
+                id: *id,
+                size: *size,
+                entries: entries.clone(),
+            })
+            .collect();
+        write_segments(self.index, self.backend, &encryption, &described)?;
+        Ok(written)
     }
 }

@@ -1,14 +1,16 @@
-//! Stage 7, pack: stored blobs -> durable pack files -> index entries.
+//! The packer: stored blobs -> durable pack files -> index entries and index segments.
 //! Input: [`StoredBlob`] over a queue bounded by bytes ([`QUEUE_BYTES`]). Output: packs in the backend, their blobs in the
-//! index, and [`PackerStats`].
+//! index, and [`PackerStats`]. Used through [`super::session`], never directly.
 //!
 //! Runs on its own thread, with a committer thread behind it. The packer fills packs
 //! ([`PackFiller`]: their bytes go to the backend as they come, not yet visible under a name) and
 //! hands each closed pack to the committer, which makes it durable and visible and then indexes
 //! its blobs; meanwhile the packer fills the next one. So a snapshot never waits for the disk to
 //! sync a pack unless [`COMMIT_QUEUE`] packs are waiting already.
-//! Ordering (invariant I1, I2): a pack is committed (durable) *before* its blobs enter the
-//! index, and its ids leave the dedup pending set only after that.
+//! Ordering (format-spec/01-repository.md): a pack is committed (durable) *before* its blobs
+//! enter the index (I1, I2), before an index segment describes it, and its ids leave the dedup
+//! pending set only after that (I8). [`run_packer`] returns only once every pack it was given is
+//! committed, which is what lets a caller write its manifest after it (I3).
 //!
 //! In an encrypted repository the packer does not write blobs in the order they arrive: it
 //! holds up to [`SHUFFLE_BLOBS`] blobs ([`SHUFFLE_BYTES`] bytes) and writes a random one of them
@@ -21,14 +23,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::dedup::Dedup;
+use super::pack::{FinishedPack, PackFiller};
+use super::segments::write_segments;
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, Encoding};
 use crate::format::segment::SegmentPack;
 use crate::id::BlobId;
-use crate::index::rebuild::write_segments;
 use crate::index::Index;
 use crate::keys::Encryption;
-use crate::repo::packs::{FinishedPack, PackFiller};
 use crate::storage::Backend;
 
 /// A blob ready for a pack.

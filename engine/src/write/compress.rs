@@ -1,5 +1,6 @@
-//! Stage 6, compress: raw blob bytes -> stored bytes. Input: a new blob. Output:
-//! ([`Encoding`], bytes). Blobs that zstd cannot shrink by at least 1/32 are stored raw, so media
+//! Compress and seal: raw blob bytes -> stored bytes. Input: a new blob (raw bytes, kind, id).
+//! Output: ([`Encoding`], the bytes a pack stores: compressed or raw, then sealed in an
+//! encrypted repository). Blobs that zstd cannot shrink by at least 1/32 are stored raw, so media
 //! and already-compressed files are not decompressed on restore. A large blob is first tried on
 //! a sample (three slices: start, middle, end); when zstd cannot shrink the sample, the blob is
 //! stored raw without a full attempt, which for incompressible data costs about as much as

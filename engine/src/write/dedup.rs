@@ -1,8 +1,9 @@
-//! Stage 5, dedup: which chunks are new. Input: ids. Output: a "new" flag per id.
+//! Dedup claim: which blobs are new. Input: ids. Output: a "new" flag per id.
 //!
 //! A blob is known if the index has it or if this run already sent it to the packer (the
-//! *pending* set). Ids leave the pending set once their pack is durable and indexed, so the set
-//! holds only in-flight blobs and stays bounded however large the input.
+//! *pending* set). Ids leave the pending set once their pack is durable and indexed (I8: a blob
+//! is claimed once per run and released only when durable), so the set holds only in-flight
+//! blobs and stays bounded however large the input.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
