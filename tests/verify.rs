@@ -1278,16 +1278,19 @@ fn heal_a_damaged_chunk(snapshot_args: &[&str]) {
 // Prune over damaged packs
 // ------------------------------------------------------------------------------------------------
 
-/// A third snapshot after the middle of `media/video.bin` was rewritten, with the first two
-/// forgotten: the old middle's chunks become unused, and the pack holding them also holds live
-/// chunks of the same file. Returns that pack, one unused and one live chunk of it, and the
-/// third snapshot's id.
+/// A third snapshot after `media/video.bin` was replaced by a re-encoded `media/video-v2.bin`
+/// whose middle differs, with the first two forgotten: the old middle's chunks become unused,
+/// and the pack holding them also holds live chunks of the same content. Returns that pack, one
+/// unused and one live chunk of it, and the third snapshot's id. (A new name, not a rewrite in
+/// place: a large file changed in place is cut into fine chunks from then on, format-spec 03
+/// §3.1.1, and would share no chunk with its old version.)
 fn unused_beside_live(fx: &Fixture) -> (PackFile, BlobEntry, BlobEntry, String) {
     let old = fx.files["media/video.bin"].clone();
     let mut new = old.clone();
     let middle = old.len() / 2;
     new[middle..middle + 256 * KIB].copy_from_slice(&random_bytes(77, 256 * KIB));
-    write(&fx.src.join("media/video.bin"), &new);
+    fs::remove_file(fx.src.join("media/video.bin")).unwrap();
+    write(&fx.src.join("media/video-v2.bin"), &new);
     let video: BTreeSet<String> = ["media/video.bin".to_string()].into();
     for pack in fx.packs().into_values() {
         let data = fs::read(&pack.path).unwrap();
