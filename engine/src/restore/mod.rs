@@ -361,141 +361,172 @@ impl Restorer<'_> {
         let path = dir.display(name);
         let snapshot_path = snapshot_dir.join(OsStr::from_bytes(&entry.name));
         let wanted = self.included(&snapshot_path);
+        let at = At { dir, name, path };
         match &entry.kind {
-            EntryKind::Dir(id) => {
-                if !self.plan.makes_changes() {
-                    let tree = match self.read_tree(*id) {
-                        Ok(tree) => tree,
-                        Err(e) => {
-                            self.problem(&path, &e);
-                            return Ok(false);
-                        }
-                    };
-                    let child = dir.open_or_absent(name);
-                    let any = self.restore_tree(&tree, &child, None, &snapshot_path, depth + 1)?;
-                    if wanted || any {
-                        self.count(|r| r.dirs += 1);
-                    }
-                    return Ok(wanted || any);
-                }
-                // Read first: a directory whose tree is damaged is not created.
-                let tree = match self.read_tree(*id) {
-                    Ok(tree) => tree,
-                    Err(e) => return self.damage(&path, e).map(|()| false),
-                };
-                let child = self.make_dir(dir, name)?;
-                let any =
-                    self.restore_tree(&tree, &child, Some(&entry.meta), &snapshot_path, depth + 1)?;
-                if !wanted && !any {
-                    drop(child);
-                    dir.remove_empty_dir(name)?;
-                    return Ok(false);
-                }
-                // Children are all restored; links into this directory come later, and then
-                // its metadata is applied by `finish_links`.
-                if !self.link_dirs.lock().unwrap().contains(&path) {
-                    self.apply_dir_meta(&child, &entry.meta);
-                }
-                self.count(|r| r.dirs += 1);
-                Ok(true)
-            }
+            EntryKind::Dir(id) => self.restore_dir(entry, *id, at, &snapshot_path, wanted, depth),
             _ if !wanted => Ok(false),
-            EntryKind::File(data) => {
-                if data.hardlinked {
-                    let key = (entry.meta.dev, entry.meta.inode);
-                    let mut links = self.links.lock().unwrap();
-                    if links.contains_key(&key) {
-                        self.link_dirs
-                            .lock()
-                            .unwrap()
-                            .insert(dir.path().to_path_buf());
-                        self.pending_links.lock().unwrap().push(PendingLink {
-                            path,
-                            key,
-                            dir: dir.path().to_path_buf(),
-                            dir_meta: dir_meta.cloned(),
-                        });
-                        return Ok(true);
-                    }
-                    links.insert(key, path.clone());
-                }
-                let at = At { dir, name, path };
-                let result = match (self.plan.changes, self.plan.target) {
-                    (Changes::Count { content }, _) => {
-                        self.check_file(&at, &entry.meta, data, content);
-                        Ok(())
-                    }
-                    (Changes::Make, TargetMode::Delta(delta)) => {
-                        self.delta_file(&at, &entry.meta, data, delta)
-                    }
-                    (Changes::Make, TargetMode::Fresh | TargetMode::Overwrite) => {
-                        self.new_file(&at, &entry.meta, data)
-                    }
-                };
-                let path = at.path;
-                if let Err(e) = result {
-                    self.damage(&path, e)?;
-                    if data.hardlinked {
-                        let key = (entry.meta.dev, entry.meta.inode);
-                        self.damaged_links.lock().unwrap().insert(key);
-                    }
-                    return Ok(false);
-                }
-                self.count(|r| r.files += 1);
-                self.progress.file_done();
-                Ok(true)
-            }
-            EntryKind::Symlink(target_bytes) => {
-                if self.plan.delta().is_some() {
-                    if let Some(stat) = dir.stat(name)? {
-                        let same = stat.file_type().is_symlink()
-                            && dir.read_link(name)? == target_bytes.as_slice();
-                        if same {
-                            self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
-                            self.count(|r| r.symlinks += 1);
-                            return Ok(true);
-                        }
-                    }
-                }
-                if self.plan.makes_changes() {
-                    dir.prepare_name(name, self.plan.replaces())?;
-                    dir.symlink(target_bytes, name)?;
-                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
-                }
-                self.count(|r| r.symlinks += 1);
-                Ok(true)
-            }
+            EntryKind::File(data) => self.restore_file(entry, data, at, dir_meta),
+            EntryKind::Symlink(target_bytes) => self.restore_symlink(entry, target_bytes, at),
             EntryKind::Fifo | EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. } => {
-                let (kind, rdev) = match entry.kind {
-                    EntryKind::Fifo => (libc::S_IFIFO, 0),
-                    EntryKind::CharDevice { rdev } => (libc::S_IFCHR, rdev),
-                    EntryKind::BlockDevice { rdev } => (libc::S_IFBLK, rdev),
-                    _ => unreachable!(),
-                };
-                if self.plan.delta().is_some() {
-                    if let Some(stat) = dir.stat(name)?.filter(|s| same_node(s, &entry.kind)) {
-                        self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
-                        self.count(|r| r.special += 1);
-                        return Ok(true);
-                    }
-                }
-                if kind != libc::S_IFIFO && !self.chown {
-                    self.warn(format!(
-                        "{}: {} not restored (needs root)",
-                        path.display(),
-                        entry.kind.name()
-                    ));
-                    return Ok(false);
-                }
-                if self.plan.makes_changes() {
-                    dir.prepare_name(name, self.plan.replaces())?;
-                    dir.make_node(name, kind, rdev, entry.meta.mode)?;
-                    self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
-                }
-                self.count(|r| r.special += 1);
-                Ok(true)
+                self.restore_node(entry, at)
             }
         }
+    }
+
+    /// A directory entry: its tree first (a damaged tree is not created), then its children,
+    /// then (unless links into it come later) its metadata.
+    fn restore_dir(
+        &self,
+        entry: &Entry,
+        id: crate::id::TreeId,
+        at: At<'_>,
+        snapshot_path: &Path,
+        wanted: bool,
+        depth: usize,
+    ) -> Result<bool> {
+        let At { dir, name, path } = at;
+        if !self.plan.makes_changes() {
+            let tree = match self.read_tree(id) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    self.problem(&path, &e);
+                    return Ok(false);
+                }
+            };
+            let child = dir.open_or_absent(name);
+            let any = self.restore_tree(&tree, &child, None, snapshot_path, depth + 1)?;
+            if wanted || any {
+                self.count(|r| r.dirs += 1);
+            }
+            return Ok(wanted || any);
+        }
+        // Read first: a directory whose tree is damaged is not created.
+        let tree = match self.read_tree(id) {
+            Ok(tree) => tree,
+            Err(e) => return self.damage(&path, e).map(|()| false),
+        };
+        let child = self.make_dir(dir, name)?;
+        let any = self.restore_tree(&tree, &child, Some(&entry.meta), snapshot_path, depth + 1)?;
+        if !wanted && !any {
+            drop(child);
+            dir.remove_empty_dir(name)?;
+            return Ok(false);
+        }
+        // Children are all restored; links into this directory come later, and then
+        // its metadata is applied by `finish_links`.
+        if !self.link_dirs.lock().unwrap().contains(&path) {
+            self.apply_dir_meta(&child, &entry.meta);
+        }
+        self.count(|r| r.dirs += 1);
+        Ok(true)
+    }
+
+    /// A file entry: a hard link to a file restored before (made at the end), or its content.
+    fn restore_file(
+        &self,
+        entry: &Entry,
+        data: &FileData,
+        at: At<'_>,
+        dir_meta: Option<&Metadata>,
+    ) -> Result<bool> {
+        let At { dir, name, path } = at;
+        if data.hardlinked {
+            let key = (entry.meta.dev, entry.meta.inode);
+            let mut links = self.links.lock().unwrap();
+            if links.contains_key(&key) {
+                self.link_dirs
+                    .lock()
+                    .unwrap()
+                    .insert(dir.path().to_path_buf());
+                self.pending_links.lock().unwrap().push(PendingLink {
+                    path,
+                    key,
+                    dir: dir.path().to_path_buf(),
+                    dir_meta: dir_meta.cloned(),
+                });
+                return Ok(true);
+            }
+            links.insert(key, path.clone());
+        }
+        let at = At { dir, name, path };
+        let result = match (self.plan.changes, self.plan.target) {
+            (Changes::Count { content }, _) => {
+                self.check_file(&at, &entry.meta, data, content);
+                Ok(())
+            }
+            (Changes::Make, TargetMode::Delta(delta)) => {
+                self.delta_file(&at, &entry.meta, data, delta)
+            }
+            (Changes::Make, TargetMode::Fresh | TargetMode::Overwrite) => {
+                self.new_file(&at, &entry.meta, data)
+            }
+        };
+        let path = at.path;
+        if let Err(e) = result {
+            self.damage(&path, e)?;
+            if data.hardlinked {
+                let key = (entry.meta.dev, entry.meta.inode);
+                self.damaged_links.lock().unwrap().insert(key);
+            }
+            return Ok(false);
+        }
+        self.count(|r| r.files += 1);
+        self.progress.file_done();
+        Ok(true)
+    }
+
+    fn restore_symlink(&self, entry: &Entry, target_bytes: &[u8], at: At<'_>) -> Result<bool> {
+        let At { dir, name, path: _ } = at;
+        if self.plan.delta().is_some() {
+            if let Some(stat) = dir.stat(name)? {
+                let same = stat.file_type().is_symlink() && dir.read_link(name)? == target_bytes;
+                if same {
+                    self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
+                    self.count(|r| r.symlinks += 1);
+                    return Ok(true);
+                }
+            }
+        }
+        if self.plan.makes_changes() {
+            dir.prepare_name(name, self.plan.replaces())?;
+            dir.symlink(target_bytes, name)?;
+            self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
+        }
+        self.count(|r| r.symlinks += 1);
+        Ok(true)
+    }
+
+    /// A FIFO or device node (devices only as root).
+    fn restore_node(&self, entry: &Entry, at: At<'_>) -> Result<bool> {
+        let At { dir, name, path } = at;
+        let (kind, rdev) = match entry.kind {
+            EntryKind::Fifo => (libc::S_IFIFO, 0),
+            EntryKind::CharDevice { rdev } => (libc::S_IFCHR, rdev),
+            EntryKind::BlockDevice { rdev } => (libc::S_IFBLK, rdev),
+            _ => unreachable!(),
+        };
+        if self.plan.delta().is_some() {
+            if let Some(stat) = dir.stat(name)?.filter(|s| same_node(s, &entry.kind)) {
+                self.fix_meta(dir, name, &entry.meta, &stat, &entry.kind);
+                self.count(|r| r.special += 1);
+                return Ok(true);
+            }
+        }
+        if kind != libc::S_IFIFO && !self.chown {
+            self.warn(format!(
+                "{}: {} not restored (needs root)",
+                path.display(),
+                entry.kind.name()
+            ));
+            return Ok(false);
+        }
+        if self.plan.makes_changes() {
+            dir.prepare_name(name, self.plan.replaces())?;
+            dir.make_node(name, kind, rdev, entry.meta.mode)?;
+            self.apply_other_meta(dir, name, &entry.meta, &entry.kind);
+        }
+        self.count(|r| r.special += 1);
+        Ok(true)
     }
 
     fn read_tree(&self, id: crate::id::TreeId) -> Result<Tree> {
