@@ -21,26 +21,30 @@ fn edited_dump() -> SqlDump {
     dump
 }
 
+/// `vault snapshot --json --stdin --stdin-name db/app.sql` fed with `dump`: the checked JSON
+/// summary, and the digest and length of what was fed.
+fn snapshot_stream(env: &Env, dump: SqlDump) -> (serde_json::Value, blake3::Hash, u64) {
+    let fed = Fed::spawn(
+        env.cmd([
+            "snapshot",
+            "--json",
+            "--stdin",
+            "--stdin-name",
+            "db/app.sql",
+        ]),
+        dump,
+    )
+    .wait();
+    fed.out.ok();
+    let v = fed.out.json();
+    check_snapshot_json(&v);
+    (v, fed.fed_digest, fed.fed_bytes)
+}
+
 #[test]
 fn stream_with_one_percent_edited_stores_only_changed_chunks() {
     let env = Env::init();
-    let snapshot = |dump: SqlDump| {
-        let fed = Fed::spawn(
-            env.cmd([
-                "snapshot",
-                "--json",
-                "--stdin",
-                "--stdin-name",
-                "db/app.sql",
-            ]),
-            dump,
-        )
-        .wait();
-        fed.out.ok();
-        let v = fed.out.json();
-        check_snapshot_json(&v);
-        (v, fed.fed_digest, fed.fed_bytes)
-    };
+    let snapshot = |dump: SqlDump| snapshot_stream(&env, dump);
     let (first, _, size1) = snapshot(SqlDump::new(99).lines(LINES));
     let (second, digest2, size2) = snapshot(edited_dump());
     assert!(size1 > 50 << 20 && size2 > size1, "sizes {size1} {size2}");
@@ -107,23 +111,8 @@ fn dump_written_as_a_file_deduplicates_like_the_same_dump_streamed() {
 
     // Streamed: the reference.
     let streamed = Env::init();
-    let stream = |dump: SqlDump| {
-        let fed = Fed::spawn(
-            streamed.cmd([
-                "snapshot",
-                "--json",
-                "--stdin",
-                "--stdin-name",
-                "db/app.sql",
-            ]),
-            dump,
-        )
-        .wait();
-        fed.out.ok();
-        fed.out.json()
-    };
-    let stream1 = stream(first_dump());
-    let stream2 = stream(second_dump());
+    let (stream1, _, _) = snapshot_stream(&streamed, first_dump());
+    let (stream2, _, _) = snapshot_stream(&streamed, second_dump());
 
     // Written to a file between snapshots, beside 6 MiB of incompressible media.
     let env = Env::init();

@@ -84,6 +84,7 @@ fn cut_with(data: &[u8], p: ChunkerParams, gear: &[u64; 256], gear_ls: &[u64; 25
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::noise;
     use proptest::prelude::*;
 
     #[test]
@@ -96,7 +97,7 @@ mod tests {
         for (i, (g, l)) in gear.iter().zip(gear_ls).enumerate() {
             assert_eq!(g << 1, *l, "gear_ls[{i}] is gear[{i}] << 1");
         }
-        let data = pseudo_random(300_000, 5);
+        let data = noise(300_000, 5);
         let standard = Chunker::new(params(), &Encryption::none()).cut(&data, true);
         assert_eq!(cut_with(&data, params(), gear, gear_ls), standard);
         // A keyed table cuts elsewhere, and differently per key.
@@ -121,23 +122,11 @@ mod tests {
         }
     }
 
-    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
     proptest! {
         /// Cutting in windows with carried tails gives the same chunks as cutting all at once.
         #[test]
         fn windowed_cuts_equal_whole_cuts(len in 0usize..60_000, window in 12_288usize..20_000, seed in any::<u64>()) {
-            let data = pseudo_random(len, seed);
+            let data = noise(len, seed);
             let chunker = Chunker::new(params(), &Encryption::none());
             let whole = chunker.cut(&data, true);
             let mut windowed = Vec::new();

@@ -39,6 +39,8 @@ pub mod restore;
 pub mod retention;
 pub mod snapshot;
 pub mod storage;
+#[cfg(test)]
+mod test_data;
 pub mod verify;
 pub mod write;
 

@@ -92,6 +92,7 @@ fn compressible(file: &File, size: u64) -> bool {
 mod tests {
     use super::*;
     use crate::format::tree::Content;
+    use crate::test_data::noise;
     use std::io::Write;
 
     fn coarse() -> ChunkerParams {
@@ -115,18 +116,6 @@ mod tests {
             .collect()
     }
 
-    fn noise(len: usize) -> Vec<u8> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
     fn parent(profile: ChunkerProfile, size: u64) -> FileData {
         FileData {
             size,
@@ -139,7 +128,7 @@ mod tests {
     #[test]
     fn new_files_are_judged_by_their_content_and_small_ones_stay_coarse() {
         let dump = text(3 << 20);
-        let media = noise(3 << 20);
+        let media = noise(3 << 20, 5);
         let f = file_with(&dump);
         assert_eq!(
             choose(&f, dump.len() as u64, coarse(), None),
@@ -160,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_parent_decides_for_files_it_already_held_large() {
-        let media = noise(2 << 20);
+        let media = noise(2 << 20, 5);
         let f = file_with(&media);
         let size = media.len() as u64;
         let coarse_parent = parent(ChunkerProfile::File, size);

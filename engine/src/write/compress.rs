@@ -97,6 +97,7 @@ pub fn compress(raw: &[u8], compression: Compression) -> (Encoding, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::noise;
 
     #[test]
     fn compressible_is_compressed_and_random_is_raw() {
@@ -116,18 +117,6 @@ mod tests {
         let (enc, out) = compress(&noise, Compression::Zstd { level: 1 });
         assert_eq!(enc, Encoding::Raw);
         assert_eq!(out, noise);
-    }
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     #[test]
