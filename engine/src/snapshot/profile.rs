@@ -5,8 +5,8 @@
 //! file's entry.
 //!
 //! The fine (stream) profile finds small changes in large files that change in place — dumps
-//! written by a nightly job, logs, CSV, JSON, XML — at the price of more index entries; the coarse
-//! (file) profile keeps immutable media cheap to index. The choice must not flip from one day to
+//! written by a nightly job, logs, CSV — at the price of more index entries and a little less
+//! compression; the coarse (file) profile keeps files written once (media, documents) cheap. The choice must not flip from one day to
 //! the next (a flip re-stores the whole file), so the parent's choice is sticky, and where there
 //! is no parent it depends only on the content.
 
@@ -20,6 +20,10 @@ use crate::format::tree::FileData;
 const SAMPLE_LEN: u64 = 16 << 10;
 /// Samples, spread evenly from the start to the end of the file.
 const SAMPLES: u64 = 4;
+/// A new file is judged by its content only from this many coarse average chunks on (16 MiB by
+/// default): database dumps are that large, while text assets (JSON, XML, documents) that never
+/// change would only compress worse in small chunks.
+const DUMP_SIZED: u64 = 16;
 
 /// The parent snapshot's file at the same path, and whether its size or mtime differ now.
 pub(super) struct ParentFile<'a> {
@@ -34,8 +38,10 @@ pub(super) struct ParentFile<'a> {
 /// 3. a large file that changed in place since the parent (same path, parent already large) is
 ///    cut fine from now on;
 /// 4. a large file the parent holds unchanged keeps the coarse profile;
-/// 5. any other large file (new, or grown past the threshold) is cut fine when a sample of its
-///    content compresses to at most 3/4 of its size (text, dumps, logs), coarse otherwise.
+/// 5. any other file of at least [`DUMP_SIZED`] coarse average chunks (new, or grown past the
+///    threshold) is cut fine when a sample of its content compresses to at most 3/4 of its size
+///    (dumps, logs, CSV), coarse otherwise;
+/// 6. any other large file is coarse until it changes in place (rule 3).
 pub(super) fn choose(
     file: &File,
     size: u64,
@@ -58,7 +64,7 @@ pub(super) fn choose(
             };
         }
     }
-    if compressible(file, size) {
+    if size >= DUMP_SIZED * large_from && compressible(file, size) {
         ChunkerProfile::Stream
     } else {
         ChunkerProfile::File
@@ -95,11 +101,12 @@ mod tests {
     use crate::test_data::noise;
     use std::io::Write;
 
+    /// Large from 128 KiB, dump-sized from 2 MiB.
     fn coarse() -> ChunkerParams {
         ChunkerParams {
-            min: 256 << 10,
-            avg: 1 << 20,
-            max: 4 << 20,
+            min: 32 << 10,
+            avg: 128 << 10,
+            max: 512 << 10,
         }
     }
 
@@ -126,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn new_files_are_judged_by_their_content_and_small_ones_stay_coarse() {
+    fn new_dump_sized_files_are_judged_by_their_content_and_smaller_ones_stay_coarse() {
         let dump = text(3 << 20);
         let media = noise(3 << 20, 5);
         let f = file_with(&dump);
@@ -139,7 +146,14 @@ mod tests {
             choose(&f, media.len() as u64, coarse(), None),
             ChunkerProfile::File
         );
-        let small = text(500 << 10);
+        // Large but not dump-sized text (a JSON asset): coarse until it changes in place.
+        let asset = text(1 << 20);
+        let f = file_with(&asset);
+        assert_eq!(
+            choose(&f, asset.len() as u64, coarse(), None),
+            ChunkerProfile::File
+        );
+        let small = text(100 << 10);
         let f = file_with(&small);
         assert_eq!(
             choose(&f, small.len() as u64, coarse(), None),
