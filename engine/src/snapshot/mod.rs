@@ -568,7 +568,10 @@ impl Pipeline<'_> {
 }
 
 /// Takes a snapshot. Returns the committed snapshot, complete or marked incomplete (source
-/// problems are in `manifest.summary.errors`). An `Err` means nothing was committed.
+/// problems are in `manifest.summary.errors`). An `Err` before the manifest's write means nothing
+/// was committed; an I/O error in the write's last step (the directory fsync after the link, found
+/// by `engine/tests/crash_points.rs`) returns `Err` with the manifest in place and whole. Either
+/// way the snapshot exists whole or not at all (I3).
 ///
 /// Phases: [`prepare`] (options, sources, parent snapshot), [`store_sources`] (the pipeline,
 /// its blobs through [`write::session`]), [`commit`] (summary and manifest, written last: I3).
