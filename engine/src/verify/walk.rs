@@ -181,16 +181,8 @@ impl<'a> Walker<'a> {
                     if refs.len() != list.chunks as usize
                         || refs.iter().map(|r| r.len as u64).sum::<u64>() != list.size =>
                 {
-                    let pack = self.pack_of(list.id.into());
-                    let key = self.problems.add(
-                        ProblemKind::BlobDamaged,
-                        list.id.to_hex(),
-                        pack,
-                        Some(list.id.into()),
-                        "chunk list does not match the size recorded in its tree".into(),
-                    );
-                    self.bad.insert(list.id.into(), key.clone());
-                    self.problems.affect(&key, snapshot, path);
+                    let reason = "chunk list does not match the size recorded in its tree";
+                    self.list_damaged(list.id, reason.into(), snapshot, path);
                     clean = false;
                 }
                 Ok(refs) => {
@@ -201,20 +193,25 @@ impl<'a> Walker<'a> {
                     }
                 }
                 Err(e) => {
-                    let pack = self.pack_of(list.id.into());
-                    let key = self.problems.add(
-                        ProblemKind::BlobDamaged,
-                        list.id.to_hex(),
-                        pack,
-                        Some(list.id.into()),
-                        e.to_string(),
-                    );
-                    self.bad.insert(list.id.into(), key.clone());
-                    self.problems.affect(&key, snapshot, path);
+                    self.list_damaged(list.id, e.to_string(), snapshot, path);
                     clean = false;
                 }
             }
         }
         clean
+    }
+
+    /// Records a chunk list that cannot be used, and that `path` of `snapshot` needs it.
+    fn list_damaged(&mut self, id: ListId, reason: String, snapshot: SnapshotId, path: &str) {
+        let pack = self.pack_of(id.into());
+        let key = self.problems.add(
+            ProblemKind::BlobDamaged,
+            id.to_hex(),
+            pack,
+            Some(id.into()),
+            reason,
+        );
+        self.bad.insert(id.into(), key.clone());
+        self.problems.affect(&key, snapshot, path);
     }
 }
