@@ -18,6 +18,7 @@
 
 mod commit;
 mod hash;
+mod parent;
 mod paths;
 mod prepare;
 mod profile;
@@ -45,7 +46,7 @@ use crate::format::config::ChunkerProfile;
 use crate::format::manifest::{Manifest, SourceProblem};
 use crate::format::pack::BlobKind;
 use crate::format::tree::{
-    encode_list, encode_tree, valid_name, ChunkRef, Content, Entry, EntryKind, FileData, Tree,
+    encode_list, encode_tree, valid_name, ChunkRef, Entry, EntryKind, FileData, Tree,
 };
 use crate::id::{BlobId, ListId, SnapshotId, TreeId};
 use crate::keys::Encryption;
@@ -357,19 +358,6 @@ impl Pipeline<'_> {
         Ok(Some(Entry { name, meta, kind }))
     }
 
-    fn parent_tree(&self, parent: Option<&Entry>) -> Option<Tree> {
-        let Some(Entry {
-            kind: EntryKind::Dir(id),
-            ..
-        }) = parent
-        else {
-            return None;
-        };
-        // A parent tree that cannot be read only costs change detection, never correctness.
-        let reader = self.repo.index().reader().ok()?;
-        self.repo.read_tree(&reader, *id).ok()
-    }
-
     /// The entries of a directory, each child processed in parallel.
     fn dir_entries(
         &self,
@@ -522,48 +510,6 @@ impl Pipeline<'_> {
                 .insert((stat.dev(), stat.ino()), data.clone());
         }
         Ok(Some(data))
-    }
-
-    /// Whether every blob a parent's file content references is stored (chunk lists' own chunks
-    /// only when verify has recorded damage; otherwise the list ids stand for them).
-    fn content_stored(&self, content: &Content) -> Result<bool> {
-        let direct: Vec<BlobId> = match content {
-            Content::Inline(refs) => refs.iter().map(|r| r.id.into()).collect(),
-            Content::Lists(lists) => lists.iter().map(|l| l.id.into()).collect(),
-        };
-        if !self.writer.all_stored(&direct)? {
-            return Ok(false);
-        }
-        if let (true, Content::Lists(lists)) = (self.check_lists, content) {
-            let reader = self.repo.index().reader()?;
-            for list in lists {
-                let Ok(refs) = self.repo.read_list(&reader, list.id) else {
-                    return Ok(false);
-                };
-                let ids: Vec<BlobId> = refs.iter().map(|r| r.id.into()).collect();
-                if !self.writer.all_stored(&ids)? {
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// The parent snapshot's entry at `components` (from the root), if any.
-    fn parent_entry_at(&self, components: &[Vec<u8>]) -> Option<Entry> {
-        let mut tree = self.parent_tree(Some(&Entry {
-            name: b"root".to_vec(),
-            meta: Default::default(),
-            kind: EntryKind::Dir(self.parent_root?),
-        }))?;
-        for (i, name) in components.iter().enumerate() {
-            let entry = tree.find(name)?.clone();
-            if i + 1 == components.len() {
-                return Some(entry);
-            }
-            tree = self.parent_tree(Some(&entry))?;
-        }
-        None
     }
 }
 
