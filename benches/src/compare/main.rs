@@ -243,11 +243,10 @@ fn main() {
     let mut db = Database::with_dump_size(s.dump_mib << 20);
     let mut results = vec![Results::default(); tools.len()];
     let mut input_bytes = 0u64;
-    let first_dump;
     let mut last_dump = 0;
     let mut previous = db.dump_bytes();
     std::fs::write(&dump, &previous).unwrap_or_else(|e| fail(e));
-    first_dump = previous.len() as u64;
+    let first_dump = previous.len() as u64;
     let mut inputs: Vec<DayInput> = Vec::new();
     let (first_files, first_store) = (store.files(), store.bytes());
     let mut daily = vec![Cost::default(); tools.len()];
