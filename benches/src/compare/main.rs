@@ -4,12 +4,16 @@
 //! of the latest, full data verification, forget + prune). Prints a Markdown table: wall time,
 //! CPU time, peak RSS and repository size per step and tool, with vault-enc/vault and vault/peer
 //! (and vault-enc/peer) ratios, and the dedup ratio; then, with vault and vault-enc, their
-//! snapshot and restore throughput.
+//! snapshot and restore throughput. Last, per day, the bytes each tool added against the dump's
+//! physical floor (issue 19): the zstd -19 size of the lines the day's diff adds.
 //!
 //! Usage: `compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K]
-//! [--dump-as stream|file] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work]
-//! [--vault PATH] [--out FILE]`. With `--dump-as file` the dump is written to `corpus/db/app.sql`
-//! each day and backed up as a file with the asset store, as a nightly dump job leaves it.
+//! [--dump-as stream|file] [--series runs|uniform] [--blobs-static]
+//! [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]`.
+//! With `--dump-as file` the dump is written to `corpus/db/app.sql` each day and backed up as a
+//! file with the asset store, as a nightly dump job leaves it. `--series` picks the dump's daily
+//! changes (`dumpgen::Series`). `--blobs-static` leaves the asset store as it is after day 0, so
+//! that the bytes a tool adds on later days are the dump's (and its own metadata's).
 //! See benches/README.md.
 
 mod measure;
@@ -22,7 +26,7 @@ use std::process::Command;
 use measure::Cost;
 use tools::{DumpAs, Kind, Tool};
 use vault_benches::blobstore::BlobStore;
-use vault_benches::dumpgen::Database;
+use vault_benches::dumpgen::{added_lines, Database, Series};
 
 struct Settings {
     dump_mib: u64,
@@ -30,6 +34,8 @@ struct Settings {
     days: u64,
     keep: u64,
     dump_as: DumpAs,
+    series: Series,
+    blobs_static: bool,
     tools: Vec<Kind>,
     work: Option<PathBuf>,
     keep_work: bool,
@@ -39,7 +45,7 @@ struct Settings {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--dump-as stream|file] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
+    eprintln!("usage: compare [--preset quick|full] [--dump-mib N] [--blobs-mib N] [--days N] [--keep K] [--dump-as stream|file] [--series runs|uniform] [--blobs-static] [--tools vault,vault-enc,restic,borg] [--work DIR] [--keep-work] [--vault PATH] [--out FILE]");
     std::process::exit(2)
 }
 
@@ -50,6 +56,8 @@ fn settings() -> Settings {
         days: 3,
         keep: 2,
         dump_as: DumpAs::Stream,
+        series: Series::Runs,
+        blobs_static: false,
         tools: vec![Kind::Vault, Kind::VaultEnc, Kind::Restic, Kind::Borg],
         work: None,
         keep_work: false,
@@ -88,6 +96,14 @@ fn settings() -> Settings {
                     _ => usage(),
                 }
             }
+            "--series" => {
+                s.series = match value().as_str() {
+                    "runs" => Series::Runs,
+                    "uniform" => Series::Uniform,
+                    _ => usage(),
+                }
+            }
+            "--blobs-static" => s.blobs_static = true,
             "--tools" => {
                 s.tools = value()
                     .split(',')
@@ -147,6 +163,30 @@ struct Results {
     cache_bytes: u64,
     /// vault and vault-enc: the cost of `vault list` (opening the repository), after the steps.
     open: Cost,
+    /// The repository's bytes after each day's snapshot (day 0 first).
+    days: Vec<u64>,
+}
+
+/// What day `d` changed in the corpus, tool-independent.
+struct DayInput {
+    /// zstd -19 bytes of the lines the dump's diff from the day before adds (the dump's floor).
+    floor: u64,
+    /// Uncompressed bytes of those lines.
+    added: u64,
+    /// Bytes of the asset store's new files (0 with `--blobs-static`).
+    assets_new: u64,
+}
+
+/// The dump's physical floor for one day: the lines of `new` that `old` does not have
+/// ([`added_lines`]: the multiset difference, equal here to what a minimal `diff old new` marks
+/// with `>`), compressed together with zstd at level 19. That is what
+/// `diff old new | grep '^>' | zstd -19 | wc -c` measures, less the "> " prefixes and diff's
+/// heuristics. It is a floor for storing the day's new content without a delta against earlier
+/// text; it counts nothing for where the lines go or which lines went away.
+fn floor(old: &[u8], new: &[u8]) -> (u64, u64) {
+    let added = added_lines(old, new);
+    let packed = zstd::bulk::compress(&added, 19).expect("zstd in memory");
+    (packed.len() as u64, added.len() as u64)
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -203,22 +243,32 @@ fn main() {
     let mut db = Database::with_dump_size(s.dump_mib << 20);
     let mut results = vec![Results::default(); tools.len()];
     let mut input_bytes = 0u64;
-    let first_dump;
     let mut last_dump = 0;
-    {
-        let bytes = db.dump_bytes();
-        std::fs::write(&dump, &bytes).unwrap_or_else(|e| fail(e));
-        first_dump = bytes.len() as u64;
-    }
+    let mut previous = db.dump_bytes();
+    std::fs::write(&dump, &previous).unwrap_or_else(|e| fail(e));
+    let first_dump = previous.len() as u64;
+    let mut inputs: Vec<DayInput> = Vec::new();
     let (first_files, first_store) = (store.files(), store.bytes());
     let mut daily = vec![Cost::default(); tools.len()];
     for day in 0..=s.days {
         if day > 0 {
-            store.advance(day).unwrap_or_else(|e| fail(e));
-            db.mutate(day, 0.02, 0.003, 0.01);
+            let assets_new = if s.blobs_static {
+                0
+            } else {
+                store.advance(day).unwrap_or_else(|e| fail(e)).added_bytes
+            };
+            db.mutate_series(s.series, day, 0.02, 0.003, 0.01);
             let bytes = db.dump_bytes();
             std::fs::write(&dump, &bytes).unwrap_or_else(|e| fail(e));
             last_dump = bytes.len() as u64;
+            eprintln!("compare: day {day} floor (zstd -19 of the added lines)");
+            let (floor, added) = floor(&previous, &bytes);
+            inputs.push(DayInput {
+                floor,
+                added,
+                assets_new,
+            });
+            previous = bytes;
         }
         input_bytes += std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0) + store.bytes();
         for (i, (tool, result)) in tools.iter().zip(&mut results).enumerate() {
@@ -226,6 +276,7 @@ fn main() {
             let cost = measure::run_all(tool, &tool.snapshot(day, &dump, &blobs, s.dump_as), &log)
                 .unwrap_or_else(|e| fail(e));
             let step = usize::from(day > 0);
+            result.days.push(measure::tree_bytes(&tool.repo()));
             if day > 0 {
                 daily[i].add(cost);
                 let mean = Cost {
@@ -270,7 +321,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     out += &format!(
-        "Preset `{}`, {today}, 2 shared cores. Corpus: dump ({}) {:.0} MiB on day 0 ({:.0} MiB on day {}; each day 2% of rows updated, 0.3% deleted, 1% appended), asset store {} files / {:.0} MiB on day 0 ({} files / {:.0} MiB on day {}; each day ~1% new files, 0.2% deleted); {} daily snapshots after the initial one, keep-last {}; {:.0} MiB input over all snapshots.\n\n",
+        "Preset `{}`, {today}, 2 shared cores. Corpus: dump ({}) {:.0} MiB on day 0 ({:.0} MiB on day {}; series `{}`: each day 2% of rows updated, 0.3% deleted, 1% appended, {}), asset store {} files / {:.0} MiB on day 0 ({} files / {:.0} MiB on day {}; {}); {} daily snapshots after the initial one, keep-last {}; {:.0} MiB input over all snapshots.\n\n",
         s.preset,
         match s.dump_as {
             DumpAs::Stream => "streamed to the tool's stdin",
@@ -279,11 +330,24 @@ fn main() {
         mib(first_dump),
         mib(last_dump),
         s.days,
+        match s.series {
+            Series::Runs => "runs",
+            Series::Uniform => "uniform",
+        },
+        match s.series {
+            Series::Runs => "updates and deletes in runs of 50-1,000 consecutive rows",
+            Series::Uniform => "single rows at random places, an updated row moved to a free slot of the heap (MVCC)",
+        },
         first_files,
         mib(first_store),
         store.files(),
         mib(store.bytes()),
         s.days,
+        if s.blobs_static {
+            "static after day 0: `--blobs-static`"
+        } else {
+            "each day ~1% new files, 0.2% deleted"
+        },
         s.days,
         s.keep,
         mib(input_bytes)
@@ -408,6 +472,7 @@ fn main() {
             );
         }
     }
+    out += &floor_table(&s, &tools, &results, &inputs, &ratios);
     println!("{out}");
     if let Some(path) = &s.out {
         let mut file = std::fs::File::create(path).unwrap_or_else(|e| fail(e));
@@ -418,4 +483,78 @@ fn main() {
     } else if let Err(e) = std::fs::remove_dir_all(&work) {
         eprintln!("compare: could not remove {}: {e}", work.display());
     }
+}
+
+/// Per day: the dump's floor, what each tool's repository grew by, their ratios to the floor,
+/// and vault (or vault-enc) over each peer.
+fn floor_table(
+    s: &Settings,
+    tools: &[Tool],
+    results: &[Results],
+    inputs: &[DayInput],
+    ratios: &[(usize, usize)],
+) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "\nBytes added per day against the dump's floor (MiB; the floor is the zstd -19 size of \
+         the lines the day's diff adds to the dump, `diff old new | grep '^>' | zstd -19`). A \
+         tool's bytes are its repository's growth that day: the dump's share, its own metadata{}.\n\n",
+        if s.blobs_static {
+            ", nothing for the asset store (static after day 0)"
+        } else {
+            ", and the asset store's new files (their raw size is listed; most are incompressible)"
+        }
+    );
+    out += "| day | added lines MiB | floor MiB |";
+    if !s.blobs_static {
+        out += " asset store new MiB |";
+    }
+    for t in tools {
+        out += &format!(" {} | {}/floor |", t.name, t.name);
+    }
+    for &(a, b) in ratios {
+        out += &format!(" {}/{} |", tools[a].name, tools[b].name);
+    }
+    out += "\n|---|---:|---:|";
+    let columns = usize::from(!s.blobs_static) + 2 * tools.len() + ratios.len();
+    out += &"---:|".repeat(columns);
+    out += "\n";
+    let mut total = DayInput {
+        floor: 0,
+        added: 0,
+        assets_new: 0,
+    };
+    let mut grown = vec![0u64; tools.len()];
+    let line = |label: String, input: &DayInput, grown: &[u64]| {
+        let mut row = format!(
+            "| {label} | {:.2} | {:.2} |",
+            mib(input.added),
+            mib(input.floor)
+        );
+        if !s.blobs_static {
+            row += &format!(" {:.2} |", mib(input.assets_new));
+        }
+        for &g in grown {
+            row += &format!(" {:.2} | {:.2} |", mib(g), g as f64 / input.floor as f64);
+        }
+        for &(a, b) in ratios {
+            row += &format!(" {:.2} |", grown[a] as f64 / grown[b] as f64);
+        }
+        row + "\n"
+    };
+    for (d, input) in inputs.iter().enumerate() {
+        let day: Vec<u64> = results
+            .iter()
+            .map(|r| r.days[d + 1].saturating_sub(r.days[d]))
+            .collect();
+        out += &line(format!("{}", d + 1), input, &day);
+        total.floor += input.floor;
+        total.added += input.added;
+        total.assets_new += input.assets_new;
+        for (g, b) in grown.iter_mut().zip(&day) {
+            *g += b;
+        }
+    }
+    out += &line(format!("days 1-{}", inputs.len()), &total, &grown);
+    out
 }
