@@ -25,4 +25,6 @@ mod sources;
 mod stdin;
 mod verify;
 
+mod browse;
+
 mod json;

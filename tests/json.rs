@@ -171,6 +171,35 @@ fn every_json_document_matches_the_readme() {
         second["id"].as_str().unwrap(),
     );
 
+    let src_path = format!("latest:{src}");
+    check(
+        "ls",
+        &json(&env, &["ls", &src_path, "--recursive", "--json"]),
+        &[("vault ls", ""), ("Entry object", "entries[].")],
+    );
+    let found = json(&env, &["find", "*", "--json"]);
+    assert!(
+        !found["matches"].as_array().unwrap().is_empty(),
+        "{found:#}"
+    );
+    check(
+        "find",
+        &found,
+        &[("vault find", ""), ("Entry object", "matches[].entry.")],
+    );
+    for extra in [None, Some("--stat")] {
+        let mut args = vec!["diff", first, second, "--json"];
+        args.extend(extra);
+        let diff = json(&env, &args);
+        assert!(!diff["changes"].as_array().unwrap().is_empty(), "{diff:#}");
+        check("diff", &diff, &[("vault diff", "")]);
+    }
+    check(
+        "stats",
+        &json(&env, &["stats", "--json"]),
+        &[("vault stats", "")],
+    );
+
     let list = json(&env, &["list", "--json"]);
     check("list", &list, &[("vault list", "")]);
     for snapshot in list["snapshots"].as_array().unwrap() {

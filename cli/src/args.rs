@@ -97,6 +97,14 @@ pub enum Command {
     Key(KeyCommand),
     /// Copy snapshots into another repository (e.g. off-site), storing only what it lacks
     Copy(CopyArgs),
+    /// List the entries of a directory of a snapshot (reads only its trees, never file content)
+    Ls(LsArgs),
+    /// Find entries by name across snapshots: which snapshots hold them, in which version
+    Find(FindArgs),
+    /// Show what changed between two snapshots (added, removed, modified, metadata, type)
+    Diff(DiffArgs),
+    /// Show sizes, deduplication, growth, and the bytes each snapshot alone holds
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,6 +447,80 @@ pub struct DumpArgs {
     /// Path of a file inside the snapshot, e.g. /db/website.sql
     #[arg(value_name = "PATH")]
     pub path: String,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot id, unique id prefix or `latest`, optionally with a path in it:
+    /// 1a2b3c4d:/srv/cms
+    #[arg(value_name = "SNAPSHOT[:PATH]")]
+    pub snapshot: String,
+    /// List everything below the path, not only its direct entries
+    #[arg(long, short = 'R')]
+    pub recursive: bool,
+    /// Show type, mode, owner, size and mtime, like `ls -l`
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// Glob matched against each entry's name, e.g. '*.sql' (quote it for the shell)
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Search only this snapshot (id, prefix or `latest`; repeatable)
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "all")]
+    pub snapshot: Vec<String>,
+    /// Search every snapshot --tag/--label/--host select (the default)
+    #[arg(long)]
+    pub all: bool,
+    /// Only entries whose whole path matches this glob, e.g. '/srv/cms/**'
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only entries modified after TIME (RFC 3339, or a date YYYY-MM-DD meaning its start in UTC)
+    #[arg(long, value_name = "TIME", value_parser = crate::parse::parse_time_or_date)]
+    pub newer: Option<jiff::Timestamp>,
+    /// Only entries modified before TIME
+    #[arg(long, value_name = "TIME", value_parser = crate::parse::parse_time_or_date)]
+    pub older: Option<jiff::Timestamp>,
+    /// Only regular files of this size: +SIZE larger, -SIZE smaller, SIZE exactly (e.g. +10MiB)
+    #[arg(long, value_name = "[+|-]SIZE", value_parser = crate::parse::parse_size_filter, allow_hyphen_values = true)]
+    pub size: Option<vault_engine::browse::SizeFilter>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot (id, unique prefix or `latest`)
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The newer snapshot
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// Compare only this path of both, e.g. /srv/cms
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    /// Show totals per directory instead of every entry, like `diff --stat`
+    #[arg(long)]
+    pub stat: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Snapshots to report on (ids, prefixes or `latest`) [default: every snapshot
+    /// --tag/--label/--host select]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Days of growth to show, ending today (UTC)
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

@@ -165,6 +165,57 @@ pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
 }
 
+/// Parses an RFC 3339 time or a date `YYYY-MM-DD` (its first instant, in UTC).
+pub fn parse_time_or_date(text: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    text.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| format!("{text:?} is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+}
+
+/// Parses `--size`: `+SIZE` (larger), `-SIZE` (smaller) or `SIZE` (exactly), SIZE as for
+/// [`parse_size_u64`].
+pub fn parse_size_filter(text: &str) -> Result<vault_engine::browse::SizeFilter, String> {
+    use vault_engine::browse::SizeFilter;
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix('+') {
+        Ok(SizeFilter::Larger(parse_size_u64(rest)?))
+    } else if let Some(rest) = t.strip_prefix('-') {
+        Ok(SizeFilter::Smaller(parse_size_u64(rest)?))
+    } else {
+        Ok(SizeFilter::Exactly(parse_size_u64(t)?))
+    }
+}
+
+/// Parses `4096`, `64KiB`, `10MiB`, `2GiB`, `1TiB` (binary units) into bytes.
+pub fn parse_size_u64(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 512, 64KiB or 10MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        "t" | "tib" | "tb" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +274,23 @@ mod tests {
             })
         );
         assert!(parse_budget("lots").is_err());
+    }
+
+    #[test]
+    fn size_filters_and_dates() {
+        use vault_engine::browse::SizeFilter;
+        assert_eq!(
+            parse_size_filter("+10MiB"),
+            Ok(SizeFilter::Larger(10 << 20))
+        );
+        assert_eq!(parse_size_filter("-1k"), Ok(SizeFilter::Smaller(1024)));
+        assert_eq!(parse_size_filter("5"), Ok(SizeFilter::Exactly(5)));
+        assert!(parse_size_filter("+lots").is_err());
+        assert_eq!(
+            parse_time_or_date("2026-12-01").map(|t| t.to_string()),
+            Ok("2026-12-01T00:00:00Z".into())
+        );
+        assert!(parse_time_or_date("yesterday").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Layers (dependencies point down only):
-//! - operations: [`snapshot`], [`restore`], [`verify`]
+//! - operations: [`snapshot`], [`restore`], [`verify`], [`browse`] (ls, find, diff, stats)
 //! - state: [`repo`] (config, opening, reading objects), [`write`] (the one blob write path:
 //!   dedup, compress, seal, pack, commit; invariants I1–I3), [`index`] (wraps redb completely)
 //! - codecs: [`format`] (pure bytes <-> structs), [`storage`] (the [`storage::Backend`] trait);
@@ -19,6 +19,7 @@
 //!
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
+pub mod browse;
 pub mod chunk;
 pub mod copy;
 pub mod error;

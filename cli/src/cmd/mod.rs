@@ -14,6 +14,11 @@ mod restore;
 mod snapshot;
 mod verify;
 
+mod diff;
+mod find;
+mod ls;
+mod stats;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,6 +47,10 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Index(command) => index::run(cli, command),
         Command::Key(command) => key::run(cli, command),
         Command::Copy(args) => copy::run(cli, args),
+        Command::Ls(args) => ls::run(cli, args),
+        Command::Find(args) => find::run(cli, args),
+        Command::Diff(args) => diff::run(cli, args),
+        Command::Stats(args) => stats::run(cli, args),
     }
 }
 

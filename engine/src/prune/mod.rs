@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::plan::Plan;
-use crate::id::{PackId, SnapshotId};
+use crate::id::{BlobId, PackId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::{writers, Repository, SnapshotInfo};
 use mark::Marker;
@@ -105,6 +105,16 @@ pub struct PruneReport {
     /// A plan is left for the next prune (snapshots still running and `wait` off).
     pub pending: bool,
     pub duration_secs: f64,
+}
+
+/// Every blob `snapshot` reaches (its trees, chunk lists and chunks), marked exactly as prune
+/// marks what it keeps, so that `vault stats` ("what forgetting it would free") agrees with what
+/// a prune frees. Fails as prune's mark does on a tree or chunk list that cannot be read.
+pub fn reachable(repo: &Repository, snapshot: &SnapshotInfo) -> Result<HashSet<BlobId>> {
+    let reader = repo.index().reader()?;
+    let mut marker = Marker::new(repo, &reader, None);
+    marker.snapshot(snapshot)?;
+    Ok(marker.into_live())
 }
 
 /// Packs one plan condemns at most: 64 hex characters and quotes each, so with up to ~100 000
