@@ -9,6 +9,7 @@ mod init;
 mod key;
 mod list;
 mod marks;
+mod mount;
 mod prune;
 mod restore;
 mod snapshot;
@@ -42,6 +43,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Index(command) => index::run(cli, command),
         Command::Key(command) => key::run(cli, command),
         Command::Copy(args) => copy::run(cli, args),
+        Command::Mount(args) => mount::run(cli, args),
     }
 }
 
