@@ -134,7 +134,7 @@ fn latest_and_by_label_point_at_the_right_snapshots() {
 
     // --snapshot shows only the one named.
     let only = Mount::start(&f.env, "only", &["--snapshot", &f.first[..12]]);
-    assert_eq!(listed(&only.path("snapshots")), [f.first.clone()]);
+    assert_eq!(listed(&only.path("snapshots")), [f.first.as_str()]);
     assert_eq!(fs::read_link(only.path("latest")).unwrap(), to(&f.first));
 }
 

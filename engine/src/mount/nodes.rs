@@ -215,6 +215,9 @@ impl Inodes {
     }
 }
 
+/// A directory's entry: its name and node.
+pub type Child = (Vec<u8>, Node);
+
 /// The entries of a directory node, as (name, node): the name space's own directories from
 /// `shown`, a snapshot's from its tree. `None` for a node that is not a directory.
 pub fn children(
@@ -222,7 +225,7 @@ pub fn children(
     trees: &Trees,
     shown: &[SnapshotInfo],
     node: &Node,
-) -> Result<Option<Vec<(Vec<u8>, Node)>>> {
+) -> Result<Option<Vec<Child>>> {
     let link = |up: &'static str, target: LinkTarget| Node::Link { up, target };
     let out = match node {
         Node::Root => vec![
@@ -313,7 +316,7 @@ fn tree_children(
     trees: &Trees,
     snapshot: SnapshotId,
     tree: TreeId,
-) -> Result<Vec<(Vec<u8>, Node)>> {
+) -> Result<Vec<Child>> {
     let tree = trees.read(repo, tree)?;
     Ok(tree
         .entries
@@ -324,8 +327,11 @@ fn tree_children(
 
 /// Trees decoded lately (a directory is listed, then each of its entries looked up).
 pub struct Trees {
-    recent: Mutex<(VecDeque<TreeId>, HashMap<TreeId, Arc<Tree>>)>,
+    recent: Mutex<Recent>,
 }
+
+/// Trees read lately: in the order read, and by id.
+type Recent = (VecDeque<TreeId>, HashMap<TreeId, Arc<Tree>>);
 
 /// Trees [`Trees`] keeps.
 const TREES_KEPT: usize = 64;
