@@ -13,6 +13,7 @@ mod encryption;
 mod errors;
 mod export;
 mod hostile;
+mod mount;
 mod reliability;
 mod remote;
 mod restore_bulk;

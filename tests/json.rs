@@ -333,3 +333,22 @@ fn verify_problems_match_the_readme() {
     assert!(problem["kind"].is_string(), "{v:#}");
     assert!(problem["affected"][snapshot["id"].as_str().unwrap()]["paths"].is_array());
 }
+
+#[test]
+fn mount_report_matches_the_readme() {
+    let Some(()) = crate::util::mount::fuse_available() else {
+        return;
+    };
+    let env = Env::init();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    env.snapshot([src.to_str().unwrap()]);
+    let mount = crate::util::mount::Mount::start(&env, "mnt", &[]);
+    check("vault mount", &mount.report, &[("vault mount", "")]);
+    assert_eq!(mount.report["snapshots"], 1);
+    assert_eq!(
+        mount.report["mountpoint"].as_str().unwrap(),
+        mount.mountpoint.canonicalize().unwrap().to_str().unwrap()
+    );
+}

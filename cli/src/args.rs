@@ -105,6 +105,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show sizes, deduplication, growth, and the bytes each snapshot alone holds
     Stats(StatsArgs),
+    /// Show snapshots as a read-only filesystem (FUSE) until unmounted
+    Mount(MountArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -521,6 +523,24 @@ pub struct StatsArgs {
     /// Days of growth to show, ending today (UTC)
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
     pub days: u32,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Layout: /snapshots/<id>/... (every snapshot by full id), /latest (a symlink to the newest), /by-label/<key>/<value>/latest and /by-label/<key>/<value>/<id>. Snapshots taken while mounted appear within a second. Unmount with Ctrl-C, SIGTERM or `fusermount3 -u MOUNTPOINT`. Needs /dev/fuse and fusermount3 (Debian: apt-get install fuse3)."
+)]
+pub struct MountArgs {
+    /// An existing directory to mount the repository on
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+    /// Show only this snapshot: id, unique id prefix or `latest` (repeatable) [default: all]
+    #[arg(long = "snapshot", value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Memory for decoded chunks kept for readers, e.g. 64MiB
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = crate::parse::parse_size)]
+    pub cache_size: u32,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }

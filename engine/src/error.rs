@@ -90,6 +90,8 @@ pub enum Error {
     Locked { lock: String, holder: String },
     #[error("snapshot {id} is protected; run `vault unprotect {id}` first")]
     Protected { id: String },
+    #[error("{device}: FUSE is not available on this machine ({reason}); load the fuse module (`modprobe fuse`), in a container pass the device (`--device /dev/fuse --cap-add SYS_ADMIN`), and install fusermount3 (`apt-get install fuse3`)")]
+    MountUnavailable { device: PathBuf, reason: String },
     #[error("{name}: {reason}; nothing was committed")]
     SourceFailed { name: String, reason: String },
     #[error("the repository is encrypted and no password was given: pass --password-file PATH or --password-command CMD, set VAULT_PASSWORD_COMMAND or VAULT_PASSWORD, or run on a terminal to be asked")]
@@ -115,7 +117,7 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::MountUnavailable { .. } => ErrorKind::Io,
             Error::NotARepository { .. }
             | Error::RepositoryIsAFile { .. }
             | Error::UnsupportedVersion { .. }

@@ -32,6 +32,8 @@ pub mod index;
 pub mod keys;
 pub mod limits;
 pub mod meta;
+#[cfg(feature = "mount")]
+pub mod mount;
 pub mod progress;
 pub mod prune;
 pub mod repo;

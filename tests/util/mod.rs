@@ -8,6 +8,7 @@ mod compare;
 mod data;
 pub mod encrypted;
 pub mod history;
+pub mod mount;
 pub mod servers;
 
 pub use compare::*;

@@ -9,6 +9,7 @@ mod init;
 mod key;
 mod list;
 mod marks;
+mod mount;
 mod prune;
 mod restore;
 mod snapshot;
@@ -51,6 +52,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Find(args) => find::run(cli, args),
         Command::Diff(args) => diff::run(cli, args),
         Command::Stats(args) => stats::run(cli, args),
+        Command::Mount(args) => mount::run(cli, args),
     }
 }
 

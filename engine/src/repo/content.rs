@@ -56,8 +56,9 @@ const UNUSED: BlobLocation = BlobLocation {
     encoding: Encoding::Raw,
 };
 
-/// The chunk references of chunk list `list`, checked against what its tree records.
-fn read_list(repo: &Repository, list: &ListRef) -> Result<Vec<ChunkRef>> {
+/// The chunk references of chunk list `list`, checked against what its tree records. Public
+/// for random access that keeps a list's chunk offsets (mount).
+pub fn read_list(repo: &Repository, list: &ListRef) -> Result<Vec<ChunkRef>> {
     let reader = repo.index().reader()?;
     let refs = repo.read_list(&reader, list.id)?;
     let covered: u64 = refs.iter().map(|r| r.len as u64).sum();
