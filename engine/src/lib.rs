@@ -31,6 +31,7 @@ pub mod index;
 pub mod keys;
 pub mod limits;
 pub mod meta;
+pub mod ops;
 pub mod progress;
 pub mod prune;
 pub mod repo;

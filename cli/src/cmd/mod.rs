@@ -1,5 +1,6 @@
 //! One module per subcommand, plus opening the repository the global options name.
 
+mod config;
 mod copy;
 mod dump;
 pub mod export;
@@ -11,7 +12,9 @@ mod list;
 mod marks;
 mod prune;
 mod restore;
+mod run;
 mod snapshot;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -42,6 +45,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Index(command) => index::run(cli, command),
         Command::Key(command) => key::run(cli, command),
         Command::Copy(args) => copy::run(cli, args),
+        Command::Config(command) => config::run(cli, command),
+        Command::Run(args) => run::run(cli, args),
+        Command::Status(args) => status::run(cli, args),
     }
 }
 
