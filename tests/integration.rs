@@ -13,6 +13,7 @@ mod encryption;
 mod errors;
 mod export;
 mod hostile;
+mod ops;
 mod reliability;
 mod remote;
 mod restore_bulk;
