@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::app_backup::{assert_same_pg_dump, assert_same_text, required, sqlite, sqlite_dump, PgCluster};
+use crate::app_backup::{
+    assert_same_pg_dump, assert_same_text, required, sqlite, sqlite_dump, PgCluster,
+};
 use crate::util::*;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -35,10 +37,17 @@ impl Ops {
         let password_file = env0.path("main.pass");
         fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
         let env = env0.with_envs([("VAULT_PASSWORD_FILE", password_file.as_os_str())]);
-        env.run(["init", "--kdf-memory", "8MiB", "--kdf-passes", "1"]).ok();
-        let offsite = env.path("offsite");
-        env.run(["init", "--encryption", "none", "--repo", offsite.to_str().unwrap()])
+        env.run(["init", "--kdf-memory", "8MiB", "--kdf-passes", "1"])
             .ok();
+        let offsite = env.path("offsite");
+        env.run([
+            "init",
+            "--encryption",
+            "none",
+            "--repo",
+            offsite.to_str().unwrap(),
+        ])
+        .ok();
         Ops {
             config: env.path("vault.toml"),
             state: env.path("state"),
@@ -64,7 +73,11 @@ impl Ops {
     }
 
     fn write_config(&self, applications: &str) {
-        fs::write(&self.config, format!("{}{applications}", self.repositories())).unwrap();
+        fs::write(
+            &self.config,
+            format!("{}{applications}", self.repositories()),
+        )
+        .unwrap();
     }
 
     /// `vault CMD --config … --state-dir … ARGS`.
@@ -100,7 +113,10 @@ fn step<'a>(app: &'a Value, name: &str) -> &'a Value {
 }
 
 fn with_label<'a>(snapshots: &'a [Value], app: &str) -> Vec<&'a Value> {
-    snapshots.iter().filter(|s| s["labels"]["app"] == app).collect()
+    snapshots
+        .iter()
+        .filter(|s| s["labels"]["app"] == app)
+        .collect()
 }
 
 /// The textfile's samples: (metric, app) -> value, parsed by a Prometheus text-format parser.
@@ -108,9 +124,16 @@ fn metrics(path: &Path) -> BTreeMap<(String, String), f64> {
     let text = fs::read_to_string(path).unwrap();
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("the textfile parses");
-    for name in ["vault_last_run_success", "vault_snapshot_age_seconds", "vault_repository_size_bytes"] {
+    for name in [
+        "vault_last_run_success",
+        "vault_snapshot_age_seconds",
+        "vault_repository_size_bytes",
+    ] {
         let doc = scrape.docs.get(name);
-        assert!(doc.is_some_and(|d| !d.is_empty()), "no HELP for {name}:\n{text}");
+        assert!(
+            doc.is_some_and(|d| !d.is_empty()),
+            "no HELP for {name}:\n{text}"
+        );
     }
     scrape
         .samples
@@ -120,7 +143,13 @@ fn metrics(path: &Path) -> BTreeMap<(String, String), f64> {
                 prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
                 ref other => panic!("{} is not a gauge: {other:?}", s.metric),
             };
-            ((s.metric.clone(), s.labels.get("app").unwrap_or("").to_string()), value)
+            (
+                (
+                    s.metric.clone(),
+                    s.labels.get("app").unwrap_or("").to_string(),
+                ),
+                value,
+            )
         })
         .collect()
 }
@@ -197,7 +226,10 @@ path = {wiki_db:?}
     check.ok();
     let check = check.json();
     assert_eq!(check["valid"], true, "{check:#}");
-    assert_eq!(check["applications"][0]["databases"][0], "postgresql:databases/cms.sql");
+    assert_eq!(
+        check["applications"][0]["databases"][0],
+        "postgresql:databases/cms.sql"
+    );
 
     // The first run: both applications, every step.
     let out = ops.ops(&["run"], &["--json"]);
@@ -220,20 +252,42 @@ path = {wiki_db:?}
     // What the snapshot holds is the database and the assets, byte for byte.
     let stored = ops.env.run(["dump", &first, "/databases/cms.sql"]);
     stored.ok();
-    assert_same_pg_dump("the cms dump in the snapshot", &pg.pg_dump("cms"), &stored.stdout);
+    assert_same_pg_dump(
+        "the cms dump in the snapshot",
+        &pg.pg_dump("cms"),
+        &stored.stdout,
+    );
     let target = ops.env.path("restored-cms");
     ops.env.restore(&first, &target, Vec::<String>::new()).ok();
-    assert_same_tree(&cms_assets, &Env::restored(&target, &cms_assets), Compare::default());
-    let wiki = with_label(&snapshots, "wiki")[0]["id"].as_str().unwrap().to_string();
+    assert_same_tree(
+        &cms_assets,
+        &Env::restored(&target, &cms_assets),
+        Compare::default(),
+    );
+    let wiki = with_label(&snapshots, "wiki")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let stored = ops.env.run(["dump", &wiki, "/databases/wiki.sql"]);
     stored.ok();
-    assert_same_text("the wiki dump", &sqlite_dump(&sqlite3, &wiki_db), &stored.stdout);
+    assert_same_text(
+        "the wiki dump",
+        &sqlite_dump(&sqlite3, &wiki_db),
+        &stored.stdout,
+    );
     let target = ops.env.path("restored-wiki");
     ops.env.restore(&wiki, &target, Vec::<String>::new()).ok();
-    assert_same_tree(&wiki_uploads, &Env::restored(&target, &wiki_uploads), Compare::default());
+    assert_same_tree(
+        &wiki_uploads,
+        &Env::restored(&target, &wiki_uploads),
+        Compare::default(),
+    );
 
     // The second run after a change: the cms retention keeps one snapshot, the off-site two.
-    pg.sql("cms", "INSERT INTO notes SELECT i, 'later ' || i FROM generate_series(5001, 5100) AS i;");
+    pg.sql(
+        "cms",
+        "INSERT INTO notes SELECT i, 'later ' || i FROM generate_series(5001, 5100) AS i;",
+    );
     let out = ops.ops(&["run"], &["cms", "--json"]);
     out.ok();
     let run = out.json();
@@ -274,7 +328,9 @@ path = {wiki_db:?}
     );
     assert_eq!(
         get("vault_snapshot_added_bytes", "cms"),
-        cms_status["newest_snapshot"]["bytes_added"].as_f64().unwrap()
+        cms_status["newest_snapshot"]["bytes_added"]
+            .as_f64()
+            .unwrap()
     );
     assert!(get("vault_snapshot_age_seconds", "cms") < 600.0);
 
@@ -282,21 +338,34 @@ path = {wiki_db:?}
     // stay as they were, and status and the textfile say so.
     let before = ops.env.snapshot_ids();
     let config = fs::read_to_string(&ops.config).unwrap();
-    fs::write(&ops.config, config.replace("name = \"cms\"", "name = \"no_such_db\"")).unwrap();
+    fs::write(
+        &ops.config,
+        config.replace("name = \"cms\"", "name = \"no_such_db\""),
+    )
+    .unwrap();
     let out = ops.ops(&["run"], &["cms", "--json"]);
     out.code(1);
     let run = out.json();
     let cms = app(&run, "cms");
     assert_eq!(cms["result"], "failed");
     assert_eq!(cms["failed_step"], "snapshot", "{cms:#}");
-    assert!(step(cms, "snapshot")["message"].as_str().unwrap().contains("no_such_db"), "{cms:#}");
+    assert!(
+        step(cms, "snapshot")["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_db"),
+        "{cms:#}"
+    );
     assert_eq!(step(cms, "forget")["status"], "skipped");
     assert_eq!(step(cms, "copy")["status"], "skipped");
     assert_eq!(ops.env.snapshot_ids(), before);
     let out = ops.ops(&["status"], &[]);
     out.code(3);
     assert!(out.stdout_str().contains("failed"), "{}", out.stdout_str());
-    assert_eq!(metrics(&ops.textfile())[&("vault_last_run_success".into(), "cms".into())], 0.0);
+    assert_eq!(
+        metrics(&ops.textfile())[&("vault_last_run_success".into(), "cms".into())],
+        0.0
+    );
 }
 
 /// Config problems: each names the file, line, column and key, exits 2, and `--json` gives the
@@ -307,22 +376,75 @@ fn config_errors_name_file_line_column_and_key() {
     let app = "[applications.site]\nrepository = \"main\"\npaths = [\"/srv/site\"]\n";
     let lines = ops.repositories().lines().count();
     let cases: [(&str, String, usize, &str, &str); 6] = [
-        ("unknown key", format!("{app}retention = {{ keep_dayly = 7 }}\n"), lines + 4, "applications.site.retention", "keep_dayly"),
-        ("wrong type", "[applications.site]\nrepository = \"main\"\npaths = \"/srv/site\"\n".into(), lines + 3, "applications.site.paths", "expected a sequence"),
-        ("missing repository", "[applications.site]\nrepository = \"mian\"\npaths = [\"/srv\"]\n".into(), lines + 2, "applications.site.repository", "no repository \"mian\""),
-        ("bad schedule", format!("{app}schedule = \"every night\"\n"), lines + 4, "applications.site.schedule", "not a cron expression"),
-        ("bad subset", format!("{app}verify = {{ read_data_subset = \"2/7\" }}\n"), lines + 4, "applications.site.verify", "1/N"),
-        ("empty retention", format!("{app}retention = {{ keep_daily = 0 }}\n"), lines + 1, "applications.site", "would forget every snapshot"),
+        (
+            "unknown key",
+            format!("{app}retention = {{ keep_dayly = 7 }}\n"),
+            lines + 4,
+            "applications.site.retention",
+            "keep_dayly",
+        ),
+        (
+            "wrong type",
+            "[applications.site]\nrepository = \"main\"\npaths = \"/srv/site\"\n".into(),
+            lines + 3,
+            "applications.site.paths",
+            "expected a sequence",
+        ),
+        (
+            "missing repository",
+            "[applications.site]\nrepository = \"mian\"\npaths = [\"/srv\"]\n".into(),
+            lines + 2,
+            "applications.site.repository",
+            "no repository \"mian\"",
+        ),
+        (
+            "bad schedule",
+            format!("{app}schedule = \"every night\"\n"),
+            lines + 4,
+            "applications.site.schedule",
+            "not a cron expression",
+        ),
+        (
+            "bad subset",
+            format!("{app}verify = {{ read_data_subset = \"2/7\" }}\n"),
+            lines + 4,
+            "applications.site.verify",
+            "1/N",
+        ),
+        (
+            "empty retention",
+            format!("{app}retention = {{ keep_daily = 0 }}\n"),
+            lines + 1,
+            "applications.site",
+            "would forget every snapshot",
+        ),
     ];
     for (what, text, line, key, message) in cases {
         ops.write_config(&text);
         let out = ops.ops(&["config", "check"], &[]);
         out.code(2).no_panic();
         let at = format!("{}:{line}:", ops.config.display());
-        assert!(out.stderr.contains(&at), "{what}: want {at}: {}", out.stderr);
-        assert!(out.stderr.contains(key), "{what}: want key {key}: {}", out.stderr);
-        assert!(out.stderr.contains(message), "{what}: want {message:?}: {}", out.stderr);
-        assert_eq!(out.stderr.lines().count(), 1, "{what}: one line: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&at),
+            "{what}: want {at}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(key),
+            "{what}: want key {key}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(message),
+            "{what}: want {message:?}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr.lines().count(),
+            1,
+            "{what}: one line: {}",
+            out.stderr
+        );
         let out = ops.ops(&["config", "check"], &["--json"]);
         out.code(2);
         let v = out.json();
@@ -348,8 +470,17 @@ fn encryption_must_be_stated_never_assumed() {
     .unwrap();
     let out = ops.ops(&["config", "check"], &[]);
     out.code(2);
-    assert!(out.stderr.contains(":1:1: repositories.main: repository \"main\" has no password source"), "{}", out.stderr);
-    assert!(out.stderr.contains("encryption = \"none\""), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(":1:1: repositories.main: repository \"main\" has no password source"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("encryption = \"none\""),
+        "{}",
+        out.stderr
+    );
 
     // The config claims a password for the unencrypted off-site repository.
     fs::write(
@@ -361,7 +492,10 @@ fn encryption_must_be_stated_never_assumed() {
     let out = ops.ops(&["run"], &["--json"]);
     out.code(1);
     let run = out.json();
-    let message = step(app(&run, "site"), "snapshot")["message"].as_str().unwrap().to_string();
+    let message = step(app(&run, "site"), "snapshot")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(message.contains("is not encrypted"), "{message}");
     assert!(ops.offsite_list().is_empty());
 }
@@ -396,7 +530,10 @@ fn a_run_of_an_application_already_running_is_skipped() {
     let first = first.spawn().unwrap();
     let waited = Instant::now();
     while !marker.exists() {
-        assert!(waited.elapsed() < Duration::from_secs(60), "the first run never started its dump");
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the first run never started its dump"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = ops.ops(&["status"], &["--json"]);
@@ -406,7 +543,11 @@ fn a_run_of_an_application_already_running_is_skipped() {
     let run = out.json();
     assert_eq!(app(&run, "slow")["result"], "skipped", "{run:#}");
     let first = first.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let status = ops.ops(&["status"], &["--json"]);
     status.ok();
     let status = status.json();
