@@ -555,3 +555,37 @@ fn a_run_of_an_application_already_running_is_skipped() {
     assert_eq!(app(&status, "slow")["last_run"]["result"], "ok");
     assert_eq!(ops.env.snapshot_ids().len(), 1);
 }
+
+/// Status: an application that never ran, and one whose newest snapshot is older than its
+/// `stale_after`, are reported so (exit 3); the textfile carries the snapshot's age.
+#[test]
+fn status_reports_stale_and_never_run_applications() {
+    let ops = Ops::new();
+    ops.write_config(
+        "[applications.quick]\nrepository = \"main\"\nstale_after = \"2s\"\n\n[[applications.quick.databases]]\nkind = \"command\"\nname = \"db\"\ndump_command = \"echo dump\"\n\n[applications.later]\nrepository = \"main\"\nschedule = \"0 * * * *\"\n\n[[applications.later.databases]]\nkind = \"command\"\nname = \"db\"\ndump_command = \"echo dump\"\n",
+    );
+    ops.ops(&["run"], &["quick"]).ok();
+    let out = ops.ops(&["status"], &["quick", "--json"]);
+    out.ok();
+    assert_eq!(app(&out.json(), "quick")["health"], "ok");
+    let out = ops.ops(&["status"], &["--json"]);
+    out.code(3);
+    let status = out.json();
+    assert_eq!(status["healthy"], false);
+    assert_eq!(app(&status, "later")["health"], "never_run");
+    assert_eq!(app(&status, "later")["stale_after_secs"], 2 * 3600);
+    std::thread::sleep(Duration::from_secs(3));
+    let out = ops.ops(&["status"], &["quick", "--json"]);
+    out.code(3);
+    let quick = out.json();
+    let quick = app(&quick, "quick");
+    assert_eq!(quick["health"], "stale", "{quick:#}");
+    assert!(quick["newest_snapshot"]["age_secs"].as_u64().unwrap() >= 2);
+    let out = ops.ops(&["status"], &["nosuch"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("no application \"nosuch\""),
+        "{}",
+        out.stderr
+    );
+}

@@ -450,3 +450,32 @@ fn key_at(text: &str, offset: usize) -> String {
         (false, false) => format!("{header}.{key}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_keys_of_problems() {
+        let text = "[repositories.main]\nlocation = \"/r\"\nencryption = \"none\"\n\n[applications.cms]\nrepository = \"main\"\npaths = [\"/srv\"]\nretention = { keep_dayly = 7 }\n";
+        let error = parse(Path::new("vault.toml"), text).unwrap_err();
+        assert_eq!(
+            (error.line, error.key.as_str()),
+            (8, "applications.cms.retention")
+        );
+        assert!(error.message.contains("keep_dayly"), "{error}");
+        assert!(error.column > 1);
+        assert!(error.to_string().starts_with("vault.toml:8:"), "{error}");
+    }
+
+    #[test]
+    fn durations_subsets_and_schedules() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("0h").is_err());
+        assert_eq!(parse_read_subset("1/7"), Ok(ReadSubset::Cycle(7)));
+        assert!(parse_read_subset("2/7").is_err());
+        assert!(parse_schedule("30 2 * * *").is_ok());
+        assert!(parse_schedule("nightly").is_err());
+    }
+}
