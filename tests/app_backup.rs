@@ -24,7 +24,7 @@ use crate::util::*;
 
 /// [`crate::util::required`] with the Debian packages this file's tests need.
 #[track_caller]
-fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
+pub(crate) fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
     crate::util::required(what, "apt-get install postgresql sqlite3", found)
 }
 
@@ -39,7 +39,7 @@ fn sh_path(p: &Path) -> String {
 
 /// Output of a helper program (not vault), asserting success.
 #[track_caller]
-fn run_ok(mut cmd: Command) -> Vec<u8> {
+pub(crate) fn run_ok(mut cmd: Command) -> Vec<u8> {
     let cmdline = cmdline_of(&cmd);
     let out = cmd
         .stdin(Stdio::null())
@@ -57,7 +57,7 @@ fn run_ok(mut cmd: Command) -> Vec<u8> {
 
 /// Runs `cmd` with `input` on its stdin, asserting success; returns stdout.
 #[track_caller]
-fn run_with_input(mut cmd: Command, input: &[u8]) -> Vec<u8> {
+pub(crate) fn run_with_input(mut cmd: Command, input: &[u8]) -> Vec<u8> {
     let cmdline = cmdline_of(&cmd);
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -82,7 +82,7 @@ fn run_with_input(mut cmd: Command, input: &[u8]) -> Vec<u8> {
 
 /// `vault dump SNAPSHOT PATH`, fully read (the dumps here are tens of MiB at most).
 #[track_caller]
-fn vault_dump(env: &Env, snapshot: &str, path: &str) -> Vec<u8> {
+pub(crate) fn vault_dump(env: &Env, snapshot: &str, path: &str) -> Vec<u8> {
     let out = env.run(["dump", snapshot, path]);
     out.ok();
     out.stdout
@@ -120,7 +120,7 @@ fn pipe_dump_into(env: &Env, snapshot: &str, path: &str, mut consumer: Command) 
 /// Asserts two texts are equal; on a difference, names the first differing line rather than
 /// printing tens of MiB.
 #[track_caller]
-fn assert_same_text(what: &str, want: &[u8], got: &[u8]) {
+pub(crate) fn assert_same_text(what: &str, want: &[u8], got: &[u8]) {
     if want == got {
         return;
     }
@@ -228,20 +228,20 @@ fn free_loopback_port() -> u16 {
 
 /// A PostgreSQL cluster in a test's temp dir, listening on 127.0.0.1 only (trust auth) with
 /// its socket in the temp dir too. Dropping it stops the server, also when the test panics.
-struct PgCluster {
-    bin: PathBuf,
+pub(crate) struct PgCluster {
+    pub(crate) bin: PathBuf,
     /// `<tmp>/pg`, owned by the server's user.
     base: PathBuf,
     data: PathBuf,
     log: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     /// Run the server programs as `postgres` (we are root).
     as_postgres: bool,
 }
 
 impl PgCluster {
     /// `None` when PostgreSQL is missing outside CI (see [`required`]).
-    fn start(env: &Env) -> Option<PgCluster> {
+    pub(crate) fn start(env: &Env) -> Option<PgCluster> {
         let bin = required(
             "PostgreSQL (initdb, pg_ctl, postgres, pg_dump, psql)",
             postgres_bindir(),
@@ -365,7 +365,7 @@ impl PgCluster {
         )
     }
 
-    fn pg_dump(&self, db: &str) -> Vec<u8> {
+    pub(crate) fn pg_dump(&self, db: &str) -> Vec<u8> {
         let mut cmd = self.client("pg_dump");
         cmd.arg(db);
         run_ok(cmd)
@@ -379,7 +379,7 @@ impl PgCluster {
 
     /// Runs SQL, stopping at the first error; returns unaligned, tuples-only output.
     #[track_caller]
-    fn sql(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn sql(&self, db: &str, sql: &str) -> String {
         let mut cmd = self.psql_cmd(db);
         cmd.args(["-A", "-t"]);
         String::from_utf8(run_with_input(cmd, sql.as_bytes())).unwrap()
@@ -416,7 +416,7 @@ impl Drop for PgCluster {
 /// `\restrict KEY` / `\unrestrict KEY` (a random key per run, added by the August 2025 minor
 /// releases, e.g. 15.14 and 17.6) and the `-- Started on` / `-- Completed on` timestamp comments
 /// (verbose mode). Returns the text and how many lines were dropped.
-fn normalize_pg_dump(dump: &[u8]) -> (Vec<u8>, usize) {
+pub(crate) fn normalize_pg_dump(dump: &[u8]) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(dump.len());
     let mut dropped = 0;
     for line in dump.split_inclusive(|&b| b == b'\n') {
@@ -435,7 +435,7 @@ fn normalize_pg_dump(dump: &[u8]) -> (Vec<u8>, usize) {
 
 /// Asserts two pg_dump outputs are equal but for the lines [`normalize_pg_dump`] drops.
 #[track_caller]
-fn assert_same_pg_dump(what: &str, want: &[u8], got: &[u8]) {
+pub(crate) fn assert_same_pg_dump(what: &str, want: &[u8], got: &[u8]) {
     let (w, _) = normalize_pg_dump(want);
     let (g, _) = normalize_pg_dump(got);
     assert_same_text(what, &w, &g);
@@ -810,13 +810,13 @@ INSERT INTO notes (author, title, body, score, created)
 SELECT 1 + i % 500, 'new note ' || i, 'fresh', 0, datetime(1700000000 + i, 'unixepoch') FROM n;
 ";
 
-fn sqlite(sqlite3: &Path, db: &Path, sql: &str) -> Vec<u8> {
+pub(crate) fn sqlite(sqlite3: &Path, db: &Path, sql: &str) -> Vec<u8> {
     let mut cmd = Command::new(sqlite3);
     cmd.arg("-bail").arg(db);
     run_with_input(cmd, sql.as_bytes())
 }
 
-fn sqlite_dump(sqlite3: &Path, db: &Path) -> Vec<u8> {
+pub(crate) fn sqlite_dump(sqlite3: &Path, db: &Path) -> Vec<u8> {
     let mut cmd = Command::new(sqlite3);
     cmd.arg(db).arg(".dump");
     run_ok(cmd)

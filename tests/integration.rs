@@ -14,6 +14,7 @@ mod errors;
 mod export;
 mod hostile;
 mod mount;
+mod ops;
 mod reliability;
 mod remote;
 mod restore_bulk;

@@ -351,4 +351,85 @@ fn mount_report_matches_the_readme() {
         mount.report["mountpoint"].as_str().unwrap(),
         mount.mountpoint.canonicalize().unwrap().to_str().unwrap()
     );
+fn ops_commands_match_the_readme() {
+    let env = Env::init();
+    let offsite = env.path("offsite");
+    env.run([
+        "init",
+        "--encryption",
+        "none",
+        "--repo",
+        offsite.to_str().unwrap(),
+    ])
+    .ok();
+    fs::create_dir_all(env.path("site")).unwrap();
+    fs::write(env.path("site/index.html"), "<h1>hello</h1>").unwrap();
+    let config = env.path("vault.toml");
+    let state = env.path("state");
+    let text = format!(
+        r#"[repositories.main]
+location = {:?}
+encryption = "none"
+
+[repositories.offsite]
+location = {offsite:?}
+encryption = "none"
+
+[applications.site]
+repository = "main"
+paths = [{:?}]
+schedule = "0 3 * * *"
+retention = {{ keep_last = 1 }}
+prune = {{ every = "1d" }}
+verify = {{ read_data_subset = "1/2" }}
+copy_to = [{{ repository = "offsite" }}]
+
+[[applications.site.databases]]
+kind = "command"
+name = "db"
+dump_command = "echo 'CREATE TABLE t (a int);'"
+"#,
+        env.repo,
+        env.path("site"),
+    );
+    fs::write(&config, &text).unwrap();
+    let ops = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--json");
+        crate::util::run_cmd(cmd)
+    };
+    let out = ops(&["config", "check"]);
+    out.ok();
+    check("config check", &out.json(), &[("vault config check", "")]);
+    let out = ops(&["run"]);
+    out.ok();
+    let run = out.json();
+    check(
+        "run",
+        &run,
+        &[("vault run", ""), ("Run step object", "apps[].steps[].")],
+    );
+    assert_eq!(
+        run["apps"][0]["steps"][0]["snapshot"]["files"], 2,
+        "{run:#}"
+    );
+    let out = ops(&["status"]);
+    out.ok();
+    let status = out.json();
+    check("status", &status, &[("vault status", "")]);
+    assert_eq!(status["apps"][0]["verify"]["slices_done"], 1, "{status:#}");
+    fs::write(&config, text.replace("keep_last = 1", "keep_lats = 1")).unwrap();
+    let out = ops(&["config", "check"]);
+    out.code(2);
+    let invalid = out.json();
+    check(
+        "config check, invalid",
+        &invalid,
+        &[("vault config check", "")],
+    );
+    assert_eq!(invalid["error"]["line"], 13, "{invalid:#}");
 }

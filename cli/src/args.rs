@@ -107,6 +107,13 @@ pub enum Command {
     Stats(StatsArgs),
     /// Show snapshots as a read-only filesystem (FUSE) until unmounted
     Mount(MountArgs),
+    /// Check the operations config file (vault.toml: repositories and applications)
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run applications' backup jobs from the config: dumps and paths, forget, prune, copy, verify
+    Run(RunArgs),
+    /// Show each application's last run, snapshot age and verify cycle, from recorded state
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -543,4 +550,51 @@ pub struct MountArgs {
     pub cache_size: u32,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
+}
+
+/// Where the operations config and state are.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    /// The config file [default: $VAULT_CONFIG, else ~/.config/vault/vault.toml, else
+    /// /etc/vault/vault.toml]
+    #[arg(long, env = "VAULT_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where run history and status are kept [default: $XDG_STATE_HOME/vault; for root
+    /// /var/lib/vault; else ~/.local/state/vault]
+    #[arg(long, env = "VAULT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file; a problem is reported with its file, line, column and key
+    /// (exit 2)
+    Check {
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Repositories come from the config only (never --repo / VAULT_REPO). Exit codes: 0 every job succeeded, 1 a step of some job failed (see its report), 2 the config is wrong, 4 a job was skipped because the same application's job was running."
+)]
+pub struct RunArgs {
+    /// Applications to run, in this order [default: every application in the config]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every application is healthy, 3 one's last run failed, its newest snapshot is stale, or it never ran, 2 the config is wrong."
+)]
+pub struct StatusArgs {
+    /// Applications to show [default: every application in the config]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }

@@ -34,6 +34,7 @@ pub mod limits;
 pub mod meta;
 #[cfg(feature = "mount")]
 pub mod mount;
+pub mod ops;
 pub mod progress;
 pub mod prune;
 pub mod repo;

@@ -305,6 +305,9 @@ impl JsonReport for crate::verify::VerifyOutcome<'_> {}
 impl JsonReport for crate::forget::ForgetReport {}
 impl JsonReport for crate::prune::PruneReport {}
 impl JsonReport for crate::copy::CopyReport {}
+impl JsonReport for crate::ops::check::ConfigCheckReport {}
+impl JsonReport for crate::ops::RunReport {}
+impl JsonReport for crate::ops::StatusReport {}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus opening the repository the global options name.
 
+mod config;
 mod copy;
 mod dump;
 pub mod export;
@@ -12,7 +13,9 @@ mod marks;
 mod mount;
 mod prune;
 mod restore;
+mod run;
 mod snapshot;
+mod status;
 mod verify;
 
 mod diff;
@@ -53,6 +56,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Diff(args) => diff::run(cli, args),
         Command::Stats(args) => stats::run(cli, args),
         Command::Mount(args) => mount::run(cli, args),
+        Command::Config(command) => config::run(cli, command),
+        Command::Run(args) => run::run(cli, args),
+        Command::Status(args) => status::run(cli, args),
     }
 }
 

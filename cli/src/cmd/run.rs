@@ -1,0 +1,65 @@
+//! `vault run [APP…]`: the applications' jobs from the config.
+
+use anyhow::Result;
+use vault_engine::ops::run::{self, RunResult, StepStatus};
+use vault_engine::ops::RunOptions;
+
+use crate::args::{Cli, RunArgs};
+use crate::exit;
+use crate::output::{self, outln};
+use crate::progress::Display;
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
+    let config = super::config::load(&args.ops)?;
+    let options = RunOptions {
+        apps: args.apps.clone(),
+        cache_root: super::cache_root(cli)?,
+        remote: super::remote_options(cli)?,
+        state: super::config::state_dir(&args.ops)?,
+    };
+    let display = Display::new(cli.quiet || cli.json, "running");
+    let result = run::run(&config, &options, &display);
+    display.finish();
+    let report = result?;
+    if cli.json {
+        output::print_report(&report)?;
+    } else {
+        for app in &report.apps {
+            let result = match app.result {
+                RunResult::Ok => "ok",
+                RunResult::Failed => "FAILED",
+                RunResult::Skipped => "skipped",
+            };
+            if cli.quiet && app.result == RunResult::Ok {
+                continue;
+            }
+            outln!(
+                "{}: {result} in {:.1}s: {}",
+                app.app,
+                app.duration_secs,
+                app.message
+            )?;
+            for step in &app.steps {
+                let status = match step.status {
+                    StepStatus::Ok => "ok",
+                    StepStatus::Failed => "FAILED",
+                    StepStatus::Skipped => "skipped",
+                };
+                outln!(
+                    "  {:<12} {:<8} {:<8} {}",
+                    step.step,
+                    step.repository,
+                    status,
+                    step.message
+                )?;
+            }
+        }
+    }
+    Ok(if report.failed() {
+        exit::ERROR
+    } else if report.skipped() {
+        exit::BUSY
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,788 @@
+//! `vault run`: an application's whole job, in order, through the engine's own operations.
+//!
+//! ```text
+//! lock app (skip if running) -> lock repository (wait) -> open
+//!   -> snapshot (database dumps as command streams, then the paths; label app=NAME)
+//!   -> forget (the app's retention)   -> prune (when due)
+//!   -> copy to each off-site repository -> forget there (its retention)
+//!   -> verify (the next slice of the cycle)
+//! -> history line, summary, metrics textfile
+//! ```
+//! Dependencies between steps: forget and copy need the snapshot; prune needs the forget; the
+//! off-site forget needs its copy. A failed step skips the steps that need it (reported as
+//! `skipped`, with the step that failed); verify needs nothing and always runs once the
+//! repository is open. Nothing a failed step did is undone, and nothing it did not reach is
+//! touched: a failed dump commits no snapshot (the snapshot pipeline's rule), so earlier
+//! snapshots stay as they were.
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::config::{
+    parse_duration, parse_read_subset, ApplicationConfig, LabelSource, LoadedConfig, ReadSubset,
+    RetentionConfig,
+};
+use super::databases;
+use super::state::{AppState, SnapshotRecord, StateDir, VerifyState};
+use crate::copy;
+use crate::error::{Error, Result};
+use crate::forget::{self, ForgetOptions};
+use crate::progress::Progress;
+use crate::prune::{self, PruneOptions};
+use crate::repo::{Repository, SnapshotFilter};
+use crate::retention::GroupKey;
+use crate::snapshot::{self, OwnDir, SnapshotOptions, StreamSource};
+use crate::storage::{self, Location, ObjectKind, RemoteOptions};
+use crate::verify::{self, ReadData, VerifyOptions};
+
+/// How `vault run` reaches repositories and keeps its state.
+pub struct RunOptions {
+    /// Applications to run, in this order; empty: every application, in name order.
+    pub apps: Vec<String>,
+    pub cache_root: std::path::PathBuf,
+    /// Remote settings; a repository's `connections` overrides its own.
+    pub remote: RemoteOptions,
+    pub state: StateDir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Ok,
+    Failed,
+    /// Not run: not due, or a step it needs failed.
+    Skipped,
+}
+
+/// One step of an application's job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// `snapshot`, `forget`, `prune`, `copy`, `forget-copy`, `verify`.
+    pub step: String,
+    /// The repository the step worked on (config name).
+    pub repository: String,
+    pub status: StepStatus,
+    /// One line: what it did, why it failed, or why it was skipped.
+    pub message: String,
+    pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRecord>,
+    /// Snapshots forgotten (forget), copied (copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<u64>,
+    /// Bytes freed (prune), stored (copy), read (verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    Ok,
+    Failed,
+    /// Not run: a job of the same application was running.
+    Skipped,
+}
+
+/// One application's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRunReport {
+    pub app: String,
+    pub repository: String,
+    /// RFC 3339.
+    pub started: String,
+    pub duration_secs: f64,
+    pub result: RunResult,
+    /// The first step that failed.
+    pub failed_step: Option<String>,
+    pub message: String,
+    pub steps: Vec<StepReport>,
+}
+
+/// What `vault run` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub config: String,
+    pub state_dir: String,
+    pub apps: Vec<AppRunReport>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> bool {
+        self.apps.iter().any(|a| a.result == RunResult::Failed)
+    }
+    pub fn skipped(&self) -> bool {
+        self.apps.iter().any(|a| a.result == RunResult::Skipped)
+    }
+}
+
+/// The applications `names` selects (all when empty); an unknown name is a usage error.
+pub fn select_apps(config: &LoadedConfig, names: &[String]) -> Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(config.config.applications.keys().cloned().collect());
+    }
+    for name in names {
+        if config.application(name).is_none() {
+            return Err(Error::invalid(
+                "vault run",
+                format!(
+                    "no application {name:?} in {}; defined: {}",
+                    config.file.display(),
+                    config
+                        .config
+                        .applications
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(names.to_vec())
+}
+
+/// Runs the selected applications one after another, recording each run.
+pub fn run(
+    config: &LoadedConfig,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
+    let apps = select_apps(config, &options.apps)?;
+    let mut report = RunReport {
+        config: config.file.display().to_string(),
+        state_dir: options.state.root().display().to_string(),
+        apps: Vec::new(),
+    };
+    for app in apps {
+        let Some(_lock) = options.state.try_lock_app(&app)? else {
+            report.apps.push(AppRunReport {
+                app: app.clone(),
+                repository: config
+                    .application(&app)
+                    .expect("selected")
+                    .repository
+                    .get_ref()
+                    .clone(),
+                started: Timestamp::now().to_string(),
+                duration_secs: 0.0,
+                result: RunResult::Skipped,
+                failed_step: None,
+                message: format!("a job of {app:?} is running already; this run was skipped"),
+                steps: Vec::new(),
+            });
+            continue;
+        };
+        let mut job = Job::new(config, options, &app, progress)?;
+        job.run_steps();
+        let app_report = job.finish()?;
+        report.apps.push(app_report);
+        if let Some(textfile) = &config.config.metrics.textfile {
+            super::metrics::write(config, &options.state, textfile)?;
+        }
+    }
+    Ok(report)
+}
+
+/// One application's job in progress.
+struct Job<'a> {
+    config: &'a LoadedConfig,
+    options: &'a RunOptions,
+    name: &'a str,
+    app: &'a ApplicationConfig,
+    progress: &'a dyn Progress,
+    state: AppState,
+    started: Timestamp,
+    clock: Instant,
+    steps: Vec<StepReport>,
+    repo: Option<Repository>,
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        config: &'a LoadedConfig,
+        options: &'a RunOptions,
+        name: &'a str,
+        progress: &'a dyn Progress,
+    ) -> Result<Job<'a>> {
+        let app = config.application(name).expect("selected");
+        let mut state = options.state.read_summary(name)?.unwrap_or_default();
+        state.app = name.to_string();
+        state.repository = app.repository.get_ref().clone();
+        Ok(Job {
+            config,
+            options,
+            name,
+            app,
+            progress,
+            state,
+            started: Timestamp::now(),
+            clock: Instant::now(),
+            steps: Vec::new(),
+            repo: None,
+        })
+    }
+
+    fn repository_name(&self) -> String {
+        self.app.repository.get_ref().clone()
+    }
+
+    fn record(
+        &mut self,
+        step: &str,
+        repository: &str,
+        started: Instant,
+        outcome: std::result::Result<StepReport, String>,
+    ) -> bool {
+        let mut report = outcome.unwrap_or_else(|message| StepReport {
+            step: step.into(),
+            repository: repository.into(),
+            status: StepStatus::Failed,
+            message,
+            duration_secs: 0.0,
+            snapshot: None,
+            snapshots: None,
+            bytes: None,
+        });
+        report.duration_secs = started.elapsed().as_secs_f64();
+        let ok = report.status == StepStatus::Ok;
+        self.steps.push(report);
+        ok
+    }
+
+    fn skip(&mut self, step: &str, repository: &str, message: String) {
+        self.steps.push(StepReport {
+            step: step.into(),
+            repository: repository.into(),
+            status: StepStatus::Skipped,
+            message,
+            duration_secs: 0.0,
+            snapshot: None,
+            snapshots: None,
+            bytes: None,
+        });
+    }
+
+    /// Runs every step in order, skipping those whose input failed.
+    fn run_steps(&mut self) {
+        let repository = self.repository_name();
+        let location = self.config.repository(&repository).location.clone();
+        let _repo_lock = match self.options.state.lock_repository(&location) {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.record("snapshot", &repository, Instant::now(), Err(e.to_string()));
+                return;
+            }
+        };
+        let started = Instant::now();
+        match open(self.config, &repository, self.options) {
+            Ok(repo) => self.repo = Some(repo),
+            Err(e) => {
+                self.record("snapshot", &repository, started, Err(e));
+                return;
+            }
+        }
+        let snapshot_ok = self.snapshot_step();
+        let forget_ok = if snapshot_ok {
+            self.forget_step()
+        } else {
+            self.skip(
+                "forget",
+                &repository,
+                "skipped: the snapshot step failed".into(),
+            );
+            false
+        };
+        if self.app.prune.is_some() {
+            if forget_ok {
+                self.prune_step();
+            } else {
+                self.skip(
+                    "prune",
+                    &repository,
+                    "skipped: the snapshot or forget step failed".into(),
+                );
+            }
+        }
+        for index in 0..self.app.copy_to.len() {
+            let target = self.app.copy_to[index].repository.get_ref().clone();
+            if snapshot_ok {
+                self.copy_step(index);
+            } else {
+                self.skip("copy", &target, "skipped: the snapshot step failed".into());
+            }
+        }
+        if self.app.verify.is_some() {
+            self.verify_step();
+        }
+    }
+
+    fn repo(&self) -> &Repository {
+        self.repo.as_ref().expect("opened before the steps")
+    }
+
+    fn snapshot_step(&mut self) -> bool {
+        let started = Instant::now();
+        let outcome = self.take_snapshot();
+        let repository = self.repository_name();
+        self.record("snapshot", &repository, started, outcome)
+    }
+
+    fn take_snapshot(&mut self) -> std::result::Result<StepReport, String> {
+        let timeout = self
+            .app
+            .dump_timeout
+            .as_ref()
+            .map(|d| parse_duration(d.get_ref()))
+            .transpose()?;
+        let mut streams = Vec::new();
+        for database in &self.app.databases {
+            let dump = databases::dump(database)?;
+            streams.push(StreamSource::command(dump.stored_as, dump.command, timeout));
+        }
+        let mut labels = vec![("app".to_string(), self.name.to_string())];
+        for (key, source) in &self.app.labels {
+            labels.push((key.clone(), label_value(key, source)?));
+        }
+        let mut own_dirs = vec![OwnDir {
+            what: "cache",
+            path: self.options.cache_root.clone(),
+        }];
+        let repository = self.repository_name();
+        if let Ok(Location::Local(path)) =
+            Location::parse(&self.config.repository(&repository).location)
+        {
+            own_dirs.push(OwnDir {
+                what: "repository",
+                path,
+            });
+        }
+        let options = SnapshotOptions {
+            streams,
+            paths: self.app.paths.clone(),
+            labels,
+            excludes: self.app.excludes.clone(),
+            own_dirs,
+            ..Default::default()
+        };
+        let report =
+            snapshot::run(self.repo(), options, self.progress).map_err(|e| e.to_string())?;
+        let summary = &report.manifest.summary;
+        let record = SnapshotRecord {
+            id: report.id.to_hex(),
+            time: report.manifest.time.clone(),
+            bytes_added: summary.bytes_added,
+            files: summary.files,
+        };
+        if !report.manifest.complete {
+            let first = summary
+                .errors
+                .first()
+                .map(|p| format!(": {}: {}", p.path, p.reason))
+                .unwrap_or_default();
+            return Err(format!(
+                "snapshot {} was saved INCOMPLETE with {} source problem(s){first}",
+                report.id.short(),
+                summary.errors.len()
+            ));
+        }
+        self.state.newest_snapshot = Some(record.clone());
+        Ok(StepReport {
+            step: "snapshot".into(),
+            repository,
+            status: StepStatus::Ok,
+            message: format!(
+                "snapshot {} saved: {} files, {} database dump(s), {} bytes added",
+                report.id.short(),
+                summary.files,
+                self.app.databases.len(),
+                summary.bytes_added
+            ),
+            duration_secs: 0.0,
+            snapshot: Some(record),
+            snapshots: None,
+            bytes: Some(summary.bytes_added),
+        })
+    }
+
+    fn forget_step(&mut self) -> bool {
+        let repository = self.repository_name();
+        let Some(retention) = self.app.retention.clone() else {
+            self.skip(
+                "forget",
+                &repository,
+                "no retention configured: every snapshot is kept".into(),
+            );
+            return true;
+        };
+        let started = Instant::now();
+        let outcome = apply_retention(self.repo(), self.name, &retention).map(|forgotten| {
+            ok_step(
+                "forget",
+                &repository,
+                format!("{forgotten} snapshot(s) forgotten"),
+                Some(forgotten),
+                None,
+            )
+        });
+        self.record("forget", &repository, started, outcome)
+    }
+
+    fn prune_step(&mut self) {
+        let repository = self.repository_name();
+        let config = self.app.prune.clone().expect("prune configured");
+        let every = config
+            .every
+            .as_ref()
+            .and_then(|e| parse_duration(e.get_ref()).ok());
+        let last: Option<Timestamp> = self
+            .state
+            .last_prune
+            .as_deref()
+            .and_then(|t| t.parse().ok());
+        if let (Some(every), Some(last)) = (every, last) {
+            let due = last + jiff::SignedDuration::try_from(every).unwrap_or_default();
+            if Timestamp::now() < due {
+                self.skip(
+                    "prune",
+                    &repository,
+                    format!(
+                        "not due until {due} (every {})",
+                        config.every.as_ref().expect("set").get_ref()
+                    ),
+                );
+                return;
+            }
+        }
+        let started = Instant::now();
+        let options = PruneOptions {
+            max_unused: config
+                .max_unused
+                .unwrap_or(PruneOptions::default().max_unused),
+            ..PruneOptions::default()
+        };
+        let outcome = prune::run(self.repo(), &options, self.progress)
+            .map_err(|e| e.to_string())
+            .map(|r| {
+                ok_step(
+                    "prune",
+                    &repository,
+                    format!(
+                        "{} snapshot(s) deleted, {} pack(s) deleted, {} bytes freed",
+                        r.snapshots_deleted,
+                        r.packs_deleted + r.packs_repacked,
+                        r.bytes_freed
+                    ),
+                    Some(r.snapshots_deleted),
+                    Some(r.bytes_freed),
+                )
+            });
+        if self.record("prune", &repository, started, outcome) {
+            self.state.last_prune = Some(Timestamp::now().to_string());
+        }
+    }
+
+    fn copy_step(&mut self, index: usize) {
+        let target = self.app.copy_to[index].clone();
+        let name = target.repository.get_ref().clone();
+        let started = Instant::now();
+        let outcome = open(self.config, &name, self.options).and_then(|dest| {
+            let copied = copy_new_snapshots(self.repo(), &dest, self.name, self.progress)?;
+            Ok((dest, copied))
+        });
+        let (dest, report) = match outcome {
+            Ok(pair) => pair,
+            Err(e) => {
+                self.record("copy", &name, started, Err(e));
+                self.skip("forget-copy", &name, "skipped: the copy step failed".into());
+                return;
+            }
+        };
+        self.record(
+            "copy",
+            &name,
+            started,
+            Ok(ok_step(
+                "copy",
+                &name,
+                format!(
+                    "{} snapshot(s) copied, {} bytes stored",
+                    report.copied.len(),
+                    report.bytes_stored
+                ),
+                Some(report.copied.len() as u64),
+                Some(report.bytes_stored),
+            )),
+        );
+        let Some(retention) = target
+            .retention
+            .clone()
+            .or_else(|| self.app.retention.clone())
+        else {
+            self.skip(
+                "forget-copy",
+                &name,
+                "no retention configured: every copy is kept".into(),
+            );
+            return;
+        };
+        let started = Instant::now();
+        let outcome = apply_retention(&dest, self.name, &retention).map(|n| {
+            ok_step(
+                "forget-copy",
+                &name,
+                format!("{n} snapshot(s) forgotten"),
+                Some(n),
+                None,
+            )
+        });
+        self.record("forget-copy", &name, started, outcome);
+    }
+
+    fn verify_step(&mut self) {
+        let repository = self.repository_name();
+        let config = self.app.verify.clone().expect("verify configured");
+        let subset =
+            parse_read_subset(config.read_data_subset.get_ref()).unwrap_or(ReadSubset::None);
+        let mut cycle = self.state.verify.clone().unwrap_or_default();
+        let slices = match subset {
+            ReadSubset::None => 0,
+            ReadSubset::All => 1,
+            ReadSubset::Cycle(n) => n,
+        };
+        if cycle.slices != slices || cycle.next_slice == 0 || cycle.next_slice > slices.max(1) {
+            cycle = VerifyState {
+                slices,
+                next_slice: 1,
+                ..VerifyState::default()
+            };
+        }
+        let read_data = match subset {
+            ReadSubset::None => ReadData::None,
+            ReadSubset::All => ReadData::All,
+            ReadSubset::Cycle(m) => ReadData::Slice {
+                n: cycle.next_slice,
+                m,
+            },
+        };
+        let started = Instant::now();
+        let options = VerifyOptions {
+            read_data,
+            snapshot: None,
+        };
+        let outcome = verify::run(self.repo(), &options, self.progress);
+        let now = Timestamp::now().to_string();
+        let outcome = outcome.map_err(|e| e.to_string()).and_then(|report| {
+            cycle.last_time = Some(now.clone());
+            cycle.last_clean = Some(report.is_clean());
+            if slices > 0 {
+                cycle.slices_done += 1;
+                cycle.next_slice = cycle.next_slice % slices + 1;
+                if cycle.slices_done >= slices {
+                    cycle.last_cycle_completed = Some(now.clone());
+                    cycle.slices_done = 0;
+                }
+            }
+            let what = match read_data {
+                ReadData::Slice { n, m } => format!("slice {n}/{m} of the packs read"),
+                ReadData::All => "every pack read".into(),
+                _ => "structure checked, no pack data read".into(),
+            };
+            if report.is_clean() {
+                Ok(ok_step("verify", &repository, format!("{what}: no problem ({} bytes read)", report.bytes_read), None, Some(report.bytes_read)))
+            } else {
+                let first = report.problems.first().map(|p| format!(": {}", p.detail)).unwrap_or_default();
+                Err(format!("{what}: {} problem(s){first}; run `vault verify` on this repository for the details", report.problems.len()))
+            }
+        });
+        self.state.verify = Some(cycle);
+        self.record("verify", &repository, started, outcome);
+    }
+
+    /// Records the run (history line, then the summary) and returns its report.
+    fn finish(mut self) -> Result<AppRunReport> {
+        let failed = self.steps.iter().find(|s| s.status == StepStatus::Failed);
+        let result = if failed.is_some() {
+            RunResult::Failed
+        } else {
+            RunResult::Ok
+        };
+        let message = match failed {
+            Some(step) => format!("step {} failed: {}", step.step, step.message),
+            None => format!(
+                "{} step(s) done",
+                self.steps
+                    .iter()
+                    .filter(|s| s.status == StepStatus::Ok)
+                    .count()
+            ),
+        };
+        let report = AppRunReport {
+            app: self.name.to_string(),
+            repository: self.repository_name(),
+            started: self.started.to_string(),
+            duration_secs: self.clock.elapsed().as_secs_f64(),
+            result,
+            failed_step: failed.map(|s| s.step.clone()),
+            message,
+            steps: self.steps.clone(),
+        };
+        if result == RunResult::Ok {
+            self.state.last_success = Some(self.started.to_string());
+        }
+        if let Some(repo) = &self.repo {
+            if let Ok(packs) = repo.backend().list(ObjectKind::Pack) {
+                self.state.repository_size_bytes = Some(packs.iter().map(|p| p.size).sum());
+            }
+        }
+        self.state.last_run = Some(report.clone());
+        self.options.state.append_history(&report)?;
+        self.options.state.write_summary(&self.state)?;
+        Ok(report)
+    }
+}
+
+fn ok_step(
+    step: &str,
+    repository: &str,
+    message: String,
+    snapshots: Option<u64>,
+    bytes: Option<u64>,
+) -> StepReport {
+    StepReport {
+        step: step.into(),
+        repository: repository.into(),
+        status: StepStatus::Ok,
+        message,
+        duration_secs: 0.0,
+        snapshot: None,
+        snapshots,
+        bytes,
+    }
+}
+
+/// Opens the configured repository `name`: its own password source, and never a password for
+/// a repository that turns out not to be encrypted (the config would be wrong about it).
+pub fn open(
+    config: &LoadedConfig,
+    name: &str,
+    options: &RunOptions,
+) -> std::result::Result<Repository, String> {
+    let r = config.repository(name);
+    let context = |e: Error| format!("repository {name:?} ({}): {e}", r.location);
+    let location = Location::parse(&r.location).map_err(context)?;
+    let mut remote = options.remote.clone();
+    if let Some(connections) = r.connections {
+        remote.connections = connections.into();
+    }
+    let backend = storage::open(&location, &remote).map_err(context)?;
+    let source = r.password_source();
+    let password = || {
+        match &source {
+        Some(source) => source.read().map_err(|reason| Error::Password {
+            source_name: format!("repository {name:?}"),
+            reason,
+        }),
+        None => Err(Error::invalid(
+            "encryption",
+            format!("the repository is encrypted but the config says encryption = \"none\"; give [repositories.{name}] a password_file, password_command or password_env"),
+        )),
+    }
+    };
+    let repo = Repository::unlock(backend, &options.cache_root, &password).map_err(context)?;
+    if source.is_some() && !repo.encryption().is_on() {
+        return Err(format!(
+            "repository {name:?} ({}) is not encrypted, but the config gives it a password source; if that is intended, state encryption = \"none\" and remove the password source, else point location at the encrypted repository",
+            r.location
+        ));
+    }
+    Ok(repo)
+}
+
+fn label_value(key: &str, source: &LabelSource) -> std::result::Result<String, String> {
+    let first_line = |text: &str| text.lines().next().unwrap_or("").trim().to_string();
+    let value = match source {
+        LabelSource::Text(text) => text.clone(),
+        LabelSource::File { file } => std::fs::read_to_string(file)
+            .map(|t| first_line(&t))
+            .map_err(|e| format!("label {key:?}: {}: {e}", file.display()))?,
+        LabelSource::Command { command } => {
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("label {key:?}: cannot run {command:?}: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "label {key:?}: command {command:?} failed ({})",
+                    output.status
+                ));
+            }
+            first_line(&String::from_utf8_lossy(&output.stdout))
+        }
+    };
+    if value.is_empty() {
+        return Err(format!(
+            "label {key:?} came out empty; fix its command or file"
+        ));
+    }
+    Ok(value)
+}
+
+fn app_filter(app: &str) -> SnapshotFilter {
+    SnapshotFilter {
+        labels: vec![("app".into(), app.into())],
+        ..SnapshotFilter::default()
+    }
+}
+
+/// Forgets the application's snapshots in `repo` that `retention` does not keep.
+fn apply_retention(
+    repo: &Repository,
+    app: &str,
+    retention: &RetentionConfig,
+) -> std::result::Result<u64, String> {
+    let options = ForgetOptions {
+        policy: retention.policy(),
+        group_by: vec![GroupKey::Host, GroupKey::Label("app".into())],
+        time_zone: jiff::tz::TimeZone::system(),
+        filter: app_filter(app),
+        snapshots: Vec::new(),
+        dry_run: false,
+    };
+    forget::run(repo, &options)
+        .map(|r| r.forgotten.len() as u64)
+        .map_err(|e| e.to_string())
+}
+
+/// Copies the application's snapshots newer than its newest one in `dest` (all of them the
+/// first time): a night the destination was unreachable is caught up, and a snapshot the
+/// destination's retention forgot is not copied again.
+fn copy_new_snapshots(
+    source: &Repository,
+    dest: &Repository,
+    app: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<copy::CopyReport, String> {
+    let filter = app_filter(app);
+    let time = |m: &crate::Manifest| m.time.parse::<Timestamp>().ok();
+    let (there, _) = dest.snapshots().map_err(|e| e.to_string())?;
+    let newest_there = there
+        .iter()
+        .filter(|s| filter.matches(&s.manifest))
+        .filter_map(|s| time(&s.manifest))
+        .max();
+    let (here, _) = source.snapshots().map_err(|e| e.to_string())?;
+    let wanted: Vec<_> = here
+        .into_iter()
+        .filter(|s| filter.matches(&s.manifest))
+        .filter(|s| match (newest_there, time(&s.manifest)) {
+            (Some(newest), Some(t)) => t > newest,
+            _ => true,
+        })
+        .collect();
+    copy::run(source, dest, &wanted, progress).map_err(|e| e.to_string())
+}
