@@ -351,6 +351,9 @@ fn mount_report_matches_the_readme() {
         mount.report["mountpoint"].as_str().unwrap(),
         mount.mountpoint.canonicalize().unwrap().to_str().unwrap()
     );
+}
+
+#[test]
 fn ops_commands_match_the_readme() {
     let env = Env::init();
     let offsite = env.path("offsite");
