@@ -100,6 +100,10 @@ for kind in config manifest plan; do
     seed "$vectors/$kind.bin" "$kind"
     seed "$vectors/$kind.bin" sealed
 done
+# Version 5: the only seed with a delta chunk and a base table (a snapshot of the small source
+# above finds no similar chunks).
+seed "$vectors/pack-delta.bin" pack
+seed "$vectors/pack.bin" pack
 
 for t in "${targets[@]}"; do
     printf 'seed-corpus: %-12s %3d seeds\n' "$t" "$(find "$corpus/$t" -maxdepth 1 -name 'seed-*' | wc -l)"

@@ -9,6 +9,7 @@ mod util;
 mod app_backup;
 mod concurrency;
 mod dedup;
+mod delta;
 mod encryption;
 mod errors;
 mod export;

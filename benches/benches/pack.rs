@@ -31,7 +31,10 @@ fn pack(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(stored as u64));
         group.bench_function("engine PackBuilder add+finish", |b| {
             b.iter(|| {
-                let mut builder = PackBuilder::with_capacity(stored + (1 << 20));
+                let mut builder = PackBuilder::with_capacity(
+                    vault_engine::format::FORMAT_VERSION,
+                    stored + (1 << 20),
+                );
                 for (id, encoding, raw_len, bytes) in &blobs {
                     builder.add(*id, BlobKind::Chunk, *encoding, *raw_len, black_box(bytes));
                 }

@@ -146,7 +146,7 @@ fn copy_one(
     dest.index().record_copied(&learned)?;
     let m = &snapshot.manifest;
     let manifest = Manifest {
-        version: crate::format::FORMAT_VERSION,
+        version: crate::format::OBJECT_VERSION,
         tree: root.to_hex(),
         parent: None,
         origin: Some(origin.to_string()),

@@ -19,6 +19,7 @@
 //!
 //! The engine returns data (`*Report`, `*Summary`) and typed [`Error`]s; it never prints.
 
+pub mod blobs;
 pub mod browse;
 pub mod chunk;
 pub mod copy;

@@ -444,7 +444,7 @@ fn generate(which: Frozen, fixture: &Path) {
     let mut sidecar = json!({
         "about": format!("engine/tests/data/{}: a repository written by vault-engine; checked by engine/tests/frozen_repo.rs", which.name),
         "regenerate": "VAULT_REGENERATE_VECTORS=1 cargo test -p vault-engine --test frozen_repo -- --ignored",
-        "format_version": format::FORMAT_VERSION,
+        "format_version": FROZEN_VERSION,
         "repository_id": repo.id().to_hex(),
         "encryption": { "scheme": "none" },
         "snapshot_id": report.id.to_hex(),
@@ -540,8 +540,8 @@ fn check_frozen(which: Frozen) {
 
     let repo = which.open(&repo_dir, &cache).unwrap();
     assert!(repo.notices().is_empty(), "{:?}", repo.notices());
-    assert_eq!(repo.config().version, format::FORMAT_VERSION);
-    assert_eq!(expected["format_version"], json!(format::FORMAT_VERSION));
+    assert_eq!(repo.config().version, FROZEN_VERSION);
+    assert_eq!(expected["format_version"], json!(FROZEN_VERSION));
     assert_eq!(
         repo.id().to_hex(),
         expected["repository_id"].as_str().unwrap()
@@ -604,7 +604,7 @@ fn check_frozen(which: Frozen) {
                 assert!(which.encrypted, "a key file in an unencrypted repository");
                 assert_eq!(blake3::hash(bytes).to_hex().as_str(), *name);
                 let file = keyfile::decode(bytes).unwrap();
-                assert_eq!(file.version, format::FORMAT_VERSION);
+                assert_eq!(file.version, format::OBJECT_VERSION);
                 assert_eq!(file.kdf.params, FROZEN_KDF);
                 let master = file
                     .unwrap(PASSWORD.as_bytes(), &repo.id())
@@ -644,8 +644,16 @@ fn check_frozen(which: Frozen) {
                     let raw =
                         pack::open_blob(&encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
                             .unwrap();
-                    pack::check_blob(&encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
-                        .unwrap();
+                    pack::check_blob(
+                        &encryption,
+                        e.id,
+                        e.kind,
+                        e.encoding,
+                        e.raw_len,
+                        stored,
+                        None,
+                    )
+                    .unwrap();
                     assert_eq!(e.id, encryption.blob_id(e.kind, &raw));
                     // Keyed ids in an encrypted repository, plain digests otherwise.
                     assert_eq!(e.id == e.kind.digest(&raw), !which.encrypted);
@@ -696,7 +704,45 @@ fn check_frozen(which: Frozen) {
         snapshot_files(&repo_dir) == before,
         "the repository changed"
     );
+
+    // Writing into it keeps it a version 4 repository (readable by the vault that made it):
+    // a changed dump is stored in version 4 packs, without delta chunks.
+    let mut changed = dump_sql();
+    let middle = changed.len() / 2;
+    changed.splice(middle..middle + 8, b"changed!".iter().copied());
+    snapshot::run(
+        &repo,
+        SnapshotOptions {
+            streams: vec![StreamSource::from_reader(
+                STREAM_NAME,
+                "stdin",
+                Box::new(std::io::Cursor::new(changed)),
+            )],
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    let mut new_packs = 0;
+    for (path, bytes) in snapshot_files(&repo_dir) {
+        if path.starts_with("packs") && !before.contains_key(&path) {
+            new_packs += 1;
+            assert_eq!(&bytes[8..12], &FROZEN_VERSION.to_le_bytes());
+            let entries = pack::decode_pack(&encryption, &bytes).unwrap();
+            assert!(entries.iter().all(|e| e.encoding.base().is_none()));
+        }
+    }
+    assert!(new_packs > 0);
+    assert_eq!(
+        format::config::decode(&std::fs::read(repo_dir.join("config")).unwrap())
+            .unwrap()
+            .version,
+        FROZEN_VERSION
+    );
 }
+
+/// The format version of the frozen repositories: every later version reads them.
+const FROZEN_VERSION: u32 = 4;
 
 #[test]
 fn frozen_v4_repository_opens_verifies_and_restores() {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use vault_engine::format::pack;
 use vault_engine::format::segment::{self, SegmentPack};
-use vault_engine::format::FORMAT_VERSION;
+use vault_engine::format::OBJECT_VERSION;
 use vault_engine::keys::Encryption;
 use vault_engine::PackId;
 
@@ -50,7 +50,7 @@ fn reference_read(file: &[u8]) -> Result<Vec<Record>, String> {
     if file.len() < 16 + 32 || &file[..8] != b"VAULTIDX" {
         return Err("not a segment".into());
     }
-    if u32_at(file, 8) != FORMAT_VERSION {
+    if u32_at(file, 8) != OBJECT_VERSION {
         return Err("version".into());
     }
     let len = u32_at(file, 12) as usize;
@@ -84,7 +84,7 @@ fn describe(file: &[u8]) -> Value {
     json!({
         "structure": "index segment (11-remote.md 11.4): sealed file, magic VAULTIDX, describing pack.bin",
         "magic": "VAULTIDX",
-        "version": FORMAT_VERSION,
+        "version": OBJECT_VERSION,
         "payload_len": len,
         "pack_count": records.len(),
         "packs": records.iter().map(|r| json!({

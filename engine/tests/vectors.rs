@@ -41,7 +41,11 @@ use vault_engine::format::sealed;
 use vault_engine::format::tree::{
     self, ChunkRef, Content, Entry, EntryKind, FileData, ListRef, Metadata, Tree,
 };
-use vault_engine::format::{DecodeError, FORMAT_VERSION};
+use vault_engine::format::DecodeError;
+
+/// The vectors of version 4 objects: frozen, read by every later version (a version 5
+/// repository differs only in its packs, see pack_delta_vector).
+const V4: u32 = 4;
 use vault_engine::id::{ChunkId, ListId, PackId, RepositoryId, SnapshotId, TreeId};
 use vault_engine::keys::keyfile::{self, KdfParams};
 use vault_engine::keys::{Encryption, MasterKeys};
@@ -311,7 +315,7 @@ fn tree_all_kinds() -> Tree {
 fn config_value() -> Config {
     let id: Vec<u8> = (0u8..32).collect();
     Config {
-        version: FORMAT_VERSION,
+        version: V4,
         id: hex(&id),
         created: "2024-05-06T07:00:00Z".into(),
         chunker: ChunkerConfig {
@@ -339,7 +343,7 @@ fn manifest_value() -> Manifest {
     labels.insert("env".to_string(), "test".to_string());
     labels.insert("owner".to_string(), "ops".to_string());
     Manifest {
-        version: FORMAT_VERSION,
+        version: V4,
         time: "2024-05-06T07:08:09.5Z".into(),
         host: "db1.example.org".into(),
         paths: vec!["/db/app.sql".into(), "/srv/www".into()],
@@ -392,7 +396,7 @@ fn plan_value() -> Plan {
     let (snapshot, _) =
         manifest::encode(&vault_engine::keys::Encryption::none(), &manifest_value());
     Plan {
-        version: FORMAT_VERSION,
+        version: V4,
         time: "2024-05-07T03:00:00Z".into(),
         host: "db1.example.org".into(),
         condemned: vec![
@@ -416,8 +420,43 @@ fn pack_blobs() -> Vec<(BlobKind, Vec<u8>)> {
 
 const PACK_ENCODINGS: [Encoding; 3] = [Encoding::Zstd, Encoding::Raw, Encoding::Zstd];
 
+/// The delta vector (version 5, 04-packs.md §4.9): chunk A stored raw, and chunk A with one line
+/// changed stored as a delta of it.
+fn build_delta_pack() -> (Vec<u8>, Vec<BlobEntry>, Vec<u8>) {
+    let base = chunk_a();
+    let mut changed = base.clone();
+    let at = changed.len() / 2;
+    changed.splice(at..at + 9, b"CHANGED!\n".iter().copied());
+    let base_id = BlobKind::Chunk.digest(&base);
+    let id = BlobKind::Chunk.digest(&changed);
+    let mut builder = PackBuilder::with_capacity(5, 0);
+    builder.add(
+        base_id,
+        BlobKind::Chunk,
+        Encoding::Raw,
+        base.len() as u32,
+        &base,
+    );
+    let delta = vault_engine::write::compress::encode_delta(
+        &changed,
+        &base,
+        Compression::Zstd { level: 1 },
+        changed.len(),
+    )
+    .expect("the changed chunk is a small delta of its base");
+    builder.add(
+        id,
+        BlobKind::Chunk,
+        Encoding::Delta { base: base_id },
+        changed.len() as u32,
+        &delta,
+    );
+    let (_, bytes, entries) = builder.finish(&vault_engine::keys::Encryption::none());
+    (bytes, entries, changed)
+}
+
 fn build_pack() -> (PackId, Vec<u8>, Vec<BlobEntry>) {
-    let mut builder = PackBuilder::new();
+    let mut builder = PackBuilder::with_capacity(V4, 0);
     for (kind, raw) in pack_blobs() {
         let (encoding, stored) = compress_blob(&raw, Compression::Zstd { level: 1 });
         builder.add(kind.digest(&raw), kind, encoding, raw.len() as u32, &stored);
@@ -572,6 +611,7 @@ fn encoding_name(encoding: Encoding) -> &'static str {
     match encoding {
         Encoding::Raw => "raw",
         Encoding::Zstd => "zstd",
+        Encoding::Delta { .. } => "delta",
     }
 }
 
@@ -677,7 +717,7 @@ fn describe_list(bytes: &[u8]) -> Value {
 }
 
 fn describe_sealed(bytes: &[u8], magic: [u8; 8]) -> Value {
-    let version = FORMAT_VERSION;
+    let version = V4;
     let payload = sealed::decode(magic, version, bytes).expect("vector decodes");
     let payload_json: Value = serde_json::from_slice(payload).expect("payload is JSON");
     let mut v = json!({
@@ -712,33 +752,54 @@ fn describe_pack(bytes: &[u8]) -> Value {
     let trailer_len =
         u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap()) as usize;
     let trailer_offset = bytes.len() - 12 - trailer_len;
+    // Raw bytes of the blobs so far: a delta's base is an earlier blob of the vector pack.
+    let mut opened: Vec<(vault_engine::id::BlobId, Vec<u8>)> = Vec::new();
+    let mut deltas = 0;
     let blobs: Vec<Value> = entries
         .iter()
         .enumerate()
         .map(|(i, e)| {
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
-            let raw = pack::open_blob(
+            let base_raw = e.encoding.base().map(|base| {
+                opened
+                    .iter()
+                    .find(|(id, _)| *id == base)
+                    .map(|(_, raw)| raw.clone())
+                    .expect("the base is in the vector pack")
+            });
+            let mut raw = Vec::new();
+            pack::open_blob_append(
                 &vault_engine::keys::Encryption::none(),
                 e.id,
                 e.kind,
                 e.encoding,
                 e.raw_len,
                 stored,
+                base_raw.as_deref(),
+                &mut raw,
             )
             .expect("blob opens");
-            json!({
+            opened.push((e.id, raw.clone()));
+            let mut described = json!({
                 "trailer_entry_offset": trailer_offset + 4 + i * pack::ENTRY_LEN,
                 "id": e.id.to_hex(),
                 "kind": kind_name(e.kind),
                 "kind_code": e.kind as u8,
                 "encoding": encoding_name(e.encoding),
-                "encoding_code": e.encoding as u8,
+                "encoding_code": e.encoding.code(),
                 "offset": e.offset,
                 "stored_len": e.stored_len,
                 "raw_len": e.raw_len,
                 "stored_hex": hex(stored),
                 "raw_hex": hex(&raw),
-            })
+            });
+            if let Some(base) = e.encoding.base() {
+                described["base"] = json!(base.to_hex());
+                described["base_table_offset"] =
+                    json!(trailer_offset + 4 + entries.len() * pack::ENTRY_LEN + deltas * 32);
+                deltas += 1;
+            }
+            described
         })
         .collect();
     json!({
@@ -859,6 +920,12 @@ fn all_vector_files() -> Vec<(String, Vec<u8>)> {
     let (_, pack_bytes, _) = build_pack();
     files.push(("pack.json".into(), pretty(&describe_pack(&pack_bytes))));
     files.push(("pack.bin".into(), pack_bytes));
+    let (delta_bytes, _, _) = build_delta_pack();
+    files.push((
+        "pack-delta.json".into(),
+        pretty(&describe_pack(&delta_bytes)),
+    ));
+    files.push(("pack-delta.bin".into(), delta_bytes));
     for (name, tree, note) in trees() {
         let bytes = tree::encode_tree(&tree);
         files.push((format!("{name}.json"), pretty(&describe_tree(&bytes, note))));
@@ -947,10 +1014,7 @@ fn config_vector() {
     );
     // Layout spot checks against the spec.
     assert_eq!(&bytes[..8], b"VAULTCFG");
-    assert_eq!(
-        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
-        FORMAT_VERSION
-    );
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), V4);
     let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
     assert_eq!(bytes.len(), 16 + len + 32);
     assert_eq!(
@@ -989,10 +1053,7 @@ fn plan_vector() {
     assert_eq!(encoded, bytes);
     assert_eq!(id, *blake3::hash(&bytes).as_bytes());
     assert_eq!(&bytes[..8], b"VAULTPLN");
-    assert_eq!(
-        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
-        FORMAT_VERSION
-    );
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), V4);
     assert_eq!(describe_sealed(&bytes, PLAN_MAGIC), read_json("plan.json"));
     assert_eq!(decoded.condemned_packs().len(), 2);
     // The snapshot it marked live is the manifest vector.
@@ -1002,7 +1063,7 @@ fn plan_vector() {
     );
     // What the decoder refuses behind a valid envelope (09-rotation.md §9.3).
     let mut other_version = decoded.clone();
-    other_version.version = FORMAT_VERSION - 1;
+    other_version.version = V4 - 1;
     assert!(plan::decode(
         &vault_engine::keys::Encryption::none(),
         &plan::encode(&vault_engine::keys::Encryption::none(), &other_version).1
@@ -1101,7 +1162,7 @@ fn pack_vector() {
         );
     }
     // Re-encoding from the stored bytes gives the same file and id.
-    let mut builder = PackBuilder::new();
+    let mut builder = PackBuilder::with_capacity(V4, 0);
     for e in &entries {
         let stored = &bytes[e.offset as usize..(e.offset + e.stored_len as u64) as usize];
         builder.add(e.id, e.kind, e.encoding, e.raw_len, stored);
@@ -1148,6 +1209,69 @@ fn pack_rejected(bytes: &[u8]) -> bool {
 }
 
 #[test]
+fn pack_delta_vector() {
+    let bytes = read_vector("pack-delta.bin");
+    let (built, entries, changed) = build_delta_pack();
+    assert_eq!(bytes, built, "pack-delta.bin is not what the writer makes");
+    let none = vault_engine::keys::Encryption::none();
+    assert_eq!(pack::decode_pack(&none, &bytes).unwrap(), entries);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 5);
+    let (base, delta) = (entries[0], entries[1]);
+    assert_eq!(delta.encoding, Encoding::Delta { base: base.id });
+    let stored = |e: &BlobEntry, b: &[u8]| {
+        b[e.offset as usize..(e.offset + e.stored_len as u64) as usize].to_vec()
+    };
+    let base_raw = stored(&base, &bytes);
+    let mut raw = Vec::new();
+    pack::open_blob_append(
+        &none,
+        delta.id,
+        delta.kind,
+        delta.encoding,
+        delta.raw_len,
+        &stored(&delta, &bytes),
+        Some(&base_raw),
+        &mut raw,
+    )
+    .unwrap();
+    assert!(raw == changed);
+    assert!(delta.stored_len < 100, "a one-line change is a small delta");
+    // The trailer's length counts the base table.
+    let trailer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap());
+    assert_eq!(trailer_len as usize, 4 + 2 * pack::ENTRY_LEN + 32 + 32);
+    // Every flipped byte of the delta's frame or of the base table is rejected, by the trailer
+    // checksum or by the delta's id.
+    let trailer = bytes.len() - 12 - trailer_len as usize;
+    let delta_range = delta.offset as usize..(delta.offset + delta.stored_len as u64) as usize;
+    let base_table = trailer + 4 + 2 * pack::ENTRY_LEN..trailer + 4 + 2 * pack::ENTRY_LEN + 32;
+    for i in delta_range.chain(base_table) {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x01;
+        let accepted = pack::decode_pack(&none, &bad).is_ok_and(|es| {
+            let d = es[1];
+            let mut out = Vec::new();
+            pack::open_blob_append(
+                &none,
+                d.id,
+                d.kind,
+                d.encoding,
+                d.raw_len,
+                &stored(&d, &bad),
+                Some(&stored(&es[0], &bad)),
+                &mut out,
+            )
+            .is_ok()
+        });
+        assert!(!accepted, "flip at {i} accepted");
+    }
+    // A version 4 header cannot carry it.
+    let mut v4 = bytes.clone();
+    v4[8] = 4;
+    assert!(pack::decode_pack(&none, &v4).is_err());
+}
+
+#[test]
 fn pack_vector_rejects_every_flipped_byte() {
     let bytes = read_vector("pack.bin");
     let id = PackId::digest(&bytes);
@@ -1166,7 +1290,10 @@ fn pack_vector_rejects_every_flipped_byte() {
         }
     }
     // Structure and blob checks catch every flip except, possibly, one inside zstd data that
-    // decompresses to the same content (the content is then intact; only the name disagrees).
+    // decompresses to the same content (the content is then intact; only the name disagrees),
+    // and the flip of the header's version 4 into 5 (a version 5 pack without deltas is a
+    // version 4 pack in every other byte).
+    only_by_name.retain(|&i| !(i == 8 && vault_engine::format::supported(bytes[8] as u32 ^ 1)));
     for &i in &only_by_name {
         let e = entries
             .iter()
@@ -1658,7 +1785,7 @@ fn enc_plan_value(manifest_id: SnapshotId) -> Plan {
 }
 
 fn build_enc_pack(enc: &Encryption) -> Vec<u8> {
-    let mut builder = PackBuilder::new();
+    let mut builder = PackBuilder::with_capacity(V4, 0);
     for (kind, raw) in enc_pack_blobs(enc) {
         let id = enc.blob_id(kind, &raw);
         let (encoding, stored) = compress_blob(&raw, Compression::Zstd { level: 1 });
@@ -1684,7 +1811,7 @@ fn build_key_file() -> Vec<u8> {
     let mut file = keyfile::decode(&bytes).unwrap();
     file.created = VECTOR_KEY_CREATED.into();
     let payload = serde_json::to_vec_pretty(&file).unwrap();
-    sealed::encode(keyfile::KEY_MAGIC, FORMAT_VERSION, &payload)
+    sealed::encode(keyfile::KEY_MAGIC, V4, &payload)
 }
 
 // The checks of the decoded values, shared by the generator (keep a file?) and the tests.
@@ -1740,7 +1867,7 @@ fn key_file_decodes_as_expected(bytes: &[u8]) -> Result<(), String> {
         && file.created == VECTOR_KEY_CREATED
         && file.host == VECTOR_KEY_HOST
         && file.kdf.params == VECTOR_KDF
-        && file.version == FORMAT_VERSION)
+        && file.version == V4)
         .then_some(())
         .ok_or_else(|| "key file differs".into())
 }
@@ -1865,8 +1992,7 @@ fn describe_enc_config(bytes: &[u8]) -> Value {
 }
 
 fn describe_key_file(bytes: &[u8]) -> Value {
-    let payload =
-        sealed::decode(keyfile::KEY_MAGIC, FORMAT_VERSION, bytes).expect("vector decodes");
+    let payload = sealed::decode(keyfile::KEY_MAGIC, V4, bytes).expect("vector decodes");
     let file: Value = serde_json::from_slice(payload).unwrap();
     let salt = hex::decode(file["kdf"]["salt"].as_str().unwrap()).unwrap();
     let wrapped = hex::decode(file["keys"].as_str().unwrap()).unwrap();
@@ -1885,7 +2011,7 @@ fn describe_key_file(bytes: &[u8]) -> Value {
         "structure": "key file, sealed file with magic VAULTKEY",
         "length": bytes.len(),
         "magic": "VAULTKEY",
-        "version": FORMAT_VERSION,
+        "version": V4,
         "payload_offset": 16,
         "payload_len": payload.len(),
         "payload": file,
@@ -1943,7 +2069,7 @@ fn describe_enc_pack(bytes: &[u8]) -> Value {
                 "id": hex(&id),
                 "kind": kind_name(kind),
                 "kind_code": kind as u8,
-                "encoding": encoding_name(Encoding::from_u8(encoding).unwrap()),
+                "encoding": encoding_name(Encoding::from_code(encoding, None).unwrap()),
                 "encoding_code": encoding,
                 "offset": offset,
                 "stored_len": stored_len,
@@ -1975,13 +2101,13 @@ fn describe_enc_pack(bytes: &[u8]) -> Value {
 }
 
 fn describe_enc_sealed_file(bytes: &[u8], magic: [u8; 8]) -> Value {
-    let payload = sealed::decode(magic, FORMAT_VERSION, bytes).expect("vector decodes");
-    let (seal, plain) = describe_seal(payload, &reference::file_ad(&magic, FORMAT_VERSION), 16);
+    let payload = sealed::decode(magic, V4, bytes).expect("vector decodes");
+    let (seal, plain) = describe_seal(payload, &reference::file_ad(&magic, V4), 16);
     let id = hex(blake3::hash(bytes).as_bytes());
     let mut v = json!({
         "length": bytes.len(),
         "magic": String::from_utf8_lossy(&magic),
-        "version": FORMAT_VERSION,
+        "version": V4,
         "payload_offset": 16,
         "payload_len": payload.len(),
         "payload_is": "nonce | AES-256-GCM under BLAKE3 keyed_hash(aead key, nonce[0..12]), GCM nonce nonce[12..24] (JSON padded to a multiple of 64 bytes) | tag",
@@ -2264,10 +2390,7 @@ fn encrypted_pack_vector() {
     assert!(entries.iter().any(|e| e.encoding == Encoding::Zstd));
     assert!(entries.iter().any(|e| e.encoding == Encoding::Raw));
     assert_eq!(&bytes[..8], b"VAULTPAK");
-    assert_eq!(
-        u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
-        FORMAT_VERSION
-    );
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), V4);
     // The trailer: sealed, its length that of a sealed plain trailer.
     let trailer_len =
         pack::decode_footer(&bytes[bytes.len() - 12..], bytes.len() as u64).unwrap() as usize;
@@ -2276,7 +2399,7 @@ fn encrypted_pack_vector() {
         enc.sealed_len(4 + entries.len() * pack::ENTRY_LEN + 32)
     );
     assert_eq!(
-        pack::overhead(&enc, entries.len() as u64) as usize,
+        pack::overhead(&enc, entries.len() as u64, 0) as usize,
         12 + trailer_len + 12
     );
     let stored_trailer = &bytes[bytes.len() - 12 - trailer_len..bytes.len() - 12];
@@ -2387,13 +2510,13 @@ fn encrypted_manifest_and_plan_vectors() {
         assert_eq!(decode(&other, bytes), Err(DecodeError::Authentication));
         // The associated data names the kind: the payload in the other kind's envelope (with a
         // valid checksum) fails authentication.
-        let payload = sealed::decode(magic, FORMAT_VERSION, bytes).unwrap();
+        let payload = sealed::decode(magic, V4, bytes).unwrap();
         let other_magic = if magic == PLAN_MAGIC {
             sealed::SNAPSHOT_MAGIC
         } else {
             PLAN_MAGIC
         };
-        let moved = sealed::encode(other_magic, FORMAT_VERSION, payload);
+        let moved = sealed::encode(other_magic, V4, payload);
         let moved_result = if magic == PLAN_MAGIC {
             manifest::decode(&enc, &moved).map(drop)
         } else {
@@ -2454,6 +2577,11 @@ fn encrypted_vectors_reject_every_flipped_byte() {
             for bit in [0x01u8, 0x80] {
                 let mut bad = bytes.clone();
                 bad[i] ^= bit;
+                // A pack header's version 4 flipped into 5 is a version 5 pack without deltas,
+                // byte for byte a version 4 one otherwise: only the pack's name tells.
+                if name == "pack.bin" && i == 8 && vault_engine::format::supported(bad[8] as u32) {
+                    continue;
+                }
                 assert!(
                     !enc_accepted(name, &bad),
                     "{name}: flip {bit:#x} at {i} accepted"
@@ -2467,11 +2595,9 @@ fn encrypted_vectors_reject_every_flipped_byte() {
 /// `bytes` (a sealed file of `magic`) with byte `i` of its payload flipped and the checksum
 /// recomputed: what is left to catch the flip is what is inside the payload.
 fn reenveloped_flip(bytes: &[u8], magic: [u8; 8], i: usize, bit: u8) -> Vec<u8> {
-    let mut payload = sealed::decode(magic, FORMAT_VERSION, bytes)
-        .unwrap()
-        .to_vec();
+    let mut payload = sealed::decode(magic, V4, bytes).unwrap().to_vec();
     payload[i] ^= bit;
-    sealed::encode(magic, FORMAT_VERSION, &payload)
+    sealed::encode(magic, V4, &payload)
 }
 
 #[test]
@@ -2514,7 +2640,7 @@ fn encrypted_payloads_reject_every_flip_behind_a_valid_checksum() {
     // A key file: every flip in the salt, the Argon2id parameters or the wrapped keys. (The
     // `created` and `host` members are informational and covered only by the checksum.)
     let bytes = enc_read("key-file.bin");
-    let payload = sealed::decode(keyfile::KEY_MAGIC, FORMAT_VERSION, &bytes)
+    let payload = sealed::decode(keyfile::KEY_MAGIC, V4, &bytes)
         .unwrap()
         .to_vec();
     let file = keyfile::decode(&bytes).unwrap();

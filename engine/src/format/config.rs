@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{sealed, DecodeError, FORMAT_VERSION};
+use super::{sealed, DecodeError};
 use crate::id::RepositoryId;
 use crate::limits::*;
 
@@ -188,10 +188,11 @@ pub fn encode(config: &Config) -> Vec<u8> {
 
 /// Decodes and validates. An unknown version is [`DecodeError::Version`].
 pub fn decode(data: &[u8]) -> Result<Config, DecodeError> {
-    let payload = sealed::decode(sealed::CONFIG_MAGIC, FORMAT_VERSION, data)?;
+    let (version, payload) =
+        sealed::decode_versioned(sealed::CONFIG_MAGIC, super::supported, data)?;
     let config: Config = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("config", e.to_string()))?;
-    if config.version != FORMAT_VERSION {
+    if config.version != version {
         return Err(DecodeError::invalid(
             "config",
             "version field disagrees with envelope",

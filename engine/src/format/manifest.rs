@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{sealed, DecodeError, FORMAT_VERSION};
+use super::{sealed, DecodeError, OBJECT_VERSION};
 use crate::id::{SnapshotId, TreeId};
 use crate::keys::{self, Encryption};
 
@@ -84,7 +84,7 @@ impl Manifest {
 /// In an encrypted repository the JSON payload is sealed (associated data: magic and version).
 pub fn encode(encryption: &Encryption, manifest: &Manifest) -> (SnapshotId, Vec<u8>) {
     let payload = serde_json::to_vec(manifest).expect("manifest serializes");
-    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, FORMAT_VERSION);
+    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, OBJECT_VERSION);
     let file = sealed::encode(
         sealed::SNAPSHOT_MAGIC,
         manifest.version,
@@ -94,13 +94,13 @@ pub fn encode(encryption: &Encryption, manifest: &Manifest) -> (SnapshotId, Vec<
 }
 
 pub fn decode(encryption: &Encryption, data: &[u8]) -> Result<Manifest, DecodeError> {
-    let sealed_payload = sealed::decode(sealed::SNAPSHOT_MAGIC, FORMAT_VERSION, data)?;
-    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, FORMAT_VERSION);
+    let sealed_payload = sealed::decode(sealed::SNAPSHOT_MAGIC, OBJECT_VERSION, data)?;
+    let ad = keys::file_ad(&sealed::SNAPSHOT_MAGIC, OBJECT_VERSION);
     let mut scratch = Vec::new();
     let payload = encryption.open(&ad, sealed_payload, &mut scratch)?;
     let manifest: Manifest = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("manifest", e.to_string()))?;
-    if manifest.version != FORMAT_VERSION {
+    if manifest.version != OBJECT_VERSION {
         return Err(DecodeError::invalid(
             "manifest",
             "version field disagrees with envelope",

@@ -13,10 +13,25 @@ pub mod sealed;
 pub mod segment;
 pub mod tree;
 
-/// The repository format version this code writes and reads.
+/// The repository format version this code writes into new repositories (the config's
+/// `version`, and the pack header's).
 /// Version 2: tree and chunk-list ids hash in their own BLAKE3 domains.
 /// Version 4: encrypted repositories (keys/, sealed blobs, trailers, manifests and plans).
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5: delta chunks (pack entries with encoding 2 and a base, format-spec 04 §4.9).
+pub const FORMAT_VERSION: u32 = 5;
+
+/// The oldest repository format version this code reads and writes (it writes a repository's
+/// own version: no delta chunks into a version 4 repository).
+pub const OLDEST_VERSION: u32 = 4;
+
+/// The layout version of manifests, plans, index segments, key files and the sealed trailer's
+/// associated data: version 5 changed none of them, so they carry 4 in every repository.
+pub const OBJECT_VERSION: u32 = 4;
+
+/// Whether this code reads repositories of format `version`.
+pub fn supported(version: u32) -> bool {
+    (OLDEST_VERSION..=FORMAT_VERSION).contains(&version)
+}
 
 /// Why a byte string is not a valid encoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{sealed, DecodeError, FORMAT_VERSION};
+use super::{sealed, DecodeError, OBJECT_VERSION};
 use crate::id::PackId;
 use crate::keys::{self, Encryption};
 
@@ -41,19 +41,19 @@ impl Plan {
 /// In an encrypted repository the JSON payload is sealed (associated data: magic and version).
 pub fn encode(encryption: &Encryption, plan: &Plan) -> ([u8; 32], Vec<u8>) {
     let payload = serde_json::to_vec(plan).expect("plan serializes");
-    let ad = keys::file_ad(&PLAN_MAGIC, FORMAT_VERSION);
-    let file = sealed::encode(PLAN_MAGIC, FORMAT_VERSION, &encryption.seal(&ad, payload));
+    let ad = keys::file_ad(&PLAN_MAGIC, OBJECT_VERSION);
+    let file = sealed::encode(PLAN_MAGIC, OBJECT_VERSION, &encryption.seal(&ad, payload));
     (*blake3::hash(&file).as_bytes(), file)
 }
 
 pub fn decode(encryption: &Encryption, data: &[u8]) -> Result<Plan, DecodeError> {
-    let sealed_payload = sealed::decode(PLAN_MAGIC, FORMAT_VERSION, data)?;
-    let ad = keys::file_ad(&PLAN_MAGIC, FORMAT_VERSION);
+    let sealed_payload = sealed::decode(PLAN_MAGIC, OBJECT_VERSION, data)?;
+    let ad = keys::file_ad(&PLAN_MAGIC, OBJECT_VERSION);
     let mut scratch = Vec::new();
     let payload = encryption.open(&ad, sealed_payload, &mut scratch)?;
     let plan: Plan =
         serde_json::from_slice(payload).map_err(|e| DecodeError::invalid("plan", e.to_string()))?;
-    if plan.version != FORMAT_VERSION {
+    if plan.version != OBJECT_VERSION {
         return Err(DecodeError::invalid(
             "plan",
             format!("version field {} disagrees with the envelope", plan.version),

@@ -28,12 +28,21 @@ pub fn encode(magic: [u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
 /// after the magic, before anything else, so a file of a newer format (a different envelope)
 /// is reported as [`DecodeError::Version`], not as damage.
 pub fn decode(magic: [u8; 8], supported: u32, data: &[u8]) -> Result<&[u8], DecodeError> {
+    decode_versioned(magic, |v| v == supported, data).map(|(_, payload)| payload)
+}
+
+/// [`decode`] for a file that may carry any version `supported` accepts: returns the version too.
+pub fn decode_versioned(
+    magic: [u8; 8],
+    supported: impl Fn(u32) -> bool,
+    data: &[u8],
+) -> Result<(u32, &[u8]), DecodeError> {
     let mut r = Reader::new(data);
     if r.array::<8>()? != magic {
         return Err(DecodeError::BadMagic);
     }
     let version = r.u32()?;
-    if version != supported {
+    if !supported(version) {
         return Err(DecodeError::Version(version));
     }
     check_limit("sealed file size", data.len() as u64, MAX_SEALED_FILE_SIZE)?;
@@ -45,7 +54,7 @@ pub fn decode(magic: [u8; 8], supported: u32, data: &[u8]) -> Result<&[u8], Deco
     if blake3::hash(&data[..body_len]).as_bytes() != &sum {
         return Err(DecodeError::Checksum);
     }
-    Ok(payload)
+    Ok((version, payload))
 }
 
 #[cfg(test)]

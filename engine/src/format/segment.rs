@@ -12,7 +12,7 @@
 //! listing does not (deleted by a prune) is ignored.
 
 use super::pack::{decode_trailer_in, encode_trailer, BlobEntry, FOOTER_LEN};
-use super::{check_limit, sealed, DecodeError, Put, Reader, FORMAT_VERSION};
+use super::{check_limit, sealed, DecodeError, Put, Reader, OBJECT_VERSION};
 use crate::id::PackId;
 use crate::keys::{self, Encryption};
 use crate::limits::MAX_BLOBS_PER_PACK;
@@ -45,10 +45,10 @@ pub fn encode(encryption: &Encryption, packs: &[SegmentPack]) -> ([u8; 32], Vec<
         payload.put_u32(trailer.len() as u32);
         payload.extend_from_slice(&trailer);
     }
-    let ad = keys::file_ad(&SEGMENT_MAGIC, FORMAT_VERSION);
+    let ad = keys::file_ad(&SEGMENT_MAGIC, OBJECT_VERSION);
     let file = sealed::encode(
         SEGMENT_MAGIC,
-        FORMAT_VERSION,
+        OBJECT_VERSION,
         &encryption.seal(&ad, payload),
     );
     (*blake3::hash(&file).as_bytes(), file)
@@ -57,8 +57,8 @@ pub fn encode(encryption: &Encryption, packs: &[SegmentPack]) -> ([u8; 32], Vec<
 /// Decodes a segment; every trailer is checked as a pack's own would be (entries in order,
 /// inside the blob area of a pack of the stated size).
 pub fn decode(encryption: &Encryption, data: &[u8]) -> Result<Vec<SegmentPack>, DecodeError> {
-    let sealed_payload = sealed::decode(SEGMENT_MAGIC, FORMAT_VERSION, data)?;
-    let ad = keys::file_ad(&SEGMENT_MAGIC, FORMAT_VERSION);
+    let sealed_payload = sealed::decode(SEGMENT_MAGIC, OBJECT_VERSION, data)?;
+    let ad = keys::file_ad(&SEGMENT_MAGIC, OBJECT_VERSION);
     let mut scratch = Vec::new();
     let payload = encryption.open(&ad, sealed_payload, &mut scratch)?;
     let mut r = Reader::new(payload);

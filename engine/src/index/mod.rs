@@ -112,6 +112,8 @@ impl Index {
             txn.open_table(DAMAGED_SNAPSHOTS).map_err(|e| self.err(e))?;
             txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
             txn.open_table(COPIED).map_err(|e| self.err(e))?;
+            txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
+            txn.open_table(SIMILAR).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -121,10 +123,14 @@ impl Index {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         let packs = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let bases = txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
+        let similar = txn.open_table(SIMILAR).map_err(|e| self.err(e))?;
         Ok(IndexReader {
             index: self,
             blobs,
             packs,
+            bases,
+            similar,
             pack_cache: Default::default(),
         })
     }
@@ -160,6 +166,7 @@ impl Index {
         let mut numbers = txn.open_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
         let mut pack_table = txn.open_table(PACKS).map_err(|e| self.err(e))?;
         let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+        let mut bases = txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
         let damaged = txn.open_table(DAMAGED).map_err(|e| self.err(e))?;
         let condemned = txn.open_table(CONDEMNED).map_err(|e| self.err(e))?;
         for (pack, size, entries) in packs {
@@ -205,10 +212,58 @@ impl Index {
                     blobs
                         .insert(key(&entry.id), BlobValue::from_entry(next, entry).encode())
                         .map_err(|e| self.err(e))?;
+                    if let Some(base) = entry.encoding.base() {
+                        bases
+                            .insert(key(&entry.id), key(&base))
+                            .map_err(|e| self.err(e))?;
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Records super-features of indexed chunks ([`tables::SIMILAR`]): `(feature, chunk,
+    /// replace)`; without `replace` a feature already recorded keeps its chunk.
+    pub fn record_similar(&self, features: &[(u64, BlobId, bool)]) -> Result<()> {
+        if features.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(SIMILAR).map_err(|e| self.err(e))?;
+            for (feature, chunk, replace) in features {
+                if *replace || table.get(feature).map_err(|e| self.err(e))?.is_none() {
+                    table.insert(feature, key(chunk)).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// Forgets super-features whose chunk is no longer indexed as a chunk stored whole (after
+    /// a prune deleted it): keeps [`tables::SIMILAR`] as large as the repository's content, not
+    /// its history. Returns how many went.
+    pub fn forget_stale_similar(&self) -> Result<u64> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed;
+        {
+            let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
+            let mut table = txn.open_table(SIMILAR).map_err(|e| self.err(e))?;
+            let before = table.len().map_err(|e| self.err(e))?;
+            table
+                .retain(|_, chunk| {
+                    blobs
+                        .get(chunk)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|v| !BlobValue::is_delta(&v.value()))
+                })
+                .map_err(|e| self.err(e))?;
+            removed = before - table.len().map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
     }
 
     /// Whether this cache has applied prune plan `plan`.
@@ -263,9 +318,7 @@ impl Index {
                     }
                     let mut blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
                     blobs
-                        .retain(|_, v| {
-                            BlobValue::decode(&v).is_some_and(|b| !gone.contains(&b.pack))
-                        })
+                        .retain(|_, v| !gone.contains(&BlobValue::pack_of(&v)))
                         .map_err(|e| self.err(e))?;
                 }
                 self.add_packs_in(&txn, new_packs, true)?;
@@ -369,6 +422,7 @@ impl Index {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let blobs = txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         let packs = txn.open_table(PACKS).map_err(|e| self.err(e))?;
+        let bases = txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
         let mut pack_ids: HashMap<u32, PackId> = HashMap::new();
         for item in packs.iter().map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
@@ -376,7 +430,16 @@ impl Index {
         }
         for item in blobs.iter().map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            let Some(b) = BlobValue::decode(&v.value()) else {
+            let v = v.value();
+            let base = if BlobValue::is_delta(&v) {
+                bases
+                    .get(k.value())
+                    .map_err(|e| self.err(e))?
+                    .map(|b| BlobId(b.value()))
+            } else {
+                None
+            };
+            let Some(b) = BlobValue::decode(&v, base) else {
                 continue;
             };
             let Some(pack) = pack_ids.get(&b.pack) else {
@@ -441,10 +504,8 @@ impl Index {
         let mut out = Vec::new();
         for item in blobs.iter().map_err(|e| self.err(e))? {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            if let Some(value) = BlobValue::decode(&v.value()) {
-                if let Some(pack) = numbers.get(&value.pack) {
-                    out.push((BlobId(k.value()), *pack));
-                }
+            if let Some(pack) = numbers.get(&BlobValue::pack_of(&v.value())) {
+                out.push((BlobId(k.value()), *pack));
             }
         }
         Ok(out)
@@ -496,8 +557,7 @@ impl Index {
                 let here = blobs
                     .get(key(blob))
                     .map_err(|e| self.err(e))?
-                    .and_then(|v| BlobValue::decode(&v.value()))
-                    .is_some_and(|v| v.pack == number);
+                    .is_some_and(|v| BlobValue::pack_of(&v.value()) == number);
                 if here {
                     blobs.remove(key(blob)).map_err(|e| self.err(e))?;
                     removed += 1;
@@ -603,6 +663,7 @@ impl Index {
         txn.delete_table(CONDEMNED).map_err(|e| self.err(e))?;
         txn.delete_table(PLANS).map_err(|e| self.err(e))?;
         txn.delete_table(COPIED).map_err(|e| self.err(e))?;
+        txn.delete_table(SIMILAR).map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))?;
         self.ensure_tables()
     }
@@ -612,6 +673,8 @@ impl Index {
         txn.delete_table(PACKS).map_err(|e| self.err(e))?;
         txn.delete_table(PACK_NUMBERS).map_err(|e| self.err(e))?;
         txn.delete_table(SEGMENTS).map_err(|e| self.err(e))?;
+        txn.delete_table(DELTA_BASES).map_err(|e| self.err(e))?;
+        txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
         txn.open_table(SEGMENTS).map_err(|e| self.err(e))?;
         txn.open_table(BLOBS).map_err(|e| self.err(e))?;
         txn.open_table(PACKS).map_err(|e| self.err(e))?;
@@ -625,6 +688,8 @@ pub struct IndexReader<'a> {
     index: &'a Index,
     blobs: redb::ReadOnlyTable<[u8; 32], [u8; 22]>,
     packs: redb::ReadOnlyTable<u32, [u8; 44]>,
+    bases: redb::ReadOnlyTable<[u8; 32], [u8; 32]>,
+    similar: redb::ReadOnlyTable<u64, [u8; 32]>,
     pack_cache: std::cell::RefCell<HashMap<u32, PackId>>,
 }
 
@@ -641,7 +706,16 @@ impl IndexReader<'_> {
         let Some(raw) = self.blobs.get(key(id)).map_err(|e| self.index.err(e))? else {
             return Ok(None);
         };
-        let v = BlobValue::decode(&raw.value()).ok_or_else(|| {
+        let raw = raw.value();
+        let base = if BlobValue::is_delta(&raw) {
+            self.bases
+                .get(key(id))
+                .map_err(|e| self.index.err(e))?
+                .map(|b| BlobId(b.value()))
+        } else {
+            None
+        };
+        let v = BlobValue::decode(&raw, base).ok_or_else(|| {
             self.index
                 .err("undecodable blob entry; run `vault index rebuild`")
         })?;
@@ -654,6 +728,15 @@ impl IndexReader<'_> {
             kind: v.kind,
             encoding: v.encoding,
         }))
+    }
+
+    /// The chunk recorded for super-feature `feature` ([`tables::SIMILAR`]), if any.
+    pub fn similar(&self, feature: u64) -> Result<Option<BlobId>> {
+        Ok(self
+            .similar
+            .get(feature)
+            .map_err(|e| self.index.err(e))?
+            .map(|v| BlobId(v.value())))
     }
 
     fn pack_id(&self, number: u32) -> Result<PackId> {

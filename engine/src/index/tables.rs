@@ -33,6 +33,15 @@ pub const SEGMENTS: TableDefinition<[u8; 32], u8> = TableDefinition::new("segmen
 /// next copy skips what it copied before without reading it again. A hint: used only when this
 /// repository's index has the target id.
 pub const COPIED: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("copied");
+/// delta chunk id -> its base chunk's id (format version 5): written with the delta's `blobs`
+/// entry, in the same transaction, and read only for an entry whose encoding is a delta (a row
+/// whose entry went is never consulted).
+pub const DELTA_BASES: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("delta_bases");
+/// super-feature -> id of a chunk stored whole that has it: where a new chunk finds a similar
+/// one to be stored as a delta of (write/similar.rs). A hint, never trusted: a candidate is
+/// used only if `blobs` has it as a whole chunk. Not rebuilt from the repository (losing it
+/// costs compression, not data).
+pub const SIMILAR: TableDefinition<u64, [u8; 32]> = TableDefinition::new("similar");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -51,6 +60,16 @@ pub struct BlobValue {
 }
 
 impl BlobValue {
+    /// Whether an encoded value is a delta chunk's (its base is in [`DELTA_BASES`]).
+    pub fn is_delta(v: &[u8; 22]) -> bool {
+        v[21] == crate::format::pack::DELTA_CODE
+    }
+
+    /// The pack number of an encoded value.
+    pub fn pack_of(v: &[u8; 22]) -> u32 {
+        u32::from_le_bytes(v[0..4].try_into().expect("4 bytes"))
+    }
+
     pub fn from_entry(pack: u32, e: &BlobEntry) -> Self {
         BlobValue {
             pack,
@@ -69,18 +88,19 @@ impl BlobValue {
         out[12..16].copy_from_slice(&self.stored_len.to_le_bytes());
         out[16..20].copy_from_slice(&self.raw_len.to_le_bytes());
         out[20] = self.kind as u8;
-        out[21] = self.encoding as u8;
+        out[21] = self.encoding.code();
         out
     }
 
-    pub fn decode(v: &[u8; 22]) -> Option<Self> {
+    /// Decodes a value; a delta's `base` comes from [`DELTA_BASES`].
+    pub fn decode(v: &[u8; 22], base: Option<BlobId>) -> Option<Self> {
         Some(BlobValue {
             pack: u32::from_le_bytes(v[0..4].try_into().ok()?),
             offset: u64::from_le_bytes(v[4..12].try_into().ok()?),
             stored_len: u32::from_le_bytes(v[12..16].try_into().ok()?),
             raw_len: u32::from_le_bytes(v[16..20].try_into().ok()?),
             kind: BlobKind::from_u8(v[20])?,
-            encoding: Encoding::from_u8(v[21])?,
+            encoding: Encoding::from_code(v[21], base)?,
         })
     }
 }

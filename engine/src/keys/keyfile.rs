@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{aead, MasterKeys, NONCE_LEN, TAG_LEN};
-use crate::format::{sealed, DecodeError, FORMAT_VERSION};
+use crate::format::{sealed, DecodeError, OBJECT_VERSION};
 use crate::id::RepositoryId;
 
 pub const KEY_MAGIC: [u8; 8] = *b"VAULTKEY";
@@ -125,7 +125,7 @@ pub fn create(
     wrapped.extend_from_slice(body.as_ref());
     wrapped.extend_from_slice(&tag);
     let file = KeyFile {
-        version: FORMAT_VERSION,
+        version: OBJECT_VERSION,
         created: jiff::Timestamp::now().to_string(),
         host: host.to_string(),
         kdf: Kdf {
@@ -136,16 +136,16 @@ pub fn create(
         keys: hex::encode(wrapped),
     };
     let payload = serde_json::to_vec_pretty(&file).expect("key file serializes");
-    let bytes = sealed::encode(KEY_MAGIC, FORMAT_VERSION, &payload);
+    let bytes = sealed::encode(KEY_MAGIC, OBJECT_VERSION, &payload);
     (*blake3::hash(&bytes).as_bytes(), bytes)
 }
 
 /// Decodes and validates a key file (not its password).
 pub fn decode(data: &[u8]) -> Result<KeyFile, DecodeError> {
-    let payload = sealed::decode(KEY_MAGIC, FORMAT_VERSION, data)?;
+    let payload = sealed::decode(KEY_MAGIC, OBJECT_VERSION, data)?;
     let file: KeyFile = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::invalid("key file", e.to_string()))?;
-    if file.version != FORMAT_VERSION {
+    if file.version != OBJECT_VERSION {
         return Err(DecodeError::invalid(
             "key file",
             "version field disagrees with envelope",

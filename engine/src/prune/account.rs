@@ -44,9 +44,14 @@ pub(super) fn account(
         .collect();
     let packs: HashMap<PackId, u64> = records.iter().map(|(id, p)| (*id, p.size)).collect();
     let mut used: HashMap<PackId, u64> = HashMap::new();
+    // Delta entries of each pack: their base ids are trailer bytes, not reclaimable either.
+    let mut deltas: HashMap<PackId, u64> = HashMap::new();
     repo.index().for_each_blob(|id, loc| {
         if live.contains(&id) {
             *used.entry(loc.pack).or_default() += loc.stored_len as u64;
+        }
+        if loc.encoding.base().is_some() {
+            *deltas.entry(loc.pack).or_default() += 1;
         }
     })?;
     let mut delete = Vec::new();
@@ -60,7 +65,11 @@ pub(super) fn account(
         // Header, trailer and footer are not reclaimable: a pack of live blobs only is never
         // repacked, however small.
         let unused = size
-            .saturating_sub(pack::overhead(repo.encryption(), records[id].blobs as u64))
+            .saturating_sub(pack::overhead(
+                repo.encryption(),
+                records[id].blobs as u64,
+                deltas.get(id).copied().unwrap_or(0),
+            ))
             .saturating_sub(used);
         if used == 0 {
             delete.push(*id);

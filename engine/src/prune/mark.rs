@@ -73,6 +73,17 @@ impl<'a> Marker<'a> {
         self.locate(id).map(Some)
     }
 
+    /// Marks a chunk, and a delta chunk's base with it (a delta is readable only with its base,
+    /// format-spec/01-repository.md §1.5).
+    fn mark_chunk(&mut self, id: BlobId) -> Result<()> {
+        if let Some(Some(loc)) = self.mark(id)? {
+            if let Some(base) = loc.encoding.base() {
+                self.mark(base)?;
+            }
+        }
+        Ok(())
+    }
+
     fn read(&self, id: BlobId, kind: BlobKind, loc: &BlobLocation, what: &str) -> Result<Vec<u8>> {
         let stored = self.repo.backend().read_range(
             ObjectKind::Pack,
@@ -128,7 +139,7 @@ impl<'a> Marker<'a> {
                     EntryKind::File(data) => match data.content {
                         Content::Inline(refs) => {
                             for r in refs {
-                                self.mark(r.id.into())?;
+                                self.mark_chunk(r.id.into())?;
                             }
                         }
                         Content::Lists(lists) => {
@@ -145,7 +156,7 @@ impl<'a> Marker<'a> {
                                     Error::damaged(format!("chunk list {}", list.id.to_hex()), e)
                                 })?;
                                 for r in refs {
-                                    self.mark(r.id.into())?;
+                                    self.mark_chunk(r.id.into())?;
                                 }
                             }
                         }

@@ -202,7 +202,7 @@ fn prune(
     // The plan is durable before this index stops finding the condemned packs' blobs, and both
     // before any pack is deleted.
     let plan = Plan {
-        version: crate::format::FORMAT_VERSION,
+        version: crate::format::OBJECT_VERSION,
         time: jiff::Timestamp::now().to_string(),
         host: crate::host::hostname(),
         condemned: condemned.iter().map(|p| p.to_hex()).collect(),

@@ -82,6 +82,7 @@ fn read_pack(
 /// copy stops at the first that fails, returning false. In an encrypted repository every blob
 /// is sealed again by the writer (authenticated, not decompressed).
 fn copy_blobs(
+    repo: &Repository,
     pack: &ReadPack,
     blobs: &[(BlobId, BlobLocation)],
     writer: &mut PackWriter<'_>,
@@ -91,17 +92,7 @@ fn copy_blobs(
         let Some(stored) = pack.data.get(start..start + loc.stored_len as usize) else {
             return Ok(false);
         };
-        if !pack.intact
-            && pack::check_blob(
-                writer.encryption(),
-                *id,
-                loc.kind,
-                loc.encoding,
-                loc.raw_len,
-                stored,
-            )
-            .is_err()
-        {
+        if !pack.intact && !blob_checks(repo, writer, *id, loc, stored) {
             return Ok(false);
         }
         if !writer.add_stored(*id, loc.kind, loc.encoding, loc.raw_len, stored)? {
@@ -109,6 +100,34 @@ fn copy_blobs(
         }
     }
     Ok(true)
+}
+
+/// Whether a blob of a damaged pack still decodes to its id (a delta chunk with its base: a
+/// base that cannot be read counts as a failed check, so the pack is kept).
+fn blob_checks(
+    repo: &Repository,
+    writer: &PackWriter<'_>,
+    id: BlobId,
+    loc: &BlobLocation,
+    stored: &[u8],
+) -> bool {
+    let base = match loc.encoding.base() {
+        Some(base) => match repo.read_base(base) {
+            Ok(raw) => Some(raw),
+            Err(_) => return false,
+        },
+        None => None,
+    };
+    pack::check_blob(
+        writer.encryption(),
+        id,
+        loc.kind,
+        loc.encoding,
+        loc.raw_len,
+        stored,
+        base.as_deref().map(Vec::as_slice),
+    )
+    .is_ok()
 }
 
 /// Copies the live blobs of `packs`, in order, reading the next pack while the current one's
@@ -129,7 +148,7 @@ pub(super) fn copy_packs(
         let buffer = std::mem::take(&mut spare);
         let (ahead, copied) = rayon::join(
             || read_pack(repo, packs.get(i + 1), buffer),
-            || copy_blobs(&current, &live, writer),
+            || copy_blobs(repo, &current, &live, writer),
         );
         next = ahead;
         spare = current.data;

@@ -181,6 +181,8 @@ fn sweep(
         }
     }
     repo.index().drop_packs(&gone)?;
+    // Resemblance hints at chunks that went with these packs are useless now.
+    repo.index().forget_stale_similar()?;
     repo.delete_plan(id)?;
     repo.index().drop_plans(&[*id])?;
     // Segments that describe the deleted packs are rewritten without them.

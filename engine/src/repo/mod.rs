@@ -130,6 +130,8 @@ pub struct Repository {
     notices: Vec<String>,
     /// Trees and chunk lists kept locally (remote repositories only).
     tree_cache: Option<tree_cache::TreeCache>,
+    /// Delta bases read lately (format version 5).
+    bases: crate::blobs::BaseCache,
 }
 
 impl std::fmt::Debug for Repository {
@@ -348,6 +350,7 @@ impl Repository {
             notices,
             tree_cache: backend_is_remote
                 .then(|| tree_cache::TreeCache::new(path.with_file_name("trees"))),
+            bases: Default::default(),
         };
         let (full, bad_plans) = repo.apply_plans()?;
         for (_, error) in bad_plans {
@@ -425,7 +428,15 @@ impl Repository {
             index: &self.index,
             compression: self.config.compression,
             pack_target: self.config.pack_target_size as usize,
+            format_version: self.config.version,
+            bases: &self.bases,
         }
+    }
+
+    /// The raw bytes of delta base `id` (a chunk stored whole), checked.
+    pub fn read_base(&self, id: BlobId) -> Result<std::sync::Arc<Vec<u8>>> {
+        self.bases
+            .get(self.backend.as_ref(), &self.encryption, &self.index, id)
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -484,31 +495,15 @@ impl Repository {
 
     /// Reads, checks and decompresses a blob at a location found by [`Self::locate`].
     pub fn read_located(&self, id: BlobId, kind: BlobKind, loc: &BlobLocation) -> Result<Vec<u8>> {
-        let stored = self.backend.read_range(
-            ObjectKind::Pack,
-            &loc.pack.to_hex(),
-            loc.offset,
-            loc.stored_len as u64,
-        )?;
-        pack::open_blob_owned(
+        crate::blobs::read_located(
+            self.backend.as_ref(),
             &self.encryption,
+            &self.bases,
+            &self.index,
             id,
             kind,
-            loc.encoding,
-            loc.raw_len,
-            stored,
+            loc,
         )
-        .map_err(|e| {
-            Error::damaged(
-                format!(
-                    "{} {} in pack {}",
-                    kind.name(),
-                    id.to_hex(),
-                    loc.pack.to_hex()
-                ),
-                e,
-            )
-        })
     }
 
     /// Reads blobs of `kind` that lie close together in one pack (`locations` in pack order,
@@ -567,6 +562,7 @@ impl Repository {
                     loc.encoding,
                     loc.raw_len,
                     bytes,
+                    None,
                 )
                 .map_err(|e| damaged(id, e))?;
             }
@@ -576,6 +572,12 @@ impl Repository {
         for (id, loc) in ids.iter().zip(locations) {
             let start = (loc.offset - first.offset) as usize;
             let bytes = &stored[start..start + loc.stored_len as usize];
+            // A delta chunk's base: read (once, then cached) before the delta is decoded; a
+            // base that cannot be read makes the delta unreadable, which is what it is.
+            let base = match loc.encoding.base() {
+                Some(base) => Some(self.read_base(base)?),
+                None => None,
+            };
             pack::open_blob_append(
                 &self.encryption,
                 *id,
@@ -583,6 +585,7 @@ impl Repository {
                 loc.encoding,
                 loc.raw_len,
                 bytes,
+                base.as_deref().map(Vec::as_slice),
                 &mut out,
             )
             .map_err(|e| damaged(id, e))?;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::{Counters, OwnDir, SnapshotReport};
 use crate::error::Result;
 use crate::format::manifest::{Manifest, SnapshotSummary, SourceProblem, SourceRecord};
-use crate::format::FORMAT_VERSION;
+use crate::format::OBJECT_VERSION;
 use crate::id::{SnapshotId, TreeId};
 use crate::repo::Repository;
 use crate::write::PackerStats;
@@ -82,7 +82,7 @@ pub(super) fn commit(
         errors: problems,
     };
     let manifest = Manifest {
-        version: FORMAT_VERSION,
+        version: OBJECT_VERSION,
         time: time.to_string(),
         host,
         paths: records.iter().map(|r| r.path.clone()).collect(),

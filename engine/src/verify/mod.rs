@@ -260,7 +260,10 @@ fn read_packs(
         if plan.deadline.is_some_and(|d| Instant::now() >= d) && report.packs_read > 0 {
             break;
         }
-        for check in read_data::check_packs(repo.backend().as_ref(), repo.encryption(), batch) {
+        let base = |id| repo.read_base(id).map_err(|e| e.to_string());
+        for check in
+            read_data::check_packs(repo.backend().as_ref(), repo.encryption(), &base, batch)
+        {
             progress.bytes(check.bytes);
             progress.file_done();
             report.packs_read += 1;

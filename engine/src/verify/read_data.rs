@@ -6,6 +6,7 @@
 //! with its name. Memory holds two pieces, not a pack.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -30,11 +31,15 @@ pub struct PackCheck {
     pub damaged: HashMap<BlobId, String>,
 }
 
+/// The raw bytes of a delta chunk's base, checked, or why they cannot be had.
+pub type BaseReader<'a> = &'a (dyn Fn(BlobId) -> Result<Arc<Vec<u8>>, String> + Sync);
+
 /// Reads `packs` (one after another from a local disk, several at once from a remote store)
-/// and checks each blob's digest.
+/// and checks each blob's digest; a delta chunk is decoded with its base from `base`.
 pub fn check_packs(
     backend: &dyn Backend,
     encryption: &Encryption,
+    base: BaseReader<'_>,
     packs: &[PackId],
 ) -> Vec<PackCheck> {
     // A remote store: several packs at once (each request waits on the network; the caller
@@ -46,7 +51,7 @@ pub fn check_packs(
             .with_max_len(1)
             .map_init(
                 || [Vec::new(), Vec::new()],
-                |buffers, id| check_pack(backend, encryption, *id, buffers),
+                |buffers, id| check_pack(backend, encryption, base, *id, buffers),
             )
             .collect();
     }
@@ -54,13 +59,14 @@ pub fn check_packs(
     let mut buffers = [Vec::new(), Vec::new()];
     packs
         .iter()
-        .map(|id| check_pack(backend, encryption, *id, &mut buffers))
+        .map(|id| check_pack(backend, encryption, base, *id, &mut buffers))
         .collect()
 }
 
 fn check_pack(
     backend: &dyn Backend,
     encryption: &Encryption,
+    base: BaseReader<'_>,
     id: PackId,
     buffers: &mut [Vec<u8>; 2],
 ) -> PackCheck {
@@ -72,7 +78,7 @@ fn check_pack(
         unreadable: None,
         damaged: HashMap::new(),
     };
-    if let Err(reason) = read_pack(backend, encryption, &mut check, buffers) {
+    if let Err(reason) = read_pack(backend, encryption, base, &mut check, buffers) {
         check.unreadable = Some(reason);
     }
     check
@@ -115,6 +121,7 @@ fn pieces(entries: &[BlobEntry], area_end: u64) -> Vec<Piece<'_>> {
 fn read_pack(
     backend: &dyn Backend,
     encryption: &Encryption,
+    base: BaseReader<'_>,
     check: &mut PackCheck,
     buffers: &mut [Vec<u8>; 2],
 ) -> std::result::Result<(), String> {
@@ -160,7 +167,7 @@ fn read_pack(
                 Some(p) => read_into(p.start, p.end - p.start, ahead),
                 None => Ok(()),
             },
-            || check_blobs(encryption, piece, current),
+            || check_blobs(encryption, base, piece, current),
         );
         hasher.update(current);
         damaged.extend(found);
@@ -174,17 +181,36 @@ fn read_pack(
     Ok(())
 }
 
-/// The blobs of a piece that do not decode to their id, with the reason.
-fn check_blobs(encryption: &Encryption, piece: &Piece<'_>, bytes: &[u8]) -> Vec<(BlobId, String)> {
+/// The blobs of a piece that do not decode to their id, with the reason. A delta chunk whose
+/// base cannot be read does not decode either: it is reported with that reason.
+fn check_blobs(
+    encryption: &Encryption,
+    base: BaseReader<'_>,
+    piece: &Piece<'_>,
+    bytes: &[u8],
+) -> Vec<(BlobId, String)> {
     piece
         .entries
         .par_iter()
         .filter_map(|e| {
             let start = (e.offset - piece.start) as usize;
             let stored = &bytes[start..start + e.stored_len as usize];
-            pack::check_blob(encryption, e.id, e.kind, e.encoding, e.raw_len, stored)
-                .err()
-                .map(|err| (e.id, format!("{} {}", e.kind.name(), err)))
+            let base_raw = match e.encoding.base().map(base) {
+                Some(Err(why)) => {
+                    return Some((
+                        e.id,
+                        format!("{} delta: base unreadable: {why}", e.kind.name()),
+                    ))
+                }
+                Some(Ok(raw)) => Some(raw),
+                None => None,
+            };
+            let base_raw = base_raw.as_deref().map(Vec::as_slice);
+            pack::check_blob(
+                encryption, e.id, e.kind, e.encoding, e.raw_len, stored, base_raw,
+            )
+            .err()
+            .map(|err| (e.id, format!("{} {}", e.kind.name(), err)))
         })
         .collect()
 }

@@ -57,13 +57,30 @@ impl<'a> Walker<'a> {
     }
 
     /// The problem a referenced blob has, if any: known bad, or not in the index.
+    /// A delta chunk has its base's problem too: it cannot be read without its base.
     fn blob_problem(&mut self, id: BlobId, kind: &str) -> Option<ProblemKey> {
         if let Some(key) = self.bad.get(&id) {
             return Some(key.clone());
         }
-        match self.reader.contains(&id) {
-            Ok(true) => None,
-            Ok(false) => {
+        match self.reader.lookup(&id) {
+            Ok(Some(loc)) => match loc.encoding.base() {
+                // Not followed further: a base is never a delta (reading one says so).
+                Some(base) => {
+                    let key = match self.bad.get(&base) {
+                        Some(key) => key.clone(),
+                        None if matches!(self.reader.contains(&base), Ok(false)) => {
+                            let key = self.problems.missing("chunk", base);
+                            self.bad.insert(base, key.clone());
+                            key
+                        }
+                        None => return None,
+                    };
+                    self.bad.insert(id, key.clone());
+                    Some(key)
+                }
+                _ => None,
+            },
+            Ok(None) => {
                 let key = self.problems.missing(kind, id);
                 self.bad.insert(id, key.clone());
                 Some(key)

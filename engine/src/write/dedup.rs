@@ -5,7 +5,7 @@
 //! is claimed once per run and released only when durable), so the set holds only in-flight
 //! blobs and stays bounded however large the input.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::error::Result;
@@ -15,6 +15,17 @@ use crate::index::{Index, IndexReader};
 pub struct Dedup<'a> {
     index: &'a Index,
     pending: Mutex<HashSet<BlobId>>,
+    /// Super-features of pending chunks, recorded in the index once they are durable and
+    /// indexed (write/similar.rs): with the chunk itself when stored whole (it may become a
+    /// base), else with its base.
+    features: Mutex<HashMap<BlobId, SimilarTo>>,
+}
+
+/// What a pending chunk's super-features point at once it is indexed.
+pub struct SimilarTo {
+    pub features: Vec<u64>,
+    /// The delta's base, or `None` for a chunk stored whole.
+    pub base: Option<BlobId>,
 }
 
 impl<'a> Dedup<'a> {
@@ -22,6 +33,7 @@ impl<'a> Dedup<'a> {
         Dedup {
             index,
             pending: Mutex::new(HashSet::new()),
+            features: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,12 +75,30 @@ impl<'a> Dedup<'a> {
         Ok(true)
     }
 
-    /// The pack holding these ids is durable and indexed.
-    pub fn committed(&self, ids: impl IntoIterator<Item = BlobId>) {
+    /// Keeps a pending chunk's super-features until it is indexed.
+    pub fn note_features(&self, id: BlobId, similar: SimilarTo) {
+        self.features.lock().unwrap().insert(id, similar);
+    }
+
+    /// The pack holding these ids is durable and indexed. Returns the similarity records of
+    /// those that had super-features: `(feature, chunk, replace)` for [`Index::record_similar`]:
+    /// a chunk stored whole takes over its features; a delta's features point at its base where
+    /// nothing else is recorded (never at the delta: bases are whole chunks).
+    pub fn committed(&self, ids: impl IntoIterator<Item = BlobId>) -> Vec<(u64, BlobId, bool)> {
         let mut pending = self.pending.lock().unwrap();
+        let mut features = self.features.lock().unwrap();
+        let mut records = Vec::new();
         for id in ids {
             pending.remove(&id);
+            if let Some(similar) = features.remove(&id) {
+                let (chunk, replace) = match similar.base {
+                    Some(base) => (base, false),
+                    None => (id, true),
+                };
+                records.extend(similar.features.iter().map(|&f| (f, chunk, replace)));
+            }
         }
+        records
     }
 }
 

@@ -4,9 +4,16 @@
 //!
 //! ```text
 //! raw bytes ─► id ─► dedup claim ─► compress ─► seal ══queue══► pack ─► commit ─► index ─► segments
+//!                                   └ similar? ─► delta ┘
 //!              (BlobWriter, on the caller's threads)            (packer and committer threads)
 //! stored bytes (prune) ─────────────────────────► reseal ─► pack ─► commit ─► segments (PackWriter)
 //! ```
+//!
+//! A new chunk of the fine profile's size (format version 5) gets super-features
+//! ([`similar`]); when a chunk stored whole shares one, the new chunk is encoded as a zstd frame
+//! with that chunk as dictionary and kept as a *delta* of it if that is clearly smaller
+//! ([`compress::encode_delta`]; format-spec/04-packs.md §4.9). A base is always a chunk stored
+//! whole and indexed (so durable, I2): delta depth is 1.
 //!
 //! Input: raw blobs with their kind ([`BlobWriter`]), or blobs already stored elsewhere
 //! ([`PackWriter`]). Output: durable packs, their blobs in the index, index segments describing
@@ -31,16 +38,19 @@ pub mod dedup;
 pub mod pack;
 mod packer;
 pub mod segments;
+pub mod similar;
 
+use crate::blobs::BaseCache;
 use crate::error::{Error, Result};
 use crate::format::config::Compression;
-use crate::format::pack::BlobKind;
+use crate::format::pack::{BlobKind, Encoding};
 use crate::id::BlobId;
 use crate::index::Index;
 use crate::keys::Encryption;
 use crate::storage::Backend;
-use dedup::{Claimer, Dedup};
+use dedup::{Claimer, Dedup, SimilarTo};
 use packer::BlobSender;
+use similar::Similarity;
 
 pub use pack::{PackWriter, WrittenPack};
 pub use packer::{PackerStats, StoredBlob};
@@ -54,7 +64,14 @@ pub struct Destination<'a> {
     pub compression: Compression,
     /// Packs close once they hold this many bytes.
     pub pack_target: usize,
+    /// The repository's format version: packs carry it; from 5 on, chunks may be deltas.
+    pub format_version: u32,
+    /// Where delta bases are read through.
+    pub bases: &'a BaseCache,
 }
+
+/// The first format version with delta chunks.
+pub const DELTA_VERSION: u32 = 5;
 
 /// Runs `work` with a [`BlobWriter`] into `destination`, the packer on a thread of its own.
 /// Returns what `work` returned and the packer's result, once every pack is committed, indexed
@@ -76,13 +93,18 @@ pub fn session<R>(
                 destination.index,
                 &dedup,
                 destination.pack_target,
+                destination.format_version,
             )
         });
+        let deltas = destination.format_version >= DELTA_VERSION
+            && destination.compression != Compression::None;
         let writer = BlobWriter {
             dedup: &dedup,
             blobs: sender,
             compression: destination.compression,
             encryption: destination.encryption,
+            similarity: deltas.then(|| Similarity::new(destination.encryption)),
+            destination: *destination,
         };
         let done = work(&writer);
         // The last sender goes: the packer flushes and commits what it holds, then ends.
@@ -99,6 +121,9 @@ pub struct BlobWriter<'a> {
     blobs: BlobSender,
     compression: Compression,
     encryption: &'a Encryption,
+    /// Super-features of new chunks, where deltas are written (format version 5).
+    similarity: Option<Similarity>,
+    destination: Destination<'a>,
 }
 
 impl<'a> BlobWriter<'a> {
@@ -128,10 +153,28 @@ impl<'a> BlobWriter<'a> {
         self.dedup.all_stored(ids)
     }
 
-    /// Compresses, seals and queues a claimed blob.
+    /// Compresses (as a delta of a similar chunk where that is clearly smaller), seals and
+    /// queues a claimed blob.
     fn send(&self, kind: BlobKind, id: BlobId, raw: &[u8]) -> Result<()> {
-        let (encoding, bytes) =
-            compress::encode_blob(raw, self.compression, self.encryption, kind, id);
+        let (mut encoding, mut bytes) = compress::compress(raw, self.compression);
+        let similarity = self
+            .similarity
+            .as_ref()
+            .filter(|_| kind == BlobKind::Chunk && similar::eligible(raw.len()));
+        if let Some(similarity) = similarity {
+            let features = similarity.super_features(raw);
+            let mut base = None;
+            if let Some((candidate, dictionary)) = self.similar_chunk(&features) {
+                if let Some(delta) =
+                    compress::encode_delta(raw, &dictionary, self.compression, bytes.len())
+                {
+                    (encoding, bytes) = (Encoding::Delta { base: candidate }, delta);
+                    base = Some(candidate);
+                }
+            }
+            self.dedup.note_features(id, SimilarTo { features, base });
+        }
+        let bytes = compress::seal(bytes, self.encryption, kind, encoding, id, raw.len());
         let blob = StoredBlob {
             id,
             kind,
@@ -143,6 +186,35 @@ impl<'a> BlobWriter<'a> {
             object: "pack writer".into(),
             reason: "stopped".into(),
         })
+    }
+}
+
+impl BlobWriter<'_> {
+    /// A stored chunk that shares the most super-features with `features` (at least one) and
+    /// can be a base: indexed (so durable), stored whole, readable. With its raw bytes.
+    /// Anything that goes wrong on the way means "none": the chunk is then stored whole.
+    fn similar_chunk(&self, features: &[u64]) -> Option<(BlobId, std::sync::Arc<Vec<u8>>)> {
+        let d = &self.destination;
+        let reader = d.index.reader().ok()?;
+        let mut votes: Vec<(BlobId, usize)> = Vec::new();
+        for feature in features {
+            let Ok(Some(chunk)) = reader.similar(*feature) else {
+                continue;
+            };
+            match votes.iter_mut().find(|(c, _)| *c == chunk) {
+                Some((_, n)) => *n += 1,
+                None => votes.push((chunk, 1)),
+            }
+        }
+        // Most votes first; among equals, the first feature's.
+        votes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let (chunk, _) = *votes.first()?;
+        let location = reader.lookup(&chunk).ok()??;
+        if location.kind != BlobKind::Chunk || location.encoding.base().is_some() {
+            return None;
+        }
+        let raw = d.bases.get(d.backend, d.encryption, d.index, chunk).ok()?;
+        crate::format::pack::usable_base(&raw).then_some((chunk, raw))
     }
 }
 

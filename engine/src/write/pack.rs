@@ -46,15 +46,18 @@ impl FinishedPack<'_> {
 }
 
 struct OpenPack<'a> {
+    /// The pack header's format version (the repository's).
+    version: u32,
     builder: PackBuilder,
     /// Created when the first piece is written.
     object: Option<Box<dyn ObjectWriter<'a> + 'a>>,
 }
 
 impl<'a> OpenPack<'a> {
-    fn new() -> Self {
+    fn new(version: u32) -> Self {
         OpenPack {
-            builder: PackBuilder::with_capacity(WRITE_PIECE + (64 << 10)),
+            version,
+            builder: PackBuilder::with_capacity(version, WRITE_PIECE + (64 << 10)),
             object: None,
         }
     }
@@ -85,7 +88,10 @@ impl<'a> OpenPack<'a> {
         backend: &'a dyn Backend,
         encryption: &Encryption,
     ) -> Result<FinishedPack<'a>> {
-        let builder = std::mem::take(&mut self.builder);
+        let builder = std::mem::replace(
+            &mut self.builder,
+            PackBuilder::with_capacity(self.version, 0),
+        );
         let taken = (builder.len() - builder.pending_len()) as u64;
         let (id, rest, entries) = builder.finish(encryption);
         let mut object = match self.object.take() {
@@ -98,7 +104,7 @@ impl<'a> OpenPack<'a> {
             Err(Error::AlreadyExists { .. }) => None,
             Err(e) => return Err(e),
         };
-        *self = OpenPack::new();
+        *self = OpenPack::new(self.version);
         Ok(FinishedPack {
             object,
             id,
@@ -119,14 +125,20 @@ pub struct PackFiller<'a> {
 
 impl<'a> PackFiller<'a> {
     /// Packs close once they hold `target` bytes (or [`MAX_BLOBS_PER_PACK`] blobs).
-    /// Trailers are sealed with `encryption` (blobs come sealed already).
-    pub fn new(backend: &'a dyn Backend, encryption: &Encryption, target: usize) -> Self {
+    /// Trailers are sealed with `encryption` (blobs come sealed already); headers carry the
+    /// repository's format `version`.
+    pub fn new(
+        backend: &'a dyn Backend,
+        encryption: &Encryption,
+        target: usize,
+        version: u32,
+    ) -> Self {
         PackFiller {
             backend,
             encryption: encryption.clone(),
             target,
-            data: OpenPack::new(),
-            meta: OpenPack::new(),
+            data: OpenPack::new(version),
+            meta: OpenPack::new(version),
         }
     }
 
@@ -195,6 +207,7 @@ impl<'a> PackWriter<'a> {
                 destination.backend,
                 destination.encryption,
                 destination.pack_target,
+                destination.format_version,
             ),
             closed: Vec::new(),
             backend: destination.backend,

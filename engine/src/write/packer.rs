@@ -202,6 +202,7 @@ pub fn run_packer(
     index: &Index,
     dedup: &Dedup<'_>,
     target: usize,
+    version: u32,
 ) -> Result<PackerStats> {
     // A remote store takes several uploads at once: as many staged packs wait as it wants.
     let (staged, to_commit) = crossbeam_channel::bounded(COMMIT_QUEUE.max(backend.concurrency()));
@@ -210,7 +211,7 @@ pub fn run_packer(
         let committer =
             scope.spawn(|| run_committer(to_commit, backend, encryption, index, dedup, &failed));
         let shuffle = encryption.is_on().then(Shuffle::new);
-        let filler = PackFiller::new(backend, encryption, target);
+        let filler = PackFiller::new(backend, encryption, target, version);
         let packed = fill_packs(&blobs, filler, shuffle, staged, &failed);
         let committed = committer.join().expect("pack committer thread panicked");
         // A commit failure stops the packer too; it is the cause to report.
@@ -323,11 +324,14 @@ fn run_committer(
                     stats.bytes += size;
                     stats.blobs += entries.len() as u64;
                 }
-                dedup.committed(
+                let similar = dedup.committed(
                     committed
                         .iter()
                         .flat_map(|(_, _, e)| e.iter().map(|e| e.id)),
                 );
+                // A hint only (tables::SIMILAR): failing to record it costs compression later,
+                // never data, so it does not fail the run.
+                let _ = index.record_similar(&similar);
                 for (id, size, entries) in committed {
                     undescribed_blobs += entries.len();
                     undescribed.push(SegmentPack { id, size, entries });
