@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         for e in entries {
             let end = (e.offset + e.stored_len as u64) as usize;
             let stored = &data[e.offset as usize..end];
-            let _ = pack::check_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, stored);
+            let _ = pack::check_blob(&enc, e.id, e.kind, e.encoding, e.raw_len, stored, None);
         }
     }
     let sealed = vault_fuzz::fix_sealed(data).unwrap_or_else(|| data.to_vec());
