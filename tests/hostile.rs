@@ -15,7 +15,7 @@ use vault_engine::format::pack::{BlobKind, Encoding, PackBuilder};
 use vault_engine::format::tree::{
     encode_tree, ChunkRef, Content, Entry, EntryKind, FileData, Metadata, Tree,
 };
-use vault_engine::format::FORMAT_VERSION;
+use vault_engine::format::OBJECT_VERSION;
 use vault_engine::id::BlobId;
 use vault_engine::{ChunkId, SnapshotSummary, TreeId};
 
@@ -130,7 +130,7 @@ impl Craft {
 /// A snapshot manifest file for `root` and its id (hex).
 pub(crate) fn manifest_file(root: TreeId, host: &str, time: &str, tag: &str) -> (String, Vec<u8>) {
     let m = Manifest {
-        version: FORMAT_VERSION,
+        version: OBJECT_VERSION,
         time: time.into(),
         host: host.into(),
         paths: vec!["/".into()],
