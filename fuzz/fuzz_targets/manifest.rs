@@ -1,11 +1,11 @@
 //! `format::manifest::decode`, on the input and on the input with its sealed-file length field and
 //! checksum fixed (so the JSON payload behind it is reached).
-//! Oracles: a manifest that decodes has the current version, a root tree id and a valid or no
+//! Oracles: a manifest that decodes has the manifest layout version (4), a root tree id and a valid or no
 //! parent id, and survives encode -> decode.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_engine::format::{manifest, FORMAT_VERSION};
+use vault_engine::format::{manifest, OBJECT_VERSION};
 use vault_engine::id::SnapshotId;
 
 fn check(data: &[u8]) {
@@ -13,7 +13,7 @@ fn check(data: &[u8]) {
         assert!(m.root().is_some());
         // regressions/manifest-version-field-disagrees.bin: format v1 accepted a JSON version
         // other than the envelope's, and encode then sealed a file decode refused.
-        assert_eq!(m.version, FORMAT_VERSION);
+        assert_eq!(m.version, OBJECT_VERSION);
         if let Some(parent) = &m.parent {
             assert!(SnapshotId::from_hex(parent).is_some());
         }
