@@ -114,6 +114,7 @@ impl Index {
             txn.open_table(COPIED).map_err(|e| self.err(e))?;
             txn.open_table(DELTA_BASES).map_err(|e| self.err(e))?;
             txn.open_table(SIMILAR).map_err(|e| self.err(e))?;
+            txn.delete_table(SIMILAR_OLD).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }

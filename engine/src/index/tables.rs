@@ -41,7 +41,11 @@ pub const DELTA_BASES: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::ne
 /// one to be stored as a delta of (write/similar.rs). A hint, never trusted: a candidate is
 /// used only if `blobs` has it as a whole chunk. Not rebuilt from the repository (losing it
 /// costs compression, not data).
-pub const SIMILAR: TableDefinition<u64, [u8; 32]> = TableDefinition::new("similar");
+/// Named `similar-2` since super-features stopped depending on positions in the chunk; the
+/// first table of that name held the earlier features and is dropped on open.
+pub const SIMILAR: TableDefinition<u64, [u8; 32]> = TableDefinition::new("similar-2");
+/// The table of the first super-features (nothing looks them up any more).
+pub const SIMILAR_OLD: TableDefinition<u64, [u8; 32]> = TableDefinition::new("similar");
 /// Cache bookkeeping: `layout` (u64 version of this table layout).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
