@@ -65,6 +65,8 @@ for compression in zstd:1 none; do
     "$vault" --quiet init --encryption none --chunk-min 64 --chunk-avg 256 --chunk-max 1024 --compression "$compression" >/dev/null
     "$vault" --quiet snapshot --tag seed "$src" >/dev/null
     "$vault" --quiet snapshot --stdin --stdin-name db.sql --label kind=dump < "$dump" >/dev/null
+    # A label edit: a manifest with `origin`, `replaces` and `edited`.
+    "$vault" --quiet label latest --add edited=yes >/dev/null
     seed "$repo/config" config
     seed "$repo/config" sealed
     for f in "$repo"/snapshots/*; do
@@ -100,6 +102,8 @@ for kind in config manifest plan; do
     seed "$vectors/$kind.bin" "$kind"
     seed "$vectors/$kind.bin" sealed
 done
+seed "$vectors/manifest-edited.bin" manifest
+seed "$vectors/manifest-edited.bin" sealed
 # Version 5: the only seed with a delta chunk and a base table (a snapshot of the small source
 # above finds no similar chunks).
 seed "$vectors/pack-delta.bin" pack

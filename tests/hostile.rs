@@ -145,6 +145,8 @@ pub(crate) fn manifest_file(root: TreeId, host: &str, time: &str, tag: &str) -> 
         parent: None,
         complete: true,
         origin: None,
+        replaces: None,
+        edited: None,
         summary: SnapshotSummary::default(),
         program_version: "crafted".into(),
     };

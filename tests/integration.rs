@@ -14,6 +14,7 @@ mod encryption;
 mod errors;
 mod export;
 mod hostile;
+mod labels;
 mod mount;
 mod ops;
 mod reliability;

@@ -292,6 +292,22 @@ fn every_json_document_matches_the_readme() {
         &json(&env, &["prune", "--json"]),
         &[("vault prune", "")],
     );
+
+    for args in [
+        &["label", "latest", "--add", "env=prod", "--json"][..],
+        &["tag", "latest", "--add", "keep", "--json"],
+        &["tag", "latest", "--add", "keep", "--json"],
+    ] {
+        let edit = json(&env, args);
+        check("label/tag", &edit, &[("vault label, vault tag", "")]);
+    }
+    let forgotten = json(&env, &["list", "--forgotten", "--json"]);
+    for snapshot in forgotten["snapshots"].as_array().unwrap() {
+        check_fields("list: replaced", snapshot, &[("Snapshot object", "")]);
+    }
+    let copy = json(&env, &["copy", "--to", dest.to_str().unwrap(), "--json"]);
+    check("copy, replacing", &copy, &[("vault copy", "")]);
+    assert!(copy["copied"][0]["replaced"].is_string(), "{copy:#}");
 }
 
 #[test]

@@ -87,6 +87,10 @@ pub enum Command {
     Unprotect(SnapshotIdsArgs),
     /// Bring back forgotten snapshots (possible until a prune deletes them)
     Undelete(SnapshotIdsArgs),
+    /// Add or remove labels of a snapshot (writes a new manifest that replaces it; prints its id)
+    Label(LabelArgs),
+    /// Add or remove tags of a snapshot (writes a new manifest that replaces it; prints its id)
+    Tag(TagArgs),
     /// Remove the prune lock and snapshot registrations left by vault processes that are gone
     Unlock(UnlockArgs),
     /// Manage the local index cache
@@ -157,6 +161,38 @@ pub struct SnapshotIdsArgs {
     /// Snapshot ids or unique id prefixes
     #[arg(value_name = "SNAPSHOT", required = true)]
     pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["add", "remove"]))]
+pub struct LabelArgs {
+    /// Snapshot id, unique id prefix or `latest` (with --host, --tag, --label)
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Set a label (repeatable; replaces the value of an existing key), e.g. --add app=website
+    #[arg(long, value_name = "KEY=VALUE", value_parser = crate::parse::parse_label)]
+    pub add: Vec<(String, String)>,
+    /// Remove the label with this key (repeatable)
+    #[arg(long, value_name = "KEY", value_parser = crate::parse::parse_label_key)]
+    pub remove: Vec<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["add", "remove"]))]
+pub struct TagArgs {
+    /// Snapshot id, unique id prefix or `latest` (with --host, --tag, --label)
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Add a tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub add: Vec<String>,
+    /// Remove a tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub remove: Vec<String>,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,14 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A label key alone (`vault label --remove KEY`): what [`parse_label`] accepts before the `=`.
+pub fn parse_label_key(text: &str) -> Result<String, String> {
+    match vault_engine::format::manifest::label_key_problem(text) {
+        None => Ok(text.to_string()),
+        Some(problem) => Err(format!("{text:?}: {problem}; give the KEY of KEY=VALUE")),
+    }
+}
+
 pub fn parse_command(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, command)) if !name.is_empty() && !command.trim().is_empty() => {

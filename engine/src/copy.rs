@@ -13,7 +13,9 @@
 //! (invariant I3): every pack is durable before the manifest that reaches it is written; a copy interrupted at any point leaves only unreferenced packs (or
 //! whole snapshots), and running it again goes on where it stopped, since every blob already
 //! stored is found in the destination's index. A snapshot already in the destination (the
-//! same origin: see [`Manifest::origin`]) is skipped.
+//! same origin: see [`Manifest::origin`]) is skipped, unless its tags or labels were edited in
+//! the source later than there: then the copy replaces the destination's version, as the edit
+//! did in the source ([`Repository::replace_snapshot`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,15 +56,14 @@ pub struct CopyReport {
 pub struct CopiedSnapshot {
     pub source: SnapshotId,
     pub destination: SnapshotId,
+    /// The destination's snapshot this copy replaces (an older version of the same content,
+    /// whose tags or labels were edited in the source since); it is forgotten there.
+    pub replaced: Option<SnapshotId>,
 }
 
 /// Where a snapshot was first taken: its origin, or itself.
 pub fn origin_of(repo: &Repository, snapshot: &SnapshotInfo) -> String {
-    snapshot
-        .manifest
-        .origin
-        .clone()
-        .unwrap_or_else(|| format!("{}/{}", repo.id().to_hex(), snapshot.id.to_hex()))
+    repo.origin_of(snapshot)
 }
 
 /// Copies `snapshots` (of `source`) into `dest`, oldest first.
@@ -86,24 +87,124 @@ pub fn run(
     let _reader = source.register("copy", false)?;
     let _writer = dest.register("copy", true)?;
     let (present, _) = dest.all_snapshots()?;
-    let mut origins: HashMap<String, SnapshotId> =
-        present.iter().map(|s| (origin_of(dest, s), s.id)).collect();
+    let mut there: HashMap<String, Vec<Present>> = HashMap::new();
+    for s in &present {
+        there
+            .entry(origin_of(dest, s))
+            .or_default()
+            .push(Present::of(s));
+    }
     let mut order: Vec<&SnapshotInfo> = snapshots.iter().collect();
     order.sort_by_key(|s| (s.manifest.time.parse::<jiff::Timestamp>().ok(), s.id));
     for snapshot in order {
         let origin = origin_of(source, snapshot);
-        if origins.contains_key(&origin) {
-            report.skipped.push(snapshot.id);
-            continue;
+        let replaces = match decide(there.get(&origin).map(Vec::as_slice), &snapshot.manifest) {
+            Decision::Skip => {
+                report.skipped.push(snapshot.id);
+                continue;
+            }
+            Decision::Copy => None,
+            Decision::Replace(old) => Some(old),
+        };
+        let id = copy_one(
+            source,
+            dest,
+            snapshot,
+            &origin,
+            replaces,
+            &mut report,
+            progress,
+        )?;
+        let versions = there.entry(origin).or_default();
+        for v in versions.iter_mut() {
+            if Some(v.id) == replaces.map(|r| r.id) {
+                v.hidden = true;
+            }
         }
-        let id = copy_one(source, dest, snapshot, &origin, &mut report, progress)?;
-        origins.insert(origin, id);
+        versions.push(Present {
+            id,
+            hidden: false,
+            protected: snapshot.protected,
+            tags: snapshot.manifest.tags.clone(),
+            labels: snapshot.manifest.labels.clone(),
+            edited: edited(&snapshot.manifest),
+        });
         report.copied.push(CopiedSnapshot {
             source: snapshot.id,
             destination: id,
+            replaced: replaces.map(|r| r.id),
         });
     }
     Ok(report)
+}
+
+/// A snapshot of the destination with the same origin as one being copied: a version of the
+/// same content, perhaps with other tags and labels.
+struct Present {
+    id: SnapshotId,
+    /// Forgotten or replaced.
+    hidden: bool,
+    protected: bool,
+    tags: Vec<String>,
+    labels: std::collections::BTreeMap<String, String>,
+    edited: Option<jiff::Timestamp>,
+}
+
+impl Present {
+    fn of(s: &SnapshotInfo) -> Present {
+        Present {
+            id: s.id,
+            hidden: s.forgotten,
+            protected: s.protected,
+            tags: s.manifest.tags.clone(),
+            labels: s.manifest.labels.clone(),
+            edited: edited(&s.manifest),
+        }
+    }
+}
+
+/// When a snapshot's tags and labels were last edited; `None` (earlier than any edit) if never.
+fn edited(m: &Manifest) -> Option<jiff::Timestamp> {
+    m.edited.as_deref().and_then(|t| t.parse().ok())
+}
+
+/// The destination snapshot a copy replaces.
+#[derive(Clone, Copy)]
+struct Replaced {
+    id: SnapshotId,
+    protected: bool,
+}
+
+enum Decision {
+    Skip,
+    Copy,
+    Replace(Replaced),
+}
+
+/// What to do with a source snapshot given the destination's versions of the same content
+/// (format-spec/11-remote.md §11.6): nothing there: copy. A visible version with the same tags
+/// and labels, or a later edit: skip. A visible version edited earlier (or never): copy,
+/// replacing it. Only forgotten versions: skip (the destination's retention forgot it).
+fn decide(versions: Option<&[Present]>, m: &Manifest) -> Decision {
+    let Some(versions) = versions.filter(|v| !v.is_empty()) else {
+        return Decision::Copy;
+    };
+    let Some(current) = versions
+        .iter()
+        .filter(|v| !v.hidden)
+        .max_by_key(|v| (v.edited, v.id))
+    else {
+        return Decision::Skip;
+    };
+    let same = current.tags == m.tags && current.labels == m.labels;
+    if same || current.edited >= edited(m) {
+        Decision::Skip
+    } else {
+        Decision::Replace(Replaced {
+            id: current.id,
+            protected: current.protected,
+        })
+    }
 }
 
 fn copy_one(
@@ -111,6 +212,7 @@ fn copy_one(
     dest: &Repository,
     snapshot: &SnapshotInfo,
     origin: &str,
+    replaces: Option<Replaced>,
     report: &mut CopyReport,
     progress: &dyn Progress,
 ) -> Result<SnapshotId> {
@@ -150,10 +252,16 @@ fn copy_one(
         tree: root.to_hex(),
         parent: None,
         origin: Some(origin.to_string()),
+        // A source id means nothing in the destination: the replaced version there, or none.
+        replaces: replaces.map(|r| r.id.to_hex()),
         ..m.clone()
     };
     // I3: the manifest last, after every pack it reaches.
-    dest.write_snapshot(&manifest, snapshot.protected)
+    match replaces {
+        None => dest.write_snapshot(&manifest, snapshot.protected),
+        // A protected version stays protected when an edit replaces it.
+        Some(old) => dest.replace_snapshot(old.id, &manifest, snapshot.protected || old.protected),
+    }
 }
 
 struct Copier<'a> {
@@ -336,5 +444,106 @@ impl Copier<'_> {
             .into_iter()
             .map(|r| r.expect("every chunk copied or known"))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> SnapshotId {
+        SnapshotId([n; 32])
+    }
+
+    fn present(n: u8, hidden: bool, tag: &str, edited: Option<&str>) -> Present {
+        Present {
+            id: id(n),
+            hidden,
+            protected: n == 1,
+            tags: vec![tag.into()],
+            labels: Default::default(),
+            edited: edited.map(|t| t.parse().unwrap()),
+        }
+    }
+
+    fn source(tag: &str, edited: Option<&str>) -> Manifest {
+        let mut m: Manifest = serde_json::from_value(serde_json::json!({
+            "version": 4, "time": "2026-01-01T00:00:00Z", "host": "h", "paths": [],
+            "sources": [], "tags": [tag], "labels": {}, "tree": "00".repeat(32),
+            "complete": true, "program_version": "0",
+            "summary": {"files": 0, "dirs": 0, "files_unchanged": 0, "bytes_total": 0,
+                "bytes_read": 0, "bytes_added": 0, "chunks_total": 0, "chunks_new": 0,
+                "trees_new": 0, "duration_secs": 0.0, "errors": []}
+        }))
+        .unwrap();
+        m.edited = edited.map(String::from);
+        m
+    }
+
+    fn replaced(d: Decision) -> Option<SnapshotId> {
+        match d {
+            Decision::Replace(r) => Some(r.id),
+            _ => None,
+        }
+    }
+
+    const T1: &str = "2026-02-01T00:00:00Z";
+    const T2: &str = "2026-03-01T00:00:00Z";
+
+    #[test]
+    fn nothing_there_is_copied() {
+        assert!(matches!(decide(None, &source("a", None)), Decision::Copy));
+        assert!(matches!(
+            decide(Some(&[]), &source("a", None)),
+            Decision::Copy
+        ));
+    }
+
+    #[test]
+    fn the_same_tags_and_labels_are_already_there() {
+        let there = [present(1, false, "a", None)];
+        assert!(matches!(
+            decide(Some(&there), &source("a", Some(T1))),
+            Decision::Skip
+        ));
+    }
+
+    #[test]
+    fn a_later_edit_replaces_the_visible_version() {
+        let there = [
+            present(1, true, "old", None),
+            present(2, false, "a", Some(T1)),
+        ];
+        assert_eq!(
+            replaced(decide(Some(&there), &source("b", Some(T2)))),
+            Some(id(2))
+        );
+        let never_edited = [present(3, false, "a", None)];
+        assert_eq!(
+            replaced(decide(Some(&never_edited), &source("b", Some(T1)))),
+            Some(id(3))
+        );
+    }
+
+    #[test]
+    fn an_earlier_edit_never_undoes_the_destination_s() {
+        let there = [present(2, false, "mine", Some(T2))];
+        assert!(matches!(
+            decide(Some(&there), &source("b", Some(T1))),
+            Decision::Skip
+        ));
+        assert!(matches!(
+            decide(Some(&there), &source("b", None)),
+            Decision::Skip
+        ));
+    }
+
+    #[test]
+    fn only_forgotten_versions_mean_the_destination_forgot_it() {
+        let there = [present(1, true, "a", None)];
+        assert!(matches!(
+            decide(Some(&there), &source("b", Some(T1))),
+            Decision::Skip
+        ));
     }
 }

@@ -23,6 +23,7 @@ pub mod blobs;
 pub mod browse;
 pub mod chunk;
 pub mod copy;
+pub mod edit;
 pub mod error;
 pub mod export;
 pub mod forget;

@@ -64,6 +64,15 @@ pub struct SnapshotEntry {
     pub tree: String,
     /// Hex id of the snapshot this one compared its files with; `null` for none.
     pub parent: Option<String>,
+    /// `<repository id>/<snapshot id>` where the content was first taken (set by `vault copy`
+    /// and by label and tag edits); `null` for a snapshot taken here and never edited.
+    pub origin: Option<String>,
+    /// Hex id of the snapshot this one replaced (a label or tag edit); `null` for none.
+    pub replaces: Option<String>,
+    /// When the tags and labels were last edited; `null` if never.
+    pub edited: Option<String>,
+    /// The snapshot that replaces this one (shown with `list --forgotten`); `null` for none.
+    pub replaced_by: Option<SnapshotId>,
     pub complete: bool,
     pub summary: SnapshotSummary,
     pub program_version: String,
@@ -84,6 +93,10 @@ impl SnapshotEntry {
             labels: manifest.labels.clone(),
             tree: manifest.tree.clone(),
             parent: manifest.parent.clone(),
+            origin: manifest.origin.clone(),
+            replaces: manifest.replaces.clone(),
+            edited: manifest.edited.clone(),
+            replaced_by: None,
             complete: manifest.complete,
             summary: manifest.summary.clone(),
             program_version: manifest.program_version.clone(),
@@ -305,6 +318,7 @@ impl JsonReport for crate::verify::VerifyOutcome<'_> {}
 impl JsonReport for crate::forget::ForgetReport {}
 impl JsonReport for crate::prune::PruneReport {}
 impl JsonReport for crate::copy::CopyReport {}
+impl JsonReport for crate::edit::EditReport {}
 impl JsonReport for crate::ops::check::ConfigCheckReport {}
 impl JsonReport for crate::ops::RunReport {}
 impl JsonReport for crate::ops::StatusReport {}

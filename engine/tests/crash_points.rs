@@ -1,4 +1,4 @@
-//! Deterministic crash points: a snapshot, a prune and a copy, each interrupted at every step
+//! Deterministic crash points: a snapshot, a prune, a copy and a label edit, each interrupted at every step
 //! of its storage I/O in turn.
 //!
 //! The repository lives in [`MemoryBackend`], which models what a file system keeps after a
@@ -506,4 +506,67 @@ fn a_copy_interrupted_at_any_step_leaves_whole_snapshots_and_a_rerun_finishes_it
         },
     );
     println!("crash points: copy {steps}");
+}
+
+#[test]
+fn a_label_edit_interrupted_at_any_step_shows_one_protected_version_of_the_snapshot() {
+    let work = Work::new();
+    let saved = {
+        let saved = saved_repository(&work, "saved", &[1, 2]);
+        let backend = Arc::new(saved.backend);
+        let repo = open(&backend, &saved.cache);
+        let (all, _) = repo.snapshots().unwrap();
+        let first = all.iter().find(|s| version_of(&s.manifest) == 1).unwrap();
+        repo.set_protected(first.id, true).unwrap();
+        drop(repo);
+        Saved {
+            backend: backend.reboot(),
+            cache: saved.cache,
+        }
+    };
+    let first = |repo: &Repository| {
+        let (all, _) = repo.snapshots().unwrap();
+        all.into_iter()
+            .find(|s| version_of(&s.manifest) == 1)
+            .expect("version 1 is there")
+    };
+    let steps = every_crash_point(
+        "label edit",
+        &saved,
+        &work,
+        &|repo, _, _| {
+            let options = vault_engine::edit::EditOptions {
+                add_labels: vec![("app".into(), "edited".into())],
+                ..Default::default()
+            };
+            vault_engine::edit::run(repo, &first(repo), &options).map(|_| ())
+        },
+        &|repo, _, work, run| {
+            let context = &run.context;
+            // Exactly one version of snapshot 1 is shown (E2's `replaces` hides the old one
+            // before E3 forgets it), and it is protected (E1 before E2).
+            let (kept, _) = work.check(repo, context);
+            assert_eq!(kept, [1, 2], "{context}: snapshots shown");
+            let shown = first(repo);
+            assert!(
+                shown.protected,
+                "{context}: the edited snapshot lost its protection"
+            );
+            let edited = shown.manifest.labels.get("app").map(String::as_str) == Some("edited");
+            if run.succeeded {
+                assert!(edited, "{context}: an edit that succeeded is lost");
+            }
+            // A prune deletes the replaced version (protected or not), and nothing else.
+            let (kept, forgotten) = later_snapshot_and_prune(repo, work, context);
+            assert_eq!(kept, [1, 2, 9], "{context}");
+            assert!(forgotten.is_empty(), "{context}: {forgotten:?}");
+            let (all, _) = repo.all_snapshots().unwrap();
+            assert_eq!(all.len(), 3, "{context}: manifests left after the prune");
+            assert!(
+                first(repo).protected,
+                "{context}: protection lost by the prune"
+            );
+        },
+    );
+    println!("crash points: label edit {steps}");
 }

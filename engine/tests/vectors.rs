@@ -365,6 +365,8 @@ fn manifest_value() -> Manifest {
         parent: Some(parent.to_hex()),
         complete: false,
         origin: None,
+        replaces: None,
+        edited: None,
         summary: SnapshotSummary {
             files: 12,
             dirs: 3,
@@ -382,6 +384,25 @@ fn manifest_value() -> Manifest {
             }],
         },
         program_version: "0.1.0".into(),
+    }
+}
+
+/// The manifest vector after a label and tag edit (format-spec/09-rotation.md §9.9): new tags
+/// and labels, `replaces` = the manifest vector's id, `origin` = a fixed repository id (that of
+/// the config vector) and that id, `edited` a fixed time; everything else as before.
+fn manifest_edited_value() -> Manifest {
+    let old = manifest_value();
+    let (old_id, _) = manifest::encode(&vault_engine::keys::Encryption::none(), &old);
+    let mut labels = old.labels.clone();
+    labels.remove("owner");
+    labels.insert("app".to_string(), "website".to_string());
+    Manifest {
+        tags: vec!["vectors".into(), "keep".into()],
+        labels,
+        origin: Some(format!("{}/{}", config_value().id, old_id.to_hex())),
+        replaces: Some(old_id.to_hex()),
+        edited: Some("2024-05-07T10:00:00Z".into()),
+        ..old
     }
 }
 
@@ -911,6 +932,15 @@ fn all_vector_files() -> Vec<(String, Vec<u8>)> {
         pretty(&describe_sealed(&manifest_bytes, sealed::SNAPSHOT_MAGIC)),
     ));
     files.push(("manifest.bin".into(), manifest_bytes));
+    let (_, edited_bytes) = manifest::encode(
+        &vault_engine::keys::Encryption::none(),
+        &manifest_edited_value(),
+    );
+    files.push((
+        "manifest-edited.json".into(),
+        pretty(&describe_sealed(&edited_bytes, sealed::SNAPSHOT_MAGIC)),
+    ));
+    files.push(("manifest-edited.bin".into(), edited_bytes));
     let (_, plan_bytes) = plan::encode(&vault_engine::keys::Encryption::none(), &plan_value());
     files.push((
         "plan.json".into(),
@@ -1045,6 +1075,57 @@ fn manifest_vector() {
 }
 
 #[test]
+fn manifest_edited_vector() {
+    let none = vault_engine::keys::Encryption::none();
+    let bytes = read_vector("manifest-edited.bin");
+    let decoded = manifest::decode(&none, &bytes).unwrap();
+    assert_eq!(decoded, manifest_edited_value());
+    let (id, encoded) = manifest::encode(&none, &decoded);
+    assert_eq!(encoded, bytes);
+    assert_eq!(id, SnapshotId::digest(&bytes));
+    assert_eq!(
+        describe_sealed(&bytes, sealed::SNAPSHOT_MAGIC),
+        read_json("manifest-edited.json")
+    );
+    // It replaces the manifest vector, and is that snapshot but for tags, labels and the
+    // three members an edit sets.
+    let old = manifest::decode(&none, &read_vector("manifest.bin")).unwrap();
+    assert_eq!(
+        decoded.replaced(),
+        Some(SnapshotId::digest(&read_vector("manifest.bin")))
+    );
+    let undone = Manifest {
+        tags: old.tags.clone(),
+        labels: old.labels.clone(),
+        origin: None,
+        replaces: None,
+        edited: None,
+        ..decoded.clone()
+    };
+    assert_eq!(undone, old);
+    // A reader that knows none of the three members (the manifest struct before edits, like
+    // any serde struct without `deny_unknown_fields`) reads it as an ordinary snapshot.
+    #[derive(serde::Deserialize)]
+    struct BeforeEdits {
+        version: u32,
+        tree: String,
+        tags: Vec<String>,
+        origin: Option<String>,
+    }
+    let payload = read_json("manifest-edited.json")["payload"].clone();
+    assert!(payload.get("replaces").is_some() && payload.get("edited").is_some());
+    let before: BeforeEdits = serde_json::from_value(payload).unwrap();
+    assert_eq!(before.version, V4);
+    assert_eq!(before.tree, old.tree);
+    assert_eq!(before.tags, decoded.tags);
+    assert_eq!(before.origin, decoded.origin);
+    // `replaces` must be a snapshot id.
+    let mut bad = decoded;
+    bad.replaces = Some("not an id".into());
+    assert!(manifest::decode(&none, &manifest::encode(&none, &bad).1).is_err());
+}
+
+#[test]
 fn plan_vector() {
     let bytes = read_vector("plan.bin");
     let decoded = plan::decode(&vault_engine::keys::Encryption::none(), &bytes).unwrap();
@@ -1089,13 +1170,20 @@ fn plan_vector() {
 fn sealed_accepted(name: &str, bytes: &[u8]) -> bool {
     match name {
         "config.bin" => config::decode(bytes).is_ok(),
-        "manifest.bin" => manifest::decode(&vault_engine::keys::Encryption::none(), bytes).is_ok(),
+        "manifest.bin" | "manifest-edited.bin" => {
+            manifest::decode(&vault_engine::keys::Encryption::none(), bytes).is_ok()
+        }
         "plan.bin" => plan::decode(&vault_engine::keys::Encryption::none(), bytes).is_ok(),
         _ => unreachable!("{name} is not a sealed vector"),
     }
 }
 
-const SEALED_VECTORS: [&str; 3] = ["config.bin", "manifest.bin", "plan.bin"];
+const SEALED_VECTORS: [&str; 4] = [
+    "config.bin",
+    "manifest.bin",
+    "manifest-edited.bin",
+    "plan.bin",
+];
 
 #[test]
 fn sealed_vectors_reject_every_flipped_byte() {
@@ -1121,7 +1209,9 @@ fn sealed_vectors_reject_every_flipped_byte() {
     // The magic keeps the three kinds apart.
     for file in SEALED_VECTORS {
         for decoder in SEALED_VECTORS {
-            if file != decoder {
+            // Both manifests are manifests.
+            if file != decoder && !(file.starts_with("manifest") && decoder.starts_with("manifest"))
+            {
                 assert!(
                     !sealed_accepted(decoder, &read_vector(file)),
                     "{file} accepted as {decoder}"

@@ -1,7 +1,8 @@
 //! `format::manifest::decode`, on the input and on the input with its sealed-file length field and
 //! checksum fixed (so the JSON payload behind it is reached).
-//! Oracles: a manifest that decodes has the manifest layout version (4), a root tree id and a valid or no
-//! parent id, and survives encode -> decode.
+//! Oracles: a manifest that decodes has the manifest layout version (4), a root tree id, a valid or no
+//! parent id and a valid or no `replaces` id (a label or tag edit), and survives encode -> decode
+//! with every optional member (`origin`, `replaces`, `edited`) kept.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +17,9 @@ fn check(data: &[u8]) {
         assert_eq!(m.version, OBJECT_VERSION);
         if let Some(parent) = &m.parent {
             assert!(SnapshotId::from_hex(parent).is_some());
+        }
+        if let Some(replaces) = &m.replaces {
+            assert_eq!(m.replaced().map(|id| id.to_hex()), Some(replaces.to_lowercase()));
         }
         let (_, file) = manifest::encode(&vault_engine::keys::Encryption::none(), &m);
         let mut again = manifest::decode(&vault_engine::keys::Encryption::none(), &file)

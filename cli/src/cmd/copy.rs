@@ -44,11 +44,19 @@ pub fn run(cli: &Cli, args: &CopyArgs) -> Result<i32> {
         output::print_report(&report)?;
     } else if !cli.quiet {
         for copied in &report.copied {
-            outln!(
-                "copied snapshot {} as {}",
-                copied.source.short(),
-                copied.destination.short()
-            )?;
+            match copied.replaced {
+                Some(old) => outln!(
+                    "copied snapshot {} as {}, replacing {} (its tags or labels were edited)",
+                    copied.source.short(),
+                    copied.destination.short(),
+                    old.short()
+                )?,
+                None => outln!(
+                    "copied snapshot {} as {}",
+                    copied.source.short(),
+                    copied.destination.short()
+                )?,
+            }
         }
         outln!(
             "{} snapshot(s) copied, {} already in {}; {} new blobs ({} before compression, {} of packs written), {} read",

@@ -23,7 +23,10 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
         output::print_report(&ListReport {
             snapshots: shown
                 .iter()
-                .map(|s| SnapshotEntry::new(s.id, &s.manifest, s.protected, s.forgotten))
+                .map(|s| SnapshotEntry {
+                    replaced_by: s.replaced_by,
+                    ..SnapshotEntry::new(s.id, &s.manifest, s.protected, s.forgotten)
+                })
                 .collect(),
         })?;
     } else {
@@ -43,7 +46,8 @@ pub fn run(cli: &Cli, args: &ListArgs) -> Result<i32> {
                     [
                         (!m.complete).then_some("incomplete"),
                         s.protected.then_some("protected"),
-                        s.forgotten.then_some("forgotten"),
+                        (s.forgotten && s.replaced_by.is_none()).then_some("forgotten"),
+                        s.replaced_by.is_some().then_some("replaced"),
                     ]
                     .into_iter()
                     .flatten()

@@ -3,6 +3,7 @@
 mod config;
 mod copy;
 mod dump;
+mod edit;
 pub mod export;
 mod forget;
 mod index;
@@ -47,6 +48,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Protect(args) => marks::protect(cli, args, true),
         Command::Unprotect(args) => marks::protect(cli, args, false),
         Command::Undelete(args) => marks::undelete(cli, args),
+        Command::Label(args) => edit::label(cli, args),
+        Command::Tag(args) => edit::tag(cli, args),
         Command::Unlock(args) => marks::unlock(cli, args),
         Command::Index(command) => index::run(cli, command),
         Command::Key(command) => key::run(cli, command),

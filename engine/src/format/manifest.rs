@@ -66,10 +66,20 @@ pub struct Manifest {
     pub parent: Option<String>,
     /// False when any source problem was recorded (`summary.errors` is then non-empty).
     pub complete: bool,
-    /// Set by `vault copy`: `<repository id>/<snapshot id>` (hex) of the snapshot this one is a
-    /// copy of, where it was first taken (a copy of a copy names the original).
+    /// Set by `vault copy` and by a label or tag edit: `<repository id>/<snapshot id>` (hex) of
+    /// the snapshot whose content this one holds, where it was first taken (a copy of a copy,
+    /// or an edit of an edit, names the original).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// Set by a label or tag edit: hex id of the snapshot *in this repository* that this one
+    /// replaces (its immediate predecessor). Readers hide a snapshot that an existing manifest
+    /// replaces (format-spec/09-rotation.md §9.9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// Set by a label or tag edit: when the tags and labels were last changed (RFC 3339, UTC).
+    /// `vault copy` lets the later edit win (format-spec/11-remote.md §11.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<String>,
     pub summary: SnapshotSummary,
     pub program_version: String,
 }
@@ -77,6 +87,23 @@ pub struct Manifest {
 impl Manifest {
     pub fn root(&self) -> Option<TreeId> {
         TreeId::from_hex(&self.tree)
+    }
+
+    /// The snapshot this one replaces (a label or tag edit), when it names one.
+    pub fn replaced(&self) -> Option<SnapshotId> {
+        self.replaces.as_deref().and_then(SnapshotId::from_hex)
+    }
+}
+
+/// Why a label key cannot be used, if it cannot: keys are non-empty and hold no `=` (a label
+/// is written `KEY=VALUE` on the command line). Values may be anything, including empty.
+pub fn label_key_problem(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("a label key cannot be empty")
+    } else if key.contains('=') {
+        Some("a label key cannot contain `=`")
+    } else {
+        None
     }
 }
 
@@ -114,6 +141,16 @@ pub fn decode(encryption: &Encryption, data: &[u8]) -> Result<Manifest, DecodeEr
         return Err(DecodeError::invalid(
             "manifest",
             "parent is not a snapshot id",
+        ));
+    }
+    if manifest
+        .replaces
+        .as_deref()
+        .is_some_and(|p| SnapshotId::from_hex(p).is_none())
+    {
+        return Err(DecodeError::invalid(
+            "manifest",
+            "replaces is not a snapshot id",
         ));
     }
     if manifest.root().is_none() {

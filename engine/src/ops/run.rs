@@ -760,7 +760,8 @@ fn apply_retention(
 
 /// Copies the application's snapshots newer than its newest one in `dest` (all of them the
 /// first time): a night the destination was unreachable is caught up, and a snapshot the
-/// destination's retention forgot is not copied again.
+/// destination's retention forgot is not copied again. An older snapshot whose labels or tags
+/// were edited is offered too when `dest` still shows a version of it, so the edit follows.
 fn copy_new_snapshots(
     source: &Repository,
     dest: &Repository,
@@ -775,13 +776,20 @@ fn copy_new_snapshots(
         .filter(|s| filter.matches(&s.manifest))
         .filter_map(|s| time(&s.manifest))
         .max();
+    let versions_there: std::collections::HashSet<String> =
+        there.iter().map(|s| dest.origin_of(s)).collect();
     let (here, _) = source.snapshots().map_err(|e| e.to_string())?;
     let wanted: Vec<_> = here
         .into_iter()
         .filter(|s| filter.matches(&s.manifest))
-        .filter(|s| match (newest_there, time(&s.manifest)) {
-            (Some(newest), Some(t)) => t > newest,
-            _ => true,
+        .filter(|s| {
+            let newer = match (newest_there, time(&s.manifest)) {
+                (Some(newest), Some(t)) => t > newest,
+                _ => true,
+            };
+            let edit_of_one_there =
+                s.manifest.edited.is_some() && versions_there.contains(&source.origin_of(s));
+            newer || edit_of_one_there
         })
         .collect();
     copy::run(source, dest, &wanted, progress).map_err(|e| e.to_string())

@@ -251,7 +251,10 @@ fn drop_forgotten(
         .filter(|id| !readable.contains(id) && !protected.contains(id))
         .collect();
     let (forgotten, kept): (Vec<SnapshotInfo>, Vec<SnapshotInfo>) =
-        all.into_iter().partition(|s| s.forgotten && !s.protected);
+        // A replaced snapshot goes even if protected: its replacement carries the protection
+        // (09-rotation.md §9.9, E1), and only a crash between E3 and E4 leaves the old marker.
+        all.into_iter()
+            .partition(|s| s.forgotten && (!s.protected || s.replaced_by.is_some()));
     report.snapshots = kept.len() as u64;
     report.snapshots_deleted = (forgotten.len() + unreadable_forgotten.len()) as u64;
     if !options.dry_run {

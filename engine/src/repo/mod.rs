@@ -92,8 +92,13 @@ pub struct SnapshotInfo {
     pub manifest: Manifest,
     /// No retention policy forgets it (`vault protect`, `snapshot --protect`).
     pub protected: bool,
-    /// Soft-deleted by `vault forget`; restorable with `vault undelete` until a prune.
+    /// Soft-deleted by `vault forget`; restorable with `vault undelete` until a prune. Also
+    /// true for a snapshot another manifest replaces ([`Self::replaced_by`]), marker or not.
     pub forgotten: bool,
+    /// The snapshot whose manifest replaces this one (a label or tag edit; the newest such
+    /// manifest when there are several). A replaced snapshot is hidden like a forgotten one,
+    /// even before its `forgotten/` marker exists (format-spec/09-rotation.md §9.9).
+    pub replaced_by: Option<SnapshotId>,
 }
 
 /// Which snapshots a command considers (`--host`, `--tag`, `--label`).
@@ -111,6 +116,23 @@ impl SnapshotFilter {
         self.host.as_ref().is_none_or(|h| &m.host == h)
             && self.tags.iter().all(|t| m.tags.contains(t))
             && self.labels.iter().all(|(k, v)| m.labels.get(k) == Some(v))
+    }
+}
+
+/// Sets [`SnapshotInfo::replaced_by`] (and with it `forgotten`) of every snapshot that another
+/// readable manifest replaces. `snapshots` is sorted oldest first; among several replacements
+/// of one snapshot the last (newest by time, then id) is named.
+fn hide_replaced(snapshots: &mut [SnapshotInfo]) {
+    let replacing: std::collections::HashMap<SnapshotId, SnapshotId> = snapshots
+        .iter()
+        .filter_map(|s| Some((s.manifest.replaced()?, s.id)))
+        .filter(|(old, new)| old != new)
+        .collect();
+    for s in snapshots.iter_mut() {
+        if let Some(new) = replacing.get(&s.id) {
+            s.replaced_by = Some(*new);
+            s.forgotten = true;
+        }
     }
 }
 
@@ -672,6 +694,7 @@ impl Repository {
                     manifest,
                     protected: protected.contains(&id),
                     forgotten: forgotten.contains(&id),
+                    replaced_by: None,
                 }),
                 // Deleted by a prune between list and read.
                 Err(e) if is_not_found(&e) => {}
@@ -683,7 +706,35 @@ impl Repository {
         }
         // By time as an instant: RFC 3339 strings with trimmed fractions do not sort as text.
         good.sort_by_cached_key(|s| (s.manifest.time.parse::<jiff::Timestamp>().ok(), s.id));
+        hide_replaced(&mut good);
         Ok((good, bad))
+    }
+
+    /// Where a snapshot's content was first taken: its `origin`, or `<this repository's
+    /// id>/<its id>` (format-spec/11-remote.md §11.6). Copies and edits keep it.
+    pub fn origin_of(&self, snapshot: &SnapshotInfo) -> String {
+        snapshot
+            .manifest
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.id.to_hex(), snapshot.id.to_hex()))
+    }
+
+    /// Writes `manifest`, which replaces snapshot `old` (a label or tag edit, or a copy bringing
+    /// an edit), in the order of format-spec/09-rotation.md §9.9 (E1–E4), so that a crash
+    /// between two steps never shows both snapshots and never leaves the replacement
+    /// unprotected: with `protect`, `protected/<new>` first (E1); the manifest (E2); then
+    /// `forgotten/<old>` (E3, even when `old` is protected); then `protected/<old>` deleted (E4).
+    pub fn replace_snapshot(
+        &self,
+        old: SnapshotId,
+        manifest: &Manifest,
+        protect: bool,
+    ) -> Result<SnapshotId> {
+        debug_assert_eq!(manifest.replaced(), Some(old));
+        let id = self.write_snapshot(manifest, protect)?;
+        self.mark_replaced(old)?;
+        Ok(id)
     }
 
     /// Writes a manifest (last step of a snapshot, invariant I3). With `protect`, the protection

@@ -76,10 +76,22 @@ impl Repository {
     pub fn find_forgotten(&self, wanted: &str) -> Result<SnapshotInfo> {
         let (mut all, _) = self.all_snapshots()?;
         all.retain(|s| s.forgotten);
-        match Self::pick(all, Vec::new(), wanted)? {
-            Resolved::Snapshot(s) => Ok(*s),
+        let found = match Self::pick(all, Vec::new(), wanted)? {
+            Resolved::Snapshot(s) => *s,
             Resolved::Unreadable(..) => unreachable!("no unreadable candidates"),
+        };
+        // A replaced snapshot stays hidden with or without its marker (09-rotation.md §9.9):
+        // bringing it back would show the same data twice, once with stale labels.
+        if let Some(by) = found.replaced_by {
+            return Err(Error::invalid(
+                format!("snapshot {}", found.id.short()),
+                format!(
+                    "a label or tag edit replaced it with snapshot {} (same data, new labels or tags); use that one, or edit it back",
+                    by.short()
+                ),
+            ));
         }
+        Ok(found)
     }
 
     /// Resolves a full id or unique prefix among readable and unreadable snapshots.

@@ -60,6 +60,14 @@ impl Repository {
         self.put_marker(ObjectKind::Forgotten, id)
     }
 
+    /// Steps E3 and E4 of a label or tag edit (format-spec/09-rotation.md §9.9): forgets `old`,
+    /// which a durable manifest now replaces, then removes its protection. Protection does not
+    /// stop this: the replacement carries it (E1).
+    pub(crate) fn mark_replaced(&self, old: SnapshotId) -> Result<()> {
+        self.put_marker(ObjectKind::Forgotten, old)?;
+        self.remove_marker(ObjectKind::Protected, old).map(|_| ())
+    }
+
     /// Brings back a forgotten snapshot. Fails with [`Error::NoSuchSnapshot`] when it was never
     /// forgotten or a prune has already deleted it.
     pub fn undelete_snapshot(&self, id: SnapshotId) -> Result<()> {

@@ -93,6 +93,8 @@ pub(super) fn commit(
         parent: parent.map(|p| p.to_hex()),
         complete: summary.errors.is_empty(),
         origin: None,
+        replaces: None,
+        edited: None,
         summary,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
     };
