@@ -7,7 +7,10 @@
 //! Input: a blob's id, kind and index location. Output: its raw bytes, checked against its id
 //! (invariant I7). A delta chunk is decoded with its base's raw bytes, which come from the
 //! [`BaseCache`]: a base is always a chunk stored whole (delta depth 1,
-//! format-spec/04-packs.md §4.9), so reading one never needs another.
+//! format-spec/04-packs.md §4.9), so reading one never needs another. A reader that decodes
+//! many deltas at once (a restore batch, a piece of a pack in `verify --read-data`) fetches
+//! their distinct bases together first ([`crate::repo::content::read_bases`]) into a
+//! [`BaseSet`], and decodes from that.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -127,6 +130,11 @@ impl BaseCache {
         Ok(raw)
     }
 
+    /// The raw bytes of base chunk `id` if they are cached; nothing is read.
+    pub fn cached(&self, id: &BlobId) -> Option<Arc<Vec<u8>>> {
+        self.inner.lock().unwrap().bases.get(id).cloned()
+    }
+
     /// Keeps `raw` as the bytes of base `id` (checked by the caller).
     pub fn insert(&self, id: BlobId, raw: Arc<Vec<u8>>) {
         let mut cached = self.inner.lock().unwrap();
@@ -143,6 +151,55 @@ impl BaseCache {
             if let Some(gone) = cached.bases.remove(&old) {
                 cached.bytes -= gone.len();
             }
+        }
+    }
+}
+
+/// The raw bytes of the delta bases a batch of deltas needs, fetched together before any of
+/// them is decoded, and held until the batch is done (so the [`BaseCache`] evicting them in
+/// between costs nothing). Bounded by its maker ([`crate::repo::content::read_bases`]); a base
+/// not in the set (left out by that bound, or unreadable) is read through the cache as before,
+/// which also reports why an unreadable one is.
+#[derive(Default)]
+pub struct BaseSet {
+    bases: HashMap<BlobId, Arc<Vec<u8>>>,
+}
+
+impl BaseSet {
+    /// An empty set: every base is read through the cache.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Adds the checked raw bytes of base `id`.
+    pub fn insert(&mut self, id: BlobId, raw: Arc<Vec<u8>>) {
+        self.bases.insert(id, raw);
+    }
+
+    /// Whether base `id` is in the set.
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.bases.contains_key(id)
+    }
+
+    /// How many bases the set holds.
+    pub fn len(&self) -> usize {
+        self.bases.len()
+    }
+
+    /// Whether the set holds no base.
+    pub fn is_empty(&self) -> bool {
+        self.bases.is_empty()
+    }
+
+    /// The raw bytes of base `id`: from the set, else from `read` (the cache, or a read).
+    pub fn get<E>(
+        &self,
+        id: BlobId,
+        read: impl FnOnce(BlobId) -> std::result::Result<Arc<Vec<u8>>, E>,
+    ) -> std::result::Result<Arc<Vec<u8>>, E> {
+        match self.bases.get(&id) {
+            Some(raw) => Ok(raw.clone()),
+            None => read(id),
         }
     }
 }

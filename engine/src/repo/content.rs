@@ -14,14 +14,17 @@
 //! pack (as a snapshot writes a file's new chunks: back to back, or in an encrypted repository
 //! shuffled within a window), read with one range read ([`Repository::read_run`]). The spans of
 //! a batch are fetched in parallel, each blob opened (decrypted), decompressed and checked.
+//! Before that, the distinct bases of the batch's delta chunks are fetched once, together
+//! ([`read_bases`]: looked up with the same reader, grouped into spans in pack order like the
+//! chunks, the spans read in parallel), so no span waits on a base read of its own.
 //!
 //! Invariants:
 //! - No byte reaches a sink before the blob it came from was checked against its id, and its
 //!   length against the chunk reference (a mismatch is [`crate::Error::Corrupt`] or damage).
 //! - A chunk list is checked against the size and chunk count its tree records before any of
 //!   its chunks is read.
-//! - Memory is bounded however large the file: one chunk list and one batch's spans (at most
-//!   [`BATCH`] chunks) at a time.
+//! - Memory is bounded however large the file: one chunk list, one batch's spans (at most
+//!   [`BATCH`] chunks) and its bases (at most [`BASE_BYTES`]) at a time.
 //!
 //! Random access (mount, web server): [`read_range`] hands out the bytes `[offset, offset +
 //! len)` of a file. Chunk lists wholly outside the range are skipped by their recorded sizes,
@@ -31,6 +34,10 @@
 
 use rayon::prelude::*;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::blobs::BaseSet;
 use crate::error::{Error, Result};
 use crate::format::pack::{BlobKind, Encoding};
 use crate::format::tree::{ChunkRef, Content, FileData, ListRef};
@@ -45,6 +52,10 @@ pub const BATCH: usize = 256;
 const SPAN_BYTES: u64 = 4 << 20;
 /// Bytes between two needed blobs that a span reads rather than splitting in two.
 const SPAN_GAP: u64 = 256 << 10;
+
+/// Raw bytes of delta bases fetched ahead for one batch at most; the bases past it are read
+/// through the base cache as their deltas are decoded.
+pub const BASE_BYTES: u64 = 64 << 20;
 
 /// Stands in for the location of a chunk that is not read from the repository.
 const UNUSED: BlobLocation = BlobLocation {
@@ -246,6 +257,86 @@ fn spans_of(locations: &[BlobLocation], mut order: Vec<usize>) -> Vec<Vec<usize>
     out
 }
 
+/// The delta bases `ids` (repeats allowed), fetched together: the distinct ones looked up with
+/// one reader, grouped into spans in pack order ([`spans_of`]), the spans read in parallel,
+/// each base checked against its id. Bases already in the base cache are taken from it; the
+/// set holds at most [`BASE_BYTES`] (in the order the ids come). Fetched bases also go into
+/// the cache, where the next batch (often sharing them) finds them.
+///
+/// Nothing here fails: a base that cannot be looked up or read is left out of the set, and the
+/// delta that needs it reads it through the cache, which reports what is wrong with it (and a
+/// delta restore or `--keep-going` sees exactly the error it saw before bases were fetched
+/// ahead).
+pub fn read_bases(repo: &Repository, ids: impl IntoIterator<Item = BlobId>) -> BaseSet {
+    let mut set = BaseSet::none();
+    let mut seen = HashSet::new();
+    let mut wanted: Vec<BlobId> = Vec::new();
+    let mut bytes = 0u64;
+    for id in ids {
+        if !seen.insert(id) {
+            continue;
+        }
+        match repo.cached_base(&id) {
+            Some(raw) if bytes + raw.len() as u64 <= BASE_BYTES => {
+                bytes += raw.len() as u64;
+                set.insert(id, raw);
+            }
+            Some(_) => {}
+            None => wanted.push(id),
+        }
+    }
+    if wanted.is_empty() {
+        return set;
+    }
+    let Ok(reader) = repo.index().reader() else {
+        return set;
+    };
+    let mut found: Vec<(BlobId, BlobLocation)> = Vec::new();
+    for id in wanted {
+        let Ok(Some(loc)) = reader.lookup(&id) else {
+            continue;
+        };
+        // A base is a chunk stored whole (delta depth 1); anything else is reported by the
+        // delta's own read.
+        if loc.kind != BlobKind::Chunk || loc.encoding.base().is_some() {
+            continue;
+        }
+        if bytes + loc.raw_len as u64 > BASE_BYTES {
+            continue;
+        }
+        bytes += loc.raw_len as u64;
+        found.push((id, loc));
+    }
+    drop(reader);
+    let locations: Vec<BlobLocation> = found.iter().map(|(_, l)| *l).collect();
+    let spans = spans_of(&locations, (0..found.len()).collect());
+    let fetched: Vec<Vec<(BlobId, Arc<Vec<u8>>)>> = spans
+        .par_iter()
+        .map(|span| {
+            let ids: Vec<BlobId> = span.iter().map(|&i| found[i].0).collect();
+            let locs: Vec<BlobLocation> = span.iter().map(|&i| found[i].1).collect();
+            let Ok(raw) = repo.read_run(&ids, BlobKind::Chunk, &locs, None, &BaseSet::none())
+            else {
+                return Vec::new();
+            };
+            let mut at = 0usize;
+            locs.iter()
+                .zip(ids)
+                .map(|(loc, id)| {
+                    let piece = raw[at..at + loc.raw_len as usize].to_vec();
+                    at += loc.raw_len as usize;
+                    (id, Arc::new(piece))
+                })
+                .collect()
+        })
+        .collect();
+    for (id, raw) in fetched.into_iter().flatten() {
+        repo.cache_base(id, raw.clone());
+        set.insert(id, raw);
+    }
+    set
+}
+
 /// A batch's chunk references with their locations, grouped into spans, and each chunk's offset
 /// in the file (relative to the batch). For callers that place chunks themselves (restore
 /// writes each span at its offsets as soon as it is fetched); others use [`read_content`].
@@ -257,6 +348,8 @@ pub(crate) struct Batch<'r> {
     pub(crate) spans: Vec<Vec<usize>>,
     /// Each chunk's offset from the batch's first.
     pub(crate) offsets: Vec<u64>,
+    /// The bases of the batch's delta chunks, fetched before any span.
+    bases: BaseSet,
 }
 
 impl<'r> Batch<'r> {
@@ -278,11 +371,16 @@ impl<'r> Batch<'r> {
             let dense: Vec<BlobLocation> = (0..refs.len()).map(placeholder).collect();
             spans_of(&dense, need.to_vec())
         };
+        let bases = read_bases(
+            repo,
+            locations.iter().flatten().filter_map(|l| l.encoding.base()),
+        );
         Ok(Batch {
             refs,
             spans,
             locations,
             offsets,
+            bases,
         })
     }
 
@@ -299,7 +397,7 @@ impl<'r> Batch<'r> {
             .iter()
             .map(|&i| self.locations[i].expect("spans hold looked-up chunks"))
             .collect();
-        repo.read_run(&ids, BlobKind::Chunk, &locations, Some(&lens))
+        repo.read_run(&ids, BlobKind::Chunk, &locations, Some(&lens), &self.bases)
     }
 
     /// A fetched span cut into pieces that are contiguous in the file: (batch offset, bytes).
@@ -373,6 +471,7 @@ mod tests {
             locations: Vec::new(),
             spans: Vec::new(),
             offsets: vec![0, 3, 7],
+            bases: BaseSet::none(),
         };
         // Span order 2, 0, 1: chunk 2's bytes first, then 0 and 1 (contiguous in the file).
         let bytes = b"cccccaaabbbb";
@@ -433,6 +532,116 @@ mod tests {
             panic!("the stream is not a file");
         };
         (repo, data, bytes)
+    }
+
+    /// Text lines, one per row, each tagged with its version (`versions[i]` for row i).
+    fn lines(versions: &[u32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, v) in versions.iter().enumerate() {
+            // A little noise per row, so that the text does not compress to one pack.
+            let noise = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let more = noise.rotate_left(29).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let line = format!(
+                "{i}\t{noise:016x}{more:016x}\tuser{}@example.com\tv{v}\n",
+                i * 7 % 1009
+            );
+            out.extend_from_slice(line.as_bytes());
+        }
+        out
+    }
+
+    /// Takes one stream snapshot of `bytes` named `name`; returns its content.
+    fn snapshot_stream(repo: &Repository, name: &str, bytes: &[u8]) -> FileData {
+        use crate::format::tree::EntryKind;
+        use crate::snapshot::{self, SnapshotOptions, StreamSource};
+        let stream = StreamSource::from_reader(
+            name,
+            "stdin",
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+        );
+        let options = SnapshotOptions {
+            streams: vec![stream],
+            ..Default::default()
+        };
+        snapshot::run(repo, options, &crate::progress::NoProgress).unwrap();
+        let info = repo
+            .find_snapshot("latest", &crate::repo::SnapshotFilter::default())
+            .unwrap();
+        let EntryKind::File(data) = crate::repo::lookup_path(repo, &info, &format!("/{name}"))
+            .unwrap()
+            .kind
+        else {
+            panic!("the stream is not a file");
+        };
+        data
+    }
+
+    #[test]
+    fn a_batch_of_deltas_fetches_bases_from_several_packs_and_reads_exactly() {
+        use crate::format::config::ChunkerParams;
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = crate::repo::InitOptions::default();
+        options.chunker.stream = ChunkerParams {
+            min: 2 << 10,
+            avg: 4 << 10,
+            max: 16 << 10,
+        };
+        // The smallest packs: day 0's chunks (the bases) spread over several.
+        options.pack_target_size = crate::limits::PACK_TARGET_LOWEST;
+        let backend: std::sync::Arc<dyn crate::storage::Backend> =
+            std::sync::Arc::new(crate::storage::LocalBackend::new(dir.path().join("repo")));
+        let repo = Repository::init(backend.clone(), &dir.path().join("cache"), &options).unwrap();
+        // Day 0: 60,000 rows (about 4 MiB); day 1: every 40th row updated in place, so nearly
+        // every chunk changes a little and is stored as a delta of its day-0 self.
+        let mut versions = vec![0u32; 60_000];
+        let day0 = lines(&versions);
+        snapshot_stream(&repo, "day0", &day0);
+        for v in versions.iter_mut().step_by(40) {
+            *v = 1;
+        }
+        let day1 = lines(&versions);
+        let data = snapshot_stream(&repo, "day1", &day1);
+        drop(repo);
+        // Opened again: nothing in the base cache, every base is fetched.
+        let repo = Repository::open(backend, &dir.path().join("cache")).unwrap();
+        let mut checked = 0;
+        for_each_batch(&repo, &data, BATCH, |refs| {
+            let all: Vec<usize> = (0..refs.len()).collect();
+            let locations = locate_batch(&repo, refs, &all)?;
+            let bases: HashSet<BlobId> = locations
+                .iter()
+                .flatten()
+                .filter_map(|l| l.encoding.base())
+                .collect();
+            let reader = repo.index().reader()?;
+            let packs: HashSet<PackId> = bases
+                .iter()
+                .map(|b| reader.lookup(b).unwrap().unwrap().pack)
+                .collect();
+            if bases.len() * 2 > refs.len() && packs.len() >= 2 {
+                checked += 1;
+                let batch = Batch::new(&repo, refs, &all)?;
+                assert_eq!(batch.bases.len(), bases.len(), "every base fetched ahead");
+                assert!(bases.iter().all(|b| batch.bases.contains(b)));
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            checked > 0,
+            "no batch of deltas with bases in several packs ({} packs)",
+            repo.backend()
+                .list(crate::storage::ObjectKind::Pack)
+                .unwrap()
+                .len()
+        );
+        let mut whole = Vec::new();
+        read_content(&repo, &data, |piece| {
+            whole.extend_from_slice(piece);
+            Ok(())
+        })
+        .unwrap();
+        assert!(whole == day1, "day 1 read back differs");
     }
 
     #[test]

@@ -461,6 +461,16 @@ impl Repository {
             .get(self.backend.as_ref(), &self.encryption, &self.index, id)
     }
 
+    /// The raw bytes of base chunk `id` if the base cache holds them (nothing is read).
+    pub fn cached_base(&self, id: &BlobId) -> Option<std::sync::Arc<Vec<u8>>> {
+        self.bases.cached(id)
+    }
+
+    /// Keeps the checked raw bytes of base chunk `id` in the base cache.
+    pub fn cache_base(&self, id: BlobId, raw: std::sync::Arc<Vec<u8>>) {
+        self.bases.insert(id, raw);
+    }
+
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
@@ -530,14 +540,17 @@ impl Repository {
 
     /// Reads blobs of `kind` that lie close together in one pack (`locations` in pack order,
     /// none overlapping the previous) with one range read, checks each, and returns their raw
-    /// bytes back to back (the bytes between them are read but not used). `raw_lens[i]`, when given, is what the caller expects blob `i` to
-    /// be long (a chunk reference's length); a blob of another length is corrupt.
+    /// bytes back to back (the bytes between them are read but not used). `raw_lens[i]`, when
+    /// given, is what the caller expects blob `i` to be long (a chunk reference's length); a
+    /// blob of another length is corrupt. A delta chunk's base comes from `bases` when it is
+    /// there (fetched with the batch), else through the base cache.
     pub fn read_run(
         &self,
         ids: &[BlobId],
         kind: BlobKind,
         locations: &[BlobLocation],
         raw_lens: Option<&[u32]>,
+        bases: &crate::blobs::BaseSet,
     ) -> Result<Vec<u8>> {
         let (Some(first), Some(last)) = (locations.first(), locations.last()) else {
             return Ok(Vec::new());
@@ -594,10 +607,11 @@ impl Repository {
         for (id, loc) in ids.iter().zip(locations) {
             let start = (loc.offset - first.offset) as usize;
             let bytes = &stored[start..start + loc.stored_len as usize];
-            // A delta chunk's base: read (once, then cached) before the delta is decoded; a
-            // base that cannot be read makes the delta unreadable, which is what it is.
+            // A delta chunk's base: from the caller's set (fetched with the batch's other
+            // bases), else read (once, then cached); a base that cannot be read makes the
+            // delta unreadable, which is what it is.
             let base = match loc.encoding.base() {
-                Some(base) => Some(self.read_base(base)?),
+                Some(base) => Some(bases.get(base, |id| self.read_base(id))?),
                 None => None,
             };
             pack::open_blob_append(

@@ -260,7 +260,7 @@ fn read_packs(
         if plan.deadline.is_some_and(|d| Instant::now() >= d) && report.packs_read > 0 {
             break;
         }
-        let base = |id| repo.read_base(id).map_err(|e| e.to_string());
+        let base = read_data::RepositoryBases(repo);
         for check in
             read_data::check_packs(repo.backend().as_ref(), repo.encryption(), &base, batch)
         {

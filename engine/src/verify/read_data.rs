@@ -3,13 +3,16 @@
 //! A pack is read in pieces: its footer and trailer first, then its blob area front to back in
 //! pieces of whole blobs (about [`PIECE`] bytes), the next piece read while the blobs of the
 //! current one are checked in parallel, and every byte hashed in file order to compare the pack
-//! with its name. Memory holds two pieces, not a pack.
+//! with its name. Memory holds two pieces, not a pack. The delta chunks of a piece are decoded
+//! from their bases fetched together first, through the content reader's
+//! [`crate::repo::content::read_bases`] (the one read path restore uses).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::blobs::BaseSet;
 use crate::format::pack::{self, BlobEntry, FOOTER_LEN, HEADER_LEN};
 use crate::id::{BlobId, PackId};
 use crate::keys::Encryption;
@@ -31,8 +34,27 @@ pub struct PackCheck {
     pub damaged: HashMap<BlobId, String>,
 }
 
-/// The raw bytes of a delta chunk's base, checked, or why they cannot be had.
-pub type BaseReader<'a> = &'a (dyn Fn(BlobId) -> Result<Arc<Vec<u8>>, String> + Sync);
+/// Where delta chunks' bases come from.
+pub trait Bases: Sync {
+    /// The bases `ids` (repeats allowed) fetched together, as far as they can be.
+    fn fetch(&self, ids: Vec<BlobId>) -> BaseSet;
+    /// The raw bytes of base `id`, checked, or why they cannot be had.
+    fn read(&self, id: BlobId) -> Result<Arc<Vec<u8>>, String>;
+}
+
+/// A repository's bases: fetched together by the content reader, else through its base cache.
+pub struct RepositoryBases<'r>(pub &'r crate::repo::Repository);
+
+impl Bases for RepositoryBases<'_> {
+    fn fetch(&self, ids: Vec<BlobId>) -> BaseSet {
+        crate::repo::content::read_bases(self.0, ids)
+    }
+    fn read(&self, id: BlobId) -> Result<Arc<Vec<u8>>, String> {
+        self.0.read_base(id).map_err(|e| e.to_string())
+    }
+}
+
+type BaseReader<'a> = &'a dyn Bases;
 
 /// Reads `packs` (one after another from a local disk, several at once from a remote store)
 /// and checks each blob's digest; a delta chunk is decoded with its base from `base`.
@@ -182,20 +204,32 @@ fn read_pack(
 }
 
 /// The blobs of a piece that do not decode to their id, with the reason. A delta chunk whose
-/// base cannot be read does not decode either: it is reported with that reason.
+/// base cannot be read does not decode either: it is reported with that reason. The piece's
+/// bases are fetched together before any delta is decoded.
 fn check_blobs(
     encryption: &Encryption,
     base: BaseReader<'_>,
     piece: &Piece<'_>,
     bytes: &[u8],
 ) -> Vec<(BlobId, String)> {
+    let ids: Vec<BlobId> = piece
+        .entries
+        .iter()
+        .filter_map(|e| e.encoding.base())
+        .collect();
+    let fetched = if ids.is_empty() {
+        BaseSet::none()
+    } else {
+        base.fetch(ids)
+    };
+    let base = |id: BlobId| fetched.get(id, |id| base.read(id));
     piece
         .entries
         .par_iter()
         .filter_map(|e| {
             let start = (e.offset - piece.start) as usize;
             let stored = &bytes[start..start + e.stored_len as usize];
-            let base_raw = match e.encoding.base().map(base) {
+            let base_raw = match e.encoding.base().map(&base) {
                 Some(Err(why)) => {
                     return Some((
                         e.id,
