@@ -208,6 +208,7 @@ pub struct VerifyView {
 
 fn age_words(secs: u64) -> String {
     match secs {
+        s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),

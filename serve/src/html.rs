@@ -239,7 +239,13 @@ pub fn app(a: &AppDetail) -> String {
         "Snapshot duration",
         &a.duration_secs,
         Marker::Triangle,
-        &|v| format!("{v:.1} s"),
+        &|v| {
+            if v < 10.0 {
+                format!("{v:.2} s")
+            } else {
+                format!("{v:.0} s")
+            }
+        },
     ));
     body.push_str("</section>");
     match &a.retention {
@@ -505,7 +511,7 @@ pub fn verify(v: &VerifyView) -> String {
                 .collect();
             let _ = write!(
                 body,
-                r#"<tr class="problem"><td>{kind}</td><td><code>{object}</code></td><td>{detail}</td><td><ul>{affected}</ul></td></tr>"#,
+                r#"<tr class="problem-row"><td class="problem">{kind}</td><td><code>{object}</code></td><td>{detail}</td><td><ul>{affected}</ul></td></tr>"#,
                 kind = escape(p.kind.name()),
                 object = escape(&object),
                 detail = escape(&p.detail),

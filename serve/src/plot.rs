@@ -10,7 +10,7 @@ use crate::html::escape;
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 240.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 44.0;
 const TOP: f64 = 24.0;
 const BOTTOM: f64 = 48.0;
 /// Points labelled with their value at most (beyond, values are in the markers' titles).
