@@ -30,12 +30,18 @@ impl Server {
     #[track_caller]
     pub fn start(env: &Env, args: &[&str]) -> Server {
         let mut cmd = env.cmd(["serve"]);
-        if !args.iter().any(|a| *a == "--listen") {
+        if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `vault serve` command line) and reads the bound address from its first
+    /// line.
+    #[track_caller]
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start vault serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -362,7 +368,7 @@ fn serve_refuses_paths_outside_the_snapshot_and_every_write() {
         format!("/api/snapshots/{id}/tree/a/..%2f..%2fetc"),
         format!("/api/snapshots/{id}/tree//etc"),
         format!("/snapshots/{id}/tree/%2e%2e"),
-        format!("/download/..%2f..%2fetc/file/passwd"),
+        "/download/..%2f..%2fetc/file/passwd".to_string(),
         "/download/latest/file/etc/passwd".to_string(),
         "/api/snapshots/../../etc/passwd/tree".to_string(),
     ];
@@ -729,5 +735,90 @@ fn serve_api_reports_apps_snapshots_diff_and_verify() {
             .get(&format!("/api/snapshots/{}", "f".repeat(64)))
             .status,
         404
+    );
+}
+
+#[test]
+fn serve_with_a_config_unlocks_its_encrypted_repository_and_shows_runs_retention_metrics() {
+    let env0 = Env::new();
+    let password_file = env0.path("main.pass");
+    fs::write(&password_file, "correct horse battery staple\n").unwrap();
+    let env = env0.with_envs([("VAULT_PASSWORD_FILE", password_file.as_os_str())]);
+    env.run(["init", "--kdf-memory", "8MiB", "--kdf-passes", "1"])
+        .ok();
+    let src = source(&env);
+    let config = env.path("vault.toml");
+    let state = env.path("state");
+    fs::write(
+        &config,
+        format!(
+            "[repositories.main]\nlocation = {:?}\npassword_file = {:?}\n\n[applications.site]\nrepository = \"main\"\npaths = [{:?}]\n\n[applications.site.retention]\nkeep_last = 2\n",
+            env.repo, password_file, src
+        ),
+    )
+    .unwrap();
+    let run = |n: u8| {
+        write(&src.join("readme"), format!("run {n}\n").as_bytes());
+        let mut cmd = env.cmd(["run", "--json"]);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state);
+        run_cmd(cmd).ok();
+    };
+    for n in 0..3 {
+        run(n);
+    }
+    // The runs applied keep_last = 2 (the first snapshot is forgotten); one more by hand
+    // makes the policy forget another next time.
+    env.snapshot(["--label", "app=site", src.to_str().unwrap()]);
+    // No --repo and no VAULT_PASSWORD_FILE: the config's one repository, its own password.
+    let mut cmd = env.cmd(["serve", "--listen", "127.0.0.1:0"]);
+    cmd.env_remove("VAULT_REPO")
+        .env_remove("VAULT_PASSWORD_FILE")
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state);
+    let server = Server::spawn(cmd);
+
+    let site = server.json("/api/apps/site", &[]);
+    assert_eq!(site["health"], "green", "{site:#}");
+    assert_eq!(site["last_run"]["result"], "ok", "{site:#}");
+    assert_eq!(site["history"].as_array().unwrap().len(), 3);
+    let list = site["list"].as_array().unwrap();
+    assert_eq!(list.len(), 4, "forgotten snapshots are listed too");
+    assert_eq!(list[3]["forgotten"], true, "{site:#}");
+    assert_eq!(site["snapshots"], 3, "forgotten snapshots are not counted");
+    // keep_last = 2: the two newest are kept, the third goes next.
+    let decisions = site["retention"]["decisions"].as_array().unwrap();
+    let keep = |id: &Value| {
+        decisions
+            .iter()
+            .find(|d| d["id"] == *id)
+            .unwrap_or_else(|| panic!("no decision for {id}"))["keep"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(keep(&list[0]["id"]) && keep(&list[1]["id"]) && !keep(&list[2]["id"]));
+    assert_eq!(decisions.len(), 3, "no decision for a forgotten snapshot");
+    let page = server.text("/apps/site", &[]);
+    assert!(page.contains("forget next"), "{page}");
+
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let success = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "vault_last_run_success" && s.labels.get("app") == Some("site"))
+        .unwrap_or_else(|| panic!("no vault_last_run_success for site in\n{text}"));
+    assert!(
+        matches!(
+            success.value,
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) if v == 1.0
+        ),
+        "{text}"
     );
 }

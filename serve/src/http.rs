@@ -524,36 +524,40 @@ fn disposition(name: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// A `Range` that lies outside the file (answered 416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// A single `bytes=` range of a file of `size` bytes: `Ok(None)` for none (or one this
 /// server does not serve partially: several ranges), `Err` when it cannot be satisfied.
-pub fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
     if spec.contains(',') {
         return Ok(None);
     }
-    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = spec.split_once('-').ok_or(Unsatisfiable)?;
     let (start, end) = (start.trim(), end.trim());
     let (first, last) = if start.is_empty() {
-        let suffix: u64 = end.parse().map_err(|_| ())?;
+        let suffix: u64 = end.parse().map_err(|_| Unsatisfiable)?;
         if suffix == 0 || size == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (size.saturating_sub(suffix), size - 1)
     } else {
-        let first: u64 = start.parse().map_err(|_| ())?;
+        let first: u64 = start.parse().map_err(|_| Unsatisfiable)?;
         let last = if end.is_empty() {
             size.saturating_sub(1)
         } else {
             end.parse::<u64>()
-                .map_err(|_| ())?
+                .map_err(|_| Unsatisfiable)?
                 .min(size.saturating_sub(1))
         };
         (first, last)
     };
     if first >= size || first > last {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some((first, last)))
 }
@@ -595,7 +599,7 @@ async fn download_file(
         .map(|v| parse_range(v, size))
         .unwrap_or(Ok(None));
     let (status, first, len) = match range {
-        Err(()) => {
+        Err(Unsatisfiable) => {
             return Ok((
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{size}"))],
@@ -775,8 +779,8 @@ mod tests {
         assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Err(()));
-        assert_eq!(parse_range("bytes=9-3", 100), Err(()));
+        assert_eq!(parse_range("bytes=100-", 100), Err(Unsatisfiable));
+        assert_eq!(parse_range("bytes=9-3", 100), Err(Unsatisfiable));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("items=0-1", 100), Ok(None));
     }
