@@ -25,6 +25,7 @@ mod restore_safety;
 mod rotation;
 mod roundtrip;
 mod select;
+mod serve;
 mod sources;
 mod stdin;
 mod verify;

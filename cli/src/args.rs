@@ -118,6 +118,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show each application's last run, snapshot age and verify cycle, from recorded state
     Status(StatusArgs),
+    /// Serve a read-only web dashboard and JSON API: applications, snapshots, verify, downloads
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -633,4 +635,37 @@ pub struct StatusArgs {
     pub apps: Vec<String>,
     #[command(flatten)]
     pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Serve a read-only web dashboard and JSON API over the repository (--repo) and, with \
+--config, the state `vault run` records: an overview per application (red/amber/green with the \
+reason), each application's snapshots, retention and growth plots, a snapshot's files (browse, \
+diff against the previous snapshot, download a file with Range support or a directory as \
+.tar.zst), verify problems with their impact, and /metrics. No route writes, deletes or restores.",
+    after_help = "The first line on standard output is `listening on http://ADDRESS/`. Listening on an \
+address that is not loopback requires --token-file (clients send `Authorization: Bearer TOKEN` or \
+sign in at /login, which sets an HttpOnly, SameSite=Strict cookie); without it vault serve refuses \
+to start (exit 2). Put it behind a TLS-terminating reverse proxy to reach it from elsewhere.\n\
+Exit codes: 2 bad arguments (an unsafe listen address, a bad token file), 1 the server could not start."
+)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8440")]
+    pub listen: std::net::SocketAddr,
+    /// File whose first line is the access token (at least 16 printable characters); required
+    /// for an address that is not loopback
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Downloads streaming at once; more are refused with 503 until one ends
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_downloads: u16,
+    /// The operations config: its applications, retention policies and recorded runs (without
+    /// it, applications are the snapshots' `app` labels); without --repo, its one repository
+    #[arg(long, env = "VAULT_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where `vault run` keeps history and status [default: as `vault status`]
+    #[arg(long, env = "VAULT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

@@ -15,6 +15,7 @@ mod mount;
 mod prune;
 mod restore;
 mod run;
+mod serve;
 mod snapshot;
 mod status;
 mod verify;
@@ -62,6 +63,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Config(command) => config::run(cli, command),
         Command::Run(args) => run::run(cli, args),
         Command::Status(args) => status::run(cli, args),
+        Command::Serve(args) => serve::run(cli, args),
     }
 }
 

@@ -24,7 +24,8 @@
 //! - A chunk list is checked against the size and chunk count its tree records before any of
 //!   its chunks is read.
 //! - Memory is bounded however large the file: one chunk list, one batch's spans (at most
-//!   [`BATCH`] chunks) and its bases (at most [`BASE_BYTES`]) at a time.
+//!   [`BATCH`] chunks and [`BATCH_BYTES`] content bytes) and its bases (at most [`BASE_BYTES`])
+//!   at a time.
 //!
 //! Random access (mount, web server): [`read_range`] hands out the bytes `[offset, offset +
 //! len)` of a file. Chunk lists wholly outside the range are skipped by their recorded sizes,
@@ -47,6 +48,9 @@ use crate::repo::Repository;
 
 /// Chunk references looked up together (one index read transaction) and fetched together.
 pub const BATCH: usize = 256;
+/// Content bytes fetched together at most (a batch of large chunks is cut short): what bounds
+/// the memory of one batch, whatever the chunker's sizes (256 chunks of 1 MiB would be 256 MiB).
+pub const BATCH_BYTES: u64 = 32 << 20;
 
 /// Stored bytes read with one range read at most.
 const SPAN_BYTES: u64 = 4 << 20;
@@ -108,7 +112,33 @@ pub fn read_content(
     data: &FileData,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    for_each_batch(repo, data, BATCH, |refs| read_batch(repo, refs, &mut sink))
+    for_each_batch(repo, data, BATCH, |refs| {
+        read_bounded(repo, refs, &mut sink)
+    })
+}
+
+/// `refs` read in batches of at most [`BATCH`] chunks and [`BATCH_BYTES`] bytes (a single
+/// larger chunk alone).
+fn read_bounded(
+    repo: &Repository,
+    refs: &[ChunkRef],
+    sink: &mut impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut start = 0;
+    while start < refs.len() {
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < refs.len()
+            && end - start < BATCH
+            && (end == start || bytes + refs[end].len as u64 <= BATCH_BYTES)
+        {
+            bytes += refs[end].len as u64;
+            end += 1;
+        }
+        read_batch(repo, &refs[start..end], sink)?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// Reads the chunks `refs` (each checked) and hands their bytes to `sink` in the order of
@@ -118,8 +148,7 @@ pub fn read_chunks(
     refs: &[ChunkRef],
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    refs.chunks(BATCH)
-        .try_for_each(|batch| read_batch(repo, batch, &mut sink))
+    read_bounded(repo, refs, &mut sink)
 }
 
 /// Reads the bytes `[offset, offset + len)` of `data` (cut to its size) and hands them to
