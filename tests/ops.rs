@@ -589,3 +589,6 @@ fn status_reports_stale_and_never_run_applications() {
         out.stderr
     );
 }
+
+#[path = "ops_hooks.rs"]
+mod hooks;

@@ -577,7 +577,7 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Repositories come from the config only (never --repo / VAULT_REPO). Exit codes: 0 every job succeeded, 1 a step of some job failed (see its report), 2 the config is wrong, 4 a job was skipped because the same application's job was running."
+    after_help = "Repositories come from the config only (never --repo / VAULT_REPO). Exit codes: 0 every job succeeded, 1 a step or hook of some job failed, or a notification could not be sent (the job's snapshot is kept; see its report), 2 the config is wrong, 4 a job was skipped because the same application's job was running."
 )]
 pub struct RunArgs {
     /// Applications to run, in this order [default: every application in the config]

@@ -15,7 +15,10 @@
 pub mod check;
 pub mod config;
 pub mod databases;
+pub mod hooks;
 pub mod metrics;
+pub mod notify;
+pub mod report;
 pub mod run;
 pub mod state;
 pub mod status;

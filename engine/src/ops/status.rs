@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::config::{parse_duration, parse_schedule, ApplicationConfig, LoadedConfig};
-use super::run::{AppRunReport, RunResult, StepStatus};
-use super::state::{SnapshotRecord, StateDir, VerifyState};
+use super::report::{AppRunReport, RunResult, SnapshotRecord, StepStatus};
+use super::state::{StateDir, VerifyState};
 use crate::error::Result;
 
 /// Staleness threshold without a schedule or `stale_after`.
