@@ -592,3 +592,6 @@ fn status_reports_stale_and_never_run_applications() {
 
 #[path = "ops_hooks.rs"]
 mod hooks;
+
+#[path = "ops_schedule.rs"]
+mod schedule;

@@ -114,6 +114,11 @@ pub enum Command {
     Run(RunArgs),
     /// Show each application's last run, snapshot age and verify cycle, from recorded state
     Status(StatusArgs),
+    /// Install, remove or show the applications' schedules as systemd timers or crontab lines
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Run the applications' schedules in the foreground (containers) until SIGINT or SIGTERM
+    Daemon(DaemonArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -593,6 +598,53 @@ pub struct RunArgs {
 )]
 pub struct StatusArgs {
     /// Applications to show [default: every application in the config]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a .service and a .timer per scheduled application and enable the timers (or, with
+    /// --cron, a marked block of crontab lines); replaces what an earlier install wrote
+    Install(ScheduleArgs),
+    /// Delete exactly what `install` wrote for this config (timers disabled first)
+    Remove(ScheduleArgs),
+    /// Show the scheduled applications, whether they are installed, and their next runs
+    Status(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --unit-dir, install and remove run `systemctl [--user] daemon-reload` and enable or disable the timers; with it they only write or delete files. Exit codes: 0 done, 1 systemctl, crontab or a file failed, 2 the config is wrong or a schedule cannot be translated."
+)]
+pub struct ScheduleArgs {
+    /// User units (~/.config/systemd/user, `systemctl --user`) [default when not root]
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// System units (/etc/systemd/system) [default for root]
+    #[arg(long)]
+    pub system: bool,
+    /// Crontab lines in the invoking user's crontab instead of systemd units
+    #[arg(long, conflicts_with_all = ["user", "system", "unit_dir"])]
+    pub cron: bool,
+    /// Write the units into this directory and do not run systemctl
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Show what would be written or removed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Jobs run one at a time; a scheduled run that comes while the previous run of the same application is still going is skipped and recorded. Exit codes: 0 stopped by SIGINT or SIGTERM, 2 the config is wrong or schedules nothing."
+)]
+pub struct DaemonArgs {
+    /// Applications to schedule [default: every application with a schedule]
     #[arg(value_name = "APP")]
     pub apps: Vec<String>,
     #[command(flatten)]

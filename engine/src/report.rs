@@ -308,6 +308,7 @@ impl JsonReport for crate::copy::CopyReport {}
 impl JsonReport for crate::ops::check::ConfigCheckReport {}
 impl JsonReport for crate::ops::RunReport {}
 impl JsonReport for crate::ops::StatusReport {}
+impl JsonReport for crate::ops::schedule::ScheduleReport {}
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 
 mod config;
 mod copy;
+mod daemon;
 mod dump;
 pub mod export;
 mod forget;
@@ -14,6 +15,7 @@ mod mount;
 mod prune;
 mod restore;
 mod run;
+mod schedule;
 mod snapshot;
 mod status;
 mod verify;
@@ -59,6 +61,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Config(command) => config::run(cli, command),
         Command::Run(args) => run::run(cli, args),
         Command::Status(args) => status::run(cli, args),
+        Command::Schedule(command) => schedule::run(cli, command),
+        Command::Daemon(args) => daemon::run(cli, args),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod notify;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod state;
 pub mod status;
 
