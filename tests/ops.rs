@@ -595,3 +595,6 @@ mod hooks;
 
 #[path = "ops_schedule.rs"]
 mod schedule;
+
+#[path = "ops_daemon.rs"]
+mod daemon;

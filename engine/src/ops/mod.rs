@@ -14,6 +14,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod databases;
 pub mod hooks;
 pub mod metrics;

@@ -95,7 +95,7 @@ pub fn run(
     };
     for app in apps {
         let Some(_lock) = options.state.try_lock_app(&app)? else {
-            report.apps.push(AppRunReport {
+            let skipped = AppRunReport {
                 app: app.clone(),
                 repository: config
                     .application(&app)
@@ -110,7 +110,9 @@ pub fn run(
                 message: format!("a job of {app:?} is running already; this run was skipped"),
                 steps: Vec::new(),
                 notifications: Vec::new(),
-            });
+            };
+            options.state.append_history(&skipped)?;
+            report.apps.push(skipped);
             continue;
         };
         let hooks = config.hooks(&app);
@@ -680,6 +682,7 @@ impl<'a> Job<'a> {
             }
         }
         self.state.last_run = Some(report.clone());
+        self.state.runs += 1;
         self.options.state.append_history(&report)?;
         self.options.state.write_summary(&self.state)?;
         Ok(report)

@@ -43,6 +43,9 @@ pub struct AppState {
     pub app: String,
     pub repository: String,
     pub last_run: Option<AppRunReport>,
+    /// Runs recorded for this application (every result), since its first.
+    #[serde(default)]
+    pub runs: u64,
     /// RFC 3339 time of the last run that succeeded.
     pub last_success: Option<String>,
     pub newest_snapshot: Option<SnapshotRecord>,

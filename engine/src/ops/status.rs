@@ -52,6 +52,8 @@ pub struct AppStatus {
     pub schedule: Option<String>,
     pub running: bool,
     pub last_run: Option<LastRun>,
+    /// Runs recorded (every result).
+    pub runs: u64,
     pub last_success: Option<String>,
     pub newest_snapshot: Option<NewestSnapshot>,
     pub stale: bool,
@@ -157,6 +159,7 @@ pub fn status(config: &LoadedConfig, state: &StateDir, apps: &[String]) -> Resul
             health: health.into(),
             schedule: app.schedule.as_ref().map(|s| s.get_ref().clone()),
             last_run: recorded.last_run.as_ref().map(last_run),
+            runs: recorded.runs,
             last_success: recorded.last_success.clone(),
             newest_snapshot,
             stale,
