@@ -10,7 +10,7 @@
 //!                                     ─► notify (ping, webhook, command)
 //!                                   ─► state (history, summary) ─► metrics textfile
 //!                         state ─► status
-//!            config ─► schedule (systemd units, crontab block)   config ─► daemon ─► run
+//!            config ─► schedule (calendar; systemd units, crontab block)   config ─► daemon ─► run
 //! report: the job's report types, a leaf every module above may import
 //! ```
 //! A job calls the same engine operations as the CLI commands (snapshot, forget, prune, copy,
@@ -18,6 +18,7 @@
 //! history, hooks, notifications and the config. It sits above every operation and nothing
 //! below imports it.
 
+pub mod calendar;
 pub mod check;
 pub mod config;
 pub mod daemon;
