@@ -589,3 +589,12 @@ fn status_reports_stale_and_never_run_applications() {
         out.stderr
     );
 }
+
+#[path = "ops_hooks.rs"]
+mod hooks;
+
+#[path = "ops_schedule.rs"]
+mod schedule;
+
+#[path = "ops_daemon.rs"]
+mod daemon;

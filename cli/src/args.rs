@@ -120,6 +120,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Serve a read-only web dashboard and JSON API: applications, snapshots, verify, downloads
     Serve(ServeArgs),
+    /// Install, remove or show the applications' schedules as systemd timers or crontab lines
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Run the applications' schedules in the foreground (containers) until SIGINT or SIGTERM
+    Daemon(DaemonArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -615,7 +620,7 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Repositories come from the config only (never --repo / VAULT_REPO). Exit codes: 0 every job succeeded, 1 a step of some job failed (see its report), 2 the config is wrong, 4 a job was skipped because the same application's job was running."
+    after_help = "Repositories come from the config only (never --repo / VAULT_REPO). Exit codes: 0 every job succeeded, 1 a step or hook of some job failed, or a notification could not be sent (the job's snapshot is kept; see its report), 2 the config is wrong, 4 a job was skipped because the same application's job was running."
 )]
 pub struct RunArgs {
     /// Applications to run, in this order [default: every application in the config]
@@ -668,4 +673,51 @@ pub struct ServeArgs {
     /// Where `vault run` keeps history and status [default: as `vault status`]
     #[arg(long, env = "VAULT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Write a .service and a .timer per scheduled application and enable the timers (or, with
+    /// --cron, a marked block of crontab lines); replaces what an earlier install wrote
+    Install(ScheduleArgs),
+    /// Delete exactly what `install` wrote for this config (timers disabled first)
+    Remove(ScheduleArgs),
+    /// Show the scheduled applications, whether they are installed, and their next runs
+    Status(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --unit-dir, install and remove run `systemctl [--user] daemon-reload` and enable or disable the timers; with it they only write or delete files. Exit codes: 0 done, 1 systemctl, crontab or a file failed, 2 the config is wrong or a schedule cannot be translated."
+)]
+pub struct ScheduleArgs {
+    /// User units (~/.config/systemd/user, `systemctl --user`) [default when not root]
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// System units (/etc/systemd/system) [default for root]
+    #[arg(long)]
+    pub system: bool,
+    /// Crontab lines in the invoking user's crontab instead of systemd units
+    #[arg(long, conflicts_with_all = ["user", "system", "unit_dir"])]
+    pub cron: bool,
+    /// Write the units into this directory and do not run systemctl
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Show what would be written or removed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Jobs run one at a time; a scheduled run that comes while the previous run of the same application is still going is skipped and recorded. Exit codes: 0 stopped by SIGINT or SIGTERM, 2 the config is wrong or schedules nothing."
+)]
+pub struct DaemonArgs {
+    /// Applications to schedule [default: every application with a schedule]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }

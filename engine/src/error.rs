@@ -112,12 +112,17 @@ pub enum Error {
     },
     #[error("{source_name}: {reason}")]
     Password { source_name: String, reason: String },
+    /// A system program vault drives (systemctl, crontab, systemd-analyze) failed.
+    #[error("{tool}: {reason}")]
+    ToolFailed { tool: String, reason: String },
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } | Error::MountUnavailable { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::MountUnavailable { .. } | Error::ToolFailed { .. } => {
+                ErrorKind::Io
+            }
             Error::NotARepository { .. }
             | Error::RepositoryIsAFile { .. }
             | Error::UnsupportedVersion { .. }

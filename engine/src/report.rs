@@ -36,6 +36,18 @@ pub trait JsonReport: Serialize {
         };
         serde_json::to_string_pretty(&document).expect("reports serialize")
     }
+
+    /// The same object on one line (JSON lines, as `vault daemon --json` writes them).
+    fn to_json_line(&self) -> String
+    where
+        Self: Sized,
+    {
+        let document = Document {
+            schema_version: SCHEMA_VERSION,
+            report: self,
+        };
+        serde_json::to_string(&document).expect("reports serialize")
+    }
 }
 
 /// A report with its schema version in front of its own fields.
@@ -322,6 +334,8 @@ impl JsonReport for crate::edit::EditReport {}
 impl JsonReport for crate::ops::check::ConfigCheckReport {}
 impl JsonReport for crate::ops::RunReport {}
 impl JsonReport for crate::ops::StatusReport {}
+impl JsonReport for crate::ops::schedule::ScheduleReport {}
+impl JsonReport for crate::ops::report::AppRunReport {}
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 
 mod config;
 mod copy;
+mod daemon;
 mod dump;
 mod edit;
 pub mod export;
@@ -16,6 +17,7 @@ mod prune;
 mod restore;
 mod run;
 mod serve;
+mod schedule;
 mod snapshot;
 mod status;
 mod verify;
@@ -64,6 +66,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Run(args) => run::run(cli, args),
         Command::Status(args) => status::run(cli, args),
         Command::Serve(args) => serve::run(cli, args),
+        Command::Schedule(command) => schedule::run(cli, command),
+        Command::Daemon(args) => daemon::run(cli, args),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
                 RunResult::Failed => "FAILED",
                 RunResult::Skipped => "skipped",
             };
-            if cli.quiet && app.result == RunResult::Ok {
+            if cli.quiet && app.result == RunResult::Ok && !app.notification_failed() {
                 continue;
             }
             outln!(
@@ -53,9 +53,20 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
                     step.message
                 )?;
             }
+            for sent in app.notifications.iter().filter(|n| !cli.quiet || !n.ok) {
+                outln!(
+                    "  {:<12} {:<8} {:<8} {}",
+                    format!("notify-{}", sent.kind),
+                    "",
+                    if sent.ok { "ok" } else { "FAILED" },
+                    sent.message
+                )?;
+            }
         }
     }
-    Ok(if report.failed() {
+    // A notification that did not go out fails the command (exit 1) so that cron or systemd
+    // shows it, but the job's result and its snapshot stand.
+    Ok(if report.failed() || report.notification_failed() {
         exit::ERROR
     } else if report.skipped() {
         exit::BUSY

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::config::{
     parse_duration, parse_read_subset, parse_schedule, ApplicationConfig, Config,
-    EncryptionSetting, RepositoryConfig,
+    EncryptionSetting, HooksConfig, NotifyConfig, RepositoryConfig,
 };
 use super::databases;
 use crate::storage::Location;
@@ -23,6 +23,44 @@ pub(crate) fn check(config: &Config) -> Result<(), Problem> {
     }
     for (name, application) in &config.applications {
         check_application(config, name, application)?;
+        let app = application.get_ref();
+        check_hooks_and_notify(app.hooks.as_ref(), app.notify.as_ref())?;
+    }
+    check_hooks_and_notify(config.hooks.as_ref(), config.notify.as_ref())
+}
+
+fn check_hooks_and_notify(
+    hooks: Option<&HooksConfig>,
+    notify: Option<&NotifyConfig>,
+) -> Result<(), Problem> {
+    let timeouts = [
+        hooks.and_then(|h| h.timeout.as_ref()),
+        notify.and_then(|n| n.timeout.as_ref()),
+    ];
+    for timeout in timeouts.into_iter().flatten() {
+        parse_duration(timeout.get_ref()).map_err(|e| (timeout.span(), e))?;
+    }
+    let urls = [
+        notify.and_then(|n| n.webhook.as_ref()),
+        notify.and_then(|n| n.ping.as_ref()),
+    ];
+    for url in urls.into_iter().flatten() {
+        check_url(url.get_ref()).map_err(|e| (url.span(), e))?;
+    }
+    Ok(())
+}
+
+/// An `http://` or `https://` URL with a host.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || url.contains(char::is_whitespace) {
+        return Err(format!(
+            "{url:?} has no host or contains spaces; write it as https://host/path"
+        ));
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub repositories: BTreeMap<String, Spanned<RepositoryConfig>>,
     #[serde(default)]
     pub applications: BTreeMap<String, Spanned<ApplicationConfig>>,
+    /// Hooks of every application that does not set its own (key by key).
+    pub hooks: Option<HooksConfig>,
+    /// Notifications of every application that does not set its own (key by key).
+    pub notify: Option<NotifyConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +168,64 @@ pub struct ApplicationConfig {
     pub stale_after: Option<Spanned<String>>,
     /// Kill a database dump that runs longer than this (e.g. `"2h"`).
     pub dump_timeout: Option<Spanned<String>>,
+    pub hooks: Option<HooksConfig>,
+    pub notify: Option<NotifyConfig>,
+}
+
+/// Shell commands (`sh -c`) run around a job.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// Runs first; when it fails the job stops before anything is written.
+    pub before: Option<String>,
+    /// Runs after the steps whenever `before` succeeded (or there is none), whatever they did.
+    pub after: Option<String>,
+    /// Runs when the job failed (a step, or the `before` / `after` hook).
+    pub on_failure: Option<String>,
+    /// A hook running longer than this is killed and fails [default: 1h].
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// Where a job's result goes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `http(s)://…`: receives the job report as a JSON POST after every run.
+    pub webhook: Option<Spanned<String>>,
+    /// A healthchecks-style URL: `<url>/start` when the job starts, `<url>` when it succeeds,
+    /// `<url>/fail` when it fails.
+    pub ping: Option<Spanned<String>>,
+    /// A shell command receiving the job report (JSON) on standard input after every run.
+    pub command: Option<String>,
+    /// Per request or command [default: 30s].
+    pub timeout: Option<Spanned<String>>,
+}
+
+impl HooksConfig {
+    /// `self`'s keys, each falling back to `defaults`' key.
+    pub fn or(&self, defaults: &HooksConfig) -> HooksConfig {
+        HooksConfig {
+            before: self.before.clone().or_else(|| defaults.before.clone()),
+            after: self.after.clone().or_else(|| defaults.after.clone()),
+            on_failure: self
+                .on_failure
+                .clone()
+                .or_else(|| defaults.on_failure.clone()),
+            timeout: self.timeout.clone().or_else(|| defaults.timeout.clone()),
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// `self`'s keys, each falling back to `defaults`' key.
+    pub fn or(&self, defaults: &NotifyConfig) -> NotifyConfig {
+        NotifyConfig {
+            webhook: self.webhook.clone().or_else(|| defaults.webhook.clone()),
+            ping: self.ping.clone().or_else(|| defaults.ping.clone()),
+            command: self.command.clone().or_else(|| defaults.command.clone()),
+            timeout: self.timeout.clone().or_else(|| defaults.timeout.clone()),
+        }
+    }
 }
 
 /// A database dumped into the snapshot as `databases/<name>.sql`.
@@ -368,6 +430,26 @@ impl LoadedConfig {
 
     pub fn application(&self, name: &str) -> Option<&ApplicationConfig> {
         self.config.applications.get(name).map(|a| a.get_ref())
+    }
+
+    /// The hooks of application `name`: its own keys, else the file's `[hooks]`.
+    pub fn hooks(&self, name: &str) -> HooksConfig {
+        let own = self.application(name).and_then(|a| a.hooks.clone());
+        own.unwrap_or_default().or(self
+            .config
+            .hooks
+            .as_ref()
+            .unwrap_or(&HooksConfig::default()))
+    }
+
+    /// The notifications of application `name`: its own keys, else the file's `[notify]`.
+    pub fn notify(&self, name: &str) -> NotifyConfig {
+        let own = self.application(name).and_then(|a| a.notify.clone());
+        own.unwrap_or_default().or(self
+            .config
+            .notify
+            .as_ref()
+            .unwrap_or(&NotifyConfig::default()))
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use jiff::Timestamp;
 
 use super::config::LoadedConfig;
-use super::run::RunResult;
+use super::report::RunResult;
 use super::state::StateDir;
 use crate::error::Result;
 

@@ -18,14 +18,19 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use super::config::{
     parse_duration, parse_read_subset, ApplicationConfig, LabelSource, LoadedConfig, ReadSubset,
     RetentionConfig,
 };
+use super::config::{HooksConfig, NotifyConfig};
 use super::databases;
-use super::state::{AppState, SnapshotRecord, StateDir, VerifyState};
+use super::hooks::{run_hook, write_report_file, HookContext};
+use super::notify::{self, Ping};
+use super::report::NotificationReport;
+use super::report::SnapshotRecord;
+pub use super::report::{AppRunReport, RunReport, RunResult, StepReport, StepStatus};
+use super::state::{AppState, StateDir, VerifyState};
 use crate::copy;
 use crate::error::{Error, Result};
 use crate::forget::{self, ForgetOptions};
@@ -37,6 +42,9 @@ use crate::snapshot::{self, OwnDir, SnapshotOptions, StreamSource};
 use crate::storage::{self, Location, ObjectKind, RemoteOptions};
 use crate::verify::{self, ReadData, VerifyOptions};
 
+/// A hook running longer than this is killed, unless `hooks.timeout` says otherwise.
+pub const DEFAULT_HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How `vault run` reaches repositories and keeps its state.
 pub struct RunOptions {
     /// Applications to run, in this order; empty: every application, in name order.
@@ -45,77 +53,6 @@ pub struct RunOptions {
     /// Remote settings; a repository's `connections` overrides its own.
     pub remote: RemoteOptions,
     pub state: StateDir,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    Ok,
-    Failed,
-    /// Not run: not due, or a step it needs failed.
-    Skipped,
-}
-
-/// One step of an application's job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepReport {
-    /// `snapshot`, `forget`, `prune`, `copy`, `forget-copy`, `verify`.
-    pub step: String,
-    /// The repository the step worked on (config name).
-    pub repository: String,
-    pub status: StepStatus,
-    /// One line: what it did, why it failed, or why it was skipped.
-    pub message: String,
-    pub duration_secs: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<SnapshotRecord>,
-    /// Snapshots forgotten (forget), copied (copy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshots: Option<u64>,
-    /// Bytes freed (prune), stored (copy), read (verify).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunResult {
-    Ok,
-    Failed,
-    /// Not run: a job of the same application was running.
-    Skipped,
-}
-
-/// One application's run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppRunReport {
-    pub app: String,
-    pub repository: String,
-    /// RFC 3339.
-    pub started: String,
-    pub duration_secs: f64,
-    pub result: RunResult,
-    /// The first step that failed.
-    pub failed_step: Option<String>,
-    pub message: String,
-    pub steps: Vec<StepReport>,
-}
-
-/// What `vault run` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub config: String,
-    pub state_dir: String,
-    pub apps: Vec<AppRunReport>,
-}
-
-impl RunReport {
-    pub fn failed(&self) -> bool {
-        self.apps.iter().any(|a| a.result == RunResult::Failed)
-    }
-    pub fn skipped(&self) -> bool {
-        self.apps.iter().any(|a| a.result == RunResult::Skipped)
-    }
 }
 
 /// The applications `names` selects (all when empty); an unknown name is a usage error.
@@ -158,7 +95,7 @@ pub fn run(
     };
     for app in apps {
         let Some(_lock) = options.state.try_lock_app(&app)? else {
-            report.apps.push(AppRunReport {
+            let skipped = AppRunReport {
                 app: app.clone(),
                 repository: config
                     .application(&app)
@@ -172,12 +109,33 @@ pub fn run(
                 failed_step: None,
                 message: format!("a job of {app:?} is running already; this run was skipped"),
                 steps: Vec::new(),
-            });
+                notifications: Vec::new(),
+            };
+            options.state.append_history(&skipped)?;
+            report.apps.push(skipped);
             continue;
         };
+        let hooks = config.hooks(&app);
+        let notify = config.notify(&app);
         let mut job = Job::new(config, options, &app, progress)?;
-        job.run_steps();
-        let app_report = job.finish()?;
+        let sent = notify::ping(&notify, Ping::Start, b"")
+            .into_iter()
+            .collect();
+        if job.hook(&hooks, "before") {
+            job.run_steps();
+            job.hook(&hooks, "after");
+        } else {
+            let repository = job.repository_name();
+            job.skip(
+                "snapshot",
+                &repository,
+                "skipped: the before hook failed; nothing was written".into(),
+            );
+        }
+        if job.report().result == RunResult::Failed {
+            job.hook(&hooks, "on_failure");
+        }
+        let app_report = job.finish(&notify, sent)?;
         report.apps.push(app_report);
         if let Some(textfile) = &config.config.metrics.textfile {
             super::metrics::write(config, &options.state, textfile)?;
@@ -601,8 +559,68 @@ impl<'a> Job<'a> {
         self.record("verify", &repository, started, outcome);
     }
 
-    /// Records the run (history line, then the summary) and returns its report.
-    fn finish(mut self) -> Result<AppRunReport> {
+    /// Runs hook `which` (`before`, `after`, `on_failure`) when the config has it, as a step;
+    /// false when it failed.
+    fn hook(&mut self, hooks: &HooksConfig, which: &str) -> bool {
+        let command = match which {
+            "before" => &hooks.before,
+            "after" => &hooks.after,
+            _ => &hooks.on_failure,
+        };
+        let Some(command) = command.clone() else {
+            return true;
+        };
+        let timeout = hooks
+            .timeout
+            .as_ref()
+            .and_then(|t| parse_duration(t.get_ref()).ok())
+            .unwrap_or(DEFAULT_HOOK_TIMEOUT);
+        let started = Instant::now();
+        let context = if which == "before" {
+            self.hook_context(None)
+        } else {
+            let report = self.report();
+            self.write_report_file(&report)
+                .and_then(|path| self.hook_context(Some((&report, path))))
+        };
+        let repository = self.repository_name();
+        let outcome = context
+            .map_err(|e| format!("{which} hook: {e}"))
+            .and_then(|context| run_hook(which, &command, &context, None, timeout))
+            .map(|message| ok_step(which, &repository, message, None, None));
+        self.record(which, &repository, started, outcome)
+    }
+
+    fn hook_context(
+        &self,
+        finished: Option<(&AppRunReport, String)>,
+    ) -> std::result::Result<HookContext, String> {
+        let mut context = HookContext {
+            app: self.name.to_string(),
+            config: self.config.file.display().to_string(),
+            ..HookContext::default()
+        };
+        if let Some((report, path)) = finished {
+            context.result = if report.result == RunResult::Ok {
+                "ok"
+            } else {
+                "failed"
+            }
+            .into();
+            context.failed_step = report.failed_step.clone().unwrap_or_default();
+            context.report = path;
+        }
+        Ok(context)
+    }
+
+    fn write_report_file(&self, report: &AppRunReport) -> std::result::Result<String, String> {
+        let json = serde_json::to_vec_pretty(report).expect("reports serialize");
+        let dir = self.options.state.root().join("reports");
+        write_report_file(&dir, self.name, &json).map_err(|e| e.to_string())
+    }
+
+    /// The job's report as its steps stand.
+    fn report(&self) -> AppRunReport {
         let failed = self.steps.iter().find(|s| s.status == StepStatus::Failed);
         let result = if failed.is_some() {
             RunResult::Failed
@@ -619,7 +637,7 @@ impl<'a> Job<'a> {
                     .count()
             ),
         };
-        let report = AppRunReport {
+        AppRunReport {
             app: self.name.to_string(),
             repository: self.repository_name(),
             started: self.started.to_string(),
@@ -628,7 +646,33 @@ impl<'a> Job<'a> {
             failed_step: failed.map(|s| s.step.clone()),
             message,
             steps: self.steps.clone(),
-        };
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Sends the notifications, records the run (history line, then the summary) and returns
+    /// its report. `sent`: the notifications sent already (the start ping).
+    fn finish(
+        mut self,
+        notify: &NotifyConfig,
+        mut sent: Vec<NotificationReport>,
+    ) -> Result<AppRunReport> {
+        let mut report = self.report();
+        let result = report.result;
+        let context = self
+            .write_report_file(&report)
+            .and_then(|path| self.hook_context(Some((&report, path))));
+        match context {
+            Ok(context) => sent.extend(notify::finished(notify, &report, &context)),
+            Err(e) => sent.push(NotificationReport {
+                kind: "report".into(),
+                target: self.options.state.root().display().to_string(),
+                ok: false,
+                message: format!("the job report could not be written for the notifications: {e}"),
+            }),
+        }
+        report.notifications = sent;
+        let _ = self.write_report_file(&report);
         if result == RunResult::Ok {
             self.state.last_success = Some(self.started.to_string());
         }
@@ -638,6 +682,7 @@ impl<'a> Job<'a> {
             }
         }
         self.state.last_run = Some(report.clone());
+        self.state.runs += 1;
         self.options.state.append_history(&report)?;
         self.options.state.write_summary(&self.state)?;
         Ok(report)

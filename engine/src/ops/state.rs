@@ -17,18 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::run::AppRunReport;
+use super::report::AppRunReport;
+pub use super::report::SnapshotRecord;
 use crate::error::{Error, Result};
-
-/// The newest snapshot a run took.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotRecord {
-    pub id: String,
-    /// RFC 3339.
-    pub time: String,
-    pub bytes_added: u64,
-    pub files: u64,
-}
 
 /// Where the verify cycle stands.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,6 +43,9 @@ pub struct AppState {
     pub app: String,
     pub repository: String,
     pub last_run: Option<AppRunReport>,
+    /// Runs recorded for this application (every result), since its first.
+    #[serde(default)]
+    pub runs: u64,
     /// RFC 3339 time of the last run that succeeded.
     pub last_success: Option<String>,
     pub newest_snapshot: Option<SnapshotRecord>,

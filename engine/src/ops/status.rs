@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::config::{parse_duration, parse_schedule, ApplicationConfig, LoadedConfig};
-use super::run::{AppRunReport, RunResult, StepStatus};
-use super::state::{SnapshotRecord, StateDir, VerifyState};
+use super::report::{AppRunReport, RunResult, SnapshotRecord, StepStatus};
+use super::state::{StateDir, VerifyState};
 use crate::error::Result;
 
 /// Staleness threshold without a schedule or `stale_after`.
@@ -52,6 +52,8 @@ pub struct AppStatus {
     pub schedule: Option<String>,
     pub running: bool,
     pub last_run: Option<LastRun>,
+    /// Runs recorded (every result).
+    pub runs: u64,
     pub last_success: Option<String>,
     pub newest_snapshot: Option<NewestSnapshot>,
     pub stale: bool,
@@ -157,6 +159,7 @@ pub fn status(config: &LoadedConfig, state: &StateDir, apps: &[String]) -> Resul
             health: health.into(),
             schedule: app.schedule.as_ref().map(|s| s.get_ref().clone()),
             last_run: recorded.last_run.as_ref().map(last_run),
+            runs: recorded.runs,
             last_success: recorded.last_success.clone(),
             newest_snapshot,
             stale,
