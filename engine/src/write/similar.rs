@@ -175,8 +175,16 @@ mod tests {
         let mut joined = a[a.len() / 2..].to_vec();
         joined.extend_from_slice(&b[..b.len() / 2]);
         let j = s.super_features(&joined);
-        let with_a = s.super_features(&a).iter().filter(|f| j.contains(f)).count();
-        let with_b = s.super_features(&b).iter().filter(|f| j.contains(f)).count();
+        let with_a = s
+            .super_features(&a)
+            .iter()
+            .filter(|f| j.contains(f))
+            .count();
+        let with_b = s
+            .super_features(&b)
+            .iter()
+            .filter(|f| j.contains(f))
+            .count();
         assert!(
             with_a + with_b >= SUPER_FEATURES / 2 && with_a.max(with_b) >= 3,
             "shared {with_a} with a and {with_b} with b of {SUPER_FEATURES}"
