@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde::Serialize;
 use vault_engine::browse::{self, DiffOptions, DiffReport, LsOptions, LsReport};
-use vault_engine::ops::config::LoadedConfig;
+use vault_engine::ops::config::{self, LoadedConfig};
 use vault_engine::ops::run::RunResult;
 use vault_engine::ops::state::{StateDir, VerifyState};
 use vault_engine::ops::status;
@@ -317,9 +317,9 @@ impl Dashboard {
                 self.config
                     .as_ref()
                     .and_then(|c| c.application(app))
-                    .map(|a| status::stale_after(a).as_secs())
+                    .map(|a| config::stale_after(a).as_secs())
             })
-            .unwrap_or(status::DEFAULT_STALE_AFTER.as_secs());
+            .unwrap_or(config::DEFAULT_STALE_AFTER.as_secs());
         let newest_complete = mine.iter().find(|r| r.complete).map(|r| (*r).clone());
         let now = Timestamp::now();
         let newest_age_secs = newest_complete.as_ref().map(|r| {

@@ -8,6 +8,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use vault_engine::browse::LsReport;
 
 use crate::data::{AppDetail, DiffView, Health, Overview, SnapshotDetail, SnapshotRow, VerifyView};
+use crate::escape::escape;
 use crate::plot::{line_plot, Marker};
 
 /// Characters left as they are in a path segment of a link.
@@ -16,22 +17,6 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-
-/// Escapes text for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A snapshot path (`/srv/cms/a b`) as the tail of a URL (`srv/cms/a%20b`), each segment
 /// percent-encoded (a `/` inside a name cannot occur; `%2F` would be refused anyway).

@@ -13,6 +13,7 @@
 
 pub mod data;
 mod error;
+pub mod escape;
 pub mod html;
 mod http;
 pub mod plot;

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::data::Point;
-use crate::html::escape;
+use crate::escape::escape;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 240.0;

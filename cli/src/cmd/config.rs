@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use vault_engine::ops::check::ConfigCheckReport;
 use vault_engine::ops::config::{self, ConfigError};
-use vault_engine::ops::{LoadedConfig, StateDir};
+use vault_engine::ops::load;
+use vault_engine::ops::{LoadedConfig, RunOptions, StateDir};
 use vault_engine::Error;
 
 use crate::args::{Cli, ConfigCommand, OpsArgs};
@@ -38,7 +39,7 @@ fn usage(error: ConfigError) -> anyhow::Error {
 
 /// Loads and checks the config for `run` and `status`.
 pub fn load(ops: &OpsArgs) -> Result<LoadedConfig> {
-    config::load(&locate(ops)?).map_err(usage)
+    load::load(&locate(ops)?).map_err(usage)
 }
 
 /// The state directory `ops` names, or the default one.
@@ -52,10 +53,21 @@ pub fn state_dir(ops: &OpsArgs) -> Result<StateDir> {
     Ok(StateDir::new(root))
 }
 
+/// What `vault run` and `vault daemon` pass to the jobs of `apps` (every application when
+/// empty): the cache, remote and state settings of the command line.
+pub fn run_options(cli: &Cli, ops: &OpsArgs, apps: &[String]) -> Result<RunOptions> {
+    Ok(RunOptions {
+        apps: apps.to_vec(),
+        cache_root: super::cache_root(cli)?,
+        remote: super::remote_options(cli)?,
+        state: state_dir(ops)?,
+    })
+}
+
 pub fn run(cli: &Cli, command: &ConfigCommand) -> Result<i32> {
     let ConfigCommand::Check { ops } = command;
     let file = locate(ops)?;
-    match config::load(&file) {
+    match load::load(&file) {
         Ok(loaded) => {
             let report = ConfigCheckReport::valid(&loaded);
             if cli.json {

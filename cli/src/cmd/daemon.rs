@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use vault_engine::ops::daemon::{self, DaemonEvent};
 use vault_engine::ops::run::RunResult;
-use vault_engine::ops::RunOptions;
 use vault_engine::report::JsonReport;
 
 use crate::args::{Cli, DaemonArgs};
@@ -17,12 +16,7 @@ use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<i32> {
     let config = super::config::load(&args.ops)?;
-    let options = RunOptions {
-        apps: args.apps.clone(),
-        cache_root: super::cache_root(cli)?,
-        remote: super::remote_options(cli)?,
-        state: super::config::state_dir(&args.ops)?,
-    };
+    let options = super::config::run_options(cli, &args.ops, &args.apps)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())

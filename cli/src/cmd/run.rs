@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use vault_engine::ops::run::{self, RunResult, StepStatus};
-use vault_engine::ops::RunOptions;
 
 use crate::args::{Cli, RunArgs};
 use crate::exit;
@@ -11,12 +10,7 @@ use crate::progress::Display;
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let config = super::config::load(&args.ops)?;
-    let options = RunOptions {
-        apps: args.apps.clone(),
-        cache_root: super::cache_root(cli)?,
-        remote: super::remote_options(cli)?,
-        state: super::config::state_dir(&args.ops)?,
-    };
+    let options = super::config::run_options(cli, &args.ops, &args.apps)?;
     let display = Display::new(cli.quiet || cli.json, "running");
     let result = run::run(&config, &options, &display);
     display.finish();

@@ -290,7 +290,7 @@ impl ConfigCheckReport {
                         .collect(),
                     paths: a.paths.iter().map(|p| p.display().to_string()).collect(),
                     schedule: a.schedule.as_ref().map(|s| s.get_ref().clone()),
-                    stale_after_secs: super::status::stale_after(a).as_secs(),
+                    stale_after_secs: super::config::stale_after(a).as_secs(),
                     copy_to: a
                         .copy_to
                         .iter()

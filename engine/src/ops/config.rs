@@ -8,7 +8,6 @@
 //! everywhere): a misspelt key must never fall back to a default.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -453,102 +452,70 @@ impl LoadedConfig {
     }
 }
 
-/// Reads and checks the file.
-pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        key: String::new(),
-        message: format!("cannot read the config file: {e}"),
-    })?;
-    parse(file, &text)
-}
+/// Staleness threshold without a schedule or `stale_after`.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(26 * 3600);
 
-/// Parses and checks `text` (the content of `file`).
-pub fn parse(file: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
-    let at = |span: Option<Range<usize>>, message: String| {
-        let span = span.unwrap_or(0..0);
-        let (line, column) = line_column(text, span.start);
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            column,
-            key: key_at(text, span.start),
-            message,
-        }
+/// The staleness threshold of `app`: `stale_after`, else twice the longest gap between the
+/// next ten scheduled runs, else [`DEFAULT_STALE_AFTER`].
+pub fn stale_after(app: &ApplicationConfig) -> Duration {
+    if let Some(d) = app
+        .stale_after
+        .as_ref()
+        .and_then(|d| parse_duration(d.get_ref()).ok())
+    {
+        return d;
+    }
+    let Some(cron) = app
+        .schedule
+        .as_ref()
+        .and_then(|s| parse_schedule(s.get_ref()).ok())
+    else {
+        return DEFAULT_STALE_AFTER;
     };
-    let config: Config =
-        toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;
-    super::check::check(&config).map_err(|(span, message)| at(Some(span), message))?;
-    Ok(LoadedConfig {
-        file: file.to_path_buf(),
-        config,
-    })
-}
-
-/// 1-based line and column (in characters) of byte `offset`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[start..].chars().count() + 1)
-}
-
-/// The dotted key at byte `offset`: the nearest table header above it, plus the key that
-/// starts its line (for a span inside a value or on a key).
-fn key_at(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let line = text[line_start..line_end].trim();
-    let header_of = |l: &str| {
-        let l = l.trim();
-        l.starts_with('[').then(|| {
-            l.trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
+    let now = jiff::Zoned::now();
+    let times: Vec<jiff::Zoned> = cron.iter_after(now).take(11).collect();
+    let gap = times
+        .windows(2)
+        .filter_map(|w| {
+            w[1].timestamp()
+                .duration_since(w[0].timestamp())
+                .try_into()
+                .ok()
         })
-    };
-    if let Some(header) = header_of(line) {
-        return header;
+        .max()
+        .unwrap_or(DEFAULT_STALE_AFTER / 2);
+    gap * 2
+}
+
+/// The applications `names` selects (all when empty); an unknown name is a usage error.
+pub fn select_apps(config: &LoadedConfig, names: &[String]) -> crate::error::Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(config.config.applications.keys().cloned().collect());
     }
-    let header = text[..line_start]
-        .lines()
-        .rev()
-        .find_map(header_of)
-        .unwrap_or_default();
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string())
-        .unwrap_or_default();
-    match (header.is_empty(), key.is_empty()) {
-        (_, true) => header,
-        (true, false) => key,
-        (false, false) => format!("{header}.{key}"),
+    for name in names {
+        if config.application(name).is_none() {
+            return Err(crate::error::Error::invalid(
+                "vault run",
+                format!(
+                    "no application {name:?} in {}; defined: {}",
+                    config.file.display(),
+                    config
+                        .config
+                        .applications
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
     }
+    Ok(names.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn positions_and_keys_of_problems() {
-        let text = "[repositories.main]\nlocation = \"/r\"\nencryption = \"none\"\n\n[applications.cms]\nrepository = \"main\"\npaths = [\"/srv\"]\nretention = { keep_dayly = 7 }\n";
-        let error = parse(Path::new("vault.toml"), text).unwrap_err();
-        assert_eq!(
-            (error.line, error.key.as_str()),
-            (8, "applications.cms.retention")
-        );
-        assert!(error.message.contains("keep_dayly"), "{error}");
-        assert!(error.column > 1);
-        assert!(error.to_string().starts_with("vault.toml:8:"), "{error}");
-    }
 
     #[test]
     fn durations_subsets_and_schedules() {

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use jiff::{Timestamp, Zoned};
 
+use super::config::select_apps;
 use super::config::{parse_schedule, LoadedConfig};
 use super::report::{AppRunReport, RunResult};
-use super::run::{self, select_apps, RunOptions};
+use super::run::{self, RunOptions};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 

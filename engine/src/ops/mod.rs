@@ -2,7 +2,7 @@
 //! `vault status`, `vault schedule`, `vault daemon`, the Prometheus textfile).
 //!
 //! ```text
-//! vault.toml ─► config (+ check) ─► run: per application, in order
+//! vault.toml ─► load (TOML ▸ config types ▸ check) ─► run: per application, in order
 //!                                     ping start ─► hook before
 //!                                     snapshot (databases ▸ dumps, paths) ─► forget ─► prune
 //!                                     ─► copy ─► forget there ─► verify
@@ -11,7 +11,8 @@
 //!                                   ─► state (history, summary) ─► metrics textfile
 //!                         state ─► status
 //!            config ─► schedule (calendar; systemd units, crontab block)   config ─► daemon ─► run
-//! report: the job's report types, a leaf every module above may import
+//! report: the job's report types, and config: the file's types, its value parsers and the
+//! choices derived from it (selected applications, staleness): leaves every module above imports
 //! ```
 //! A job calls the same engine operations as the CLI commands (snapshot, forget, prune, copy,
 //! verify) with their own option and report types; this layer adds only ordering, locking,
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod databases;
 pub mod hooks;
+pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod report;

@@ -20,8 +20,8 @@ use std::time::Instant;
 use jiff::Timestamp;
 
 use super::config::{
-    parse_duration, parse_read_subset, ApplicationConfig, LabelSource, LoadedConfig, ReadSubset,
-    RetentionConfig,
+    parse_duration, parse_read_subset, select_apps, ApplicationConfig, LabelSource, LoadedConfig,
+    ReadSubset, RetentionConfig,
 };
 use super::config::{HooksConfig, NotifyConfig};
 use super::databases;
@@ -53,32 +53,6 @@ pub struct RunOptions {
     /// Remote settings; a repository's `connections` overrides its own.
     pub remote: RemoteOptions,
     pub state: StateDir,
-}
-
-/// The applications `names` selects (all when empty); an unknown name is a usage error.
-pub fn select_apps(config: &LoadedConfig, names: &[String]) -> Result<Vec<String>> {
-    if names.is_empty() {
-        return Ok(config.config.applications.keys().cloned().collect());
-    }
-    for name in names {
-        if config.application(name).is_none() {
-            return Err(Error::invalid(
-                "vault run",
-                format!(
-                    "no application {name:?} in {}; defined: {}",
-                    config.file.display(),
-                    config
-                        .config
-                        .applications
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(names.to_vec())
 }
 
 /// Runs the selected applications one after another, recording each run.

@@ -4,18 +4,13 @@
 //! `failed` when its last run failed, `stale` when its newest snapshot (or, before any, the
 //! config) is older than its threshold, `never_run` when nothing is recorded.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::config::{parse_duration, parse_schedule, ApplicationConfig, LoadedConfig};
+use super::config::{select_apps, stale_after, LoadedConfig};
 use super::report::{AppRunReport, RunResult, SnapshotRecord, StepStatus};
 use super::state::{StateDir, VerifyState};
 use crate::error::Result;
-
-/// Staleness threshold without a schedule or `stale_after`.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(26 * 3600);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepSummary {
@@ -74,41 +69,9 @@ pub struct StatusReport {
     pub apps: Vec<AppStatus>,
 }
 
-/// The staleness threshold of `app`: `stale_after`, else twice the longest gap between the
-/// next ten scheduled runs, else [`DEFAULT_STALE_AFTER`].
-pub fn stale_after(app: &ApplicationConfig) -> Duration {
-    if let Some(d) = app
-        .stale_after
-        .as_ref()
-        .and_then(|d| parse_duration(d.get_ref()).ok())
-    {
-        return d;
-    }
-    let Some(cron) = app
-        .schedule
-        .as_ref()
-        .and_then(|s| parse_schedule(s.get_ref()).ok())
-    else {
-        return DEFAULT_STALE_AFTER;
-    };
-    let now = jiff::Zoned::now();
-    let times: Vec<jiff::Zoned> = cron.iter_after(now).take(11).collect();
-    let gap = times
-        .windows(2)
-        .filter_map(|w| {
-            w[1].timestamp()
-                .duration_since(w[0].timestamp())
-                .try_into()
-                .ok()
-        })
-        .max()
-        .unwrap_or(DEFAULT_STALE_AFTER / 2);
-    gap * 2
-}
-
 /// The status of `apps` (every application when empty).
 pub fn status(config: &LoadedConfig, state: &StateDir, apps: &[String]) -> Result<StatusReport> {
-    let names = super::run::select_apps(config, apps)?;
+    let names = select_apps(config, apps)?;
     let now = Timestamp::now();
     let mut report = StatusReport {
         config: config.file.display().to_string(),
