@@ -33,6 +33,7 @@ pub mod run;
 pub mod schedule;
 pub mod state;
 pub mod status;
+mod steps;
 
 pub use config::{ConfigError, LoadedConfig};
 pub use run::{AppRunReport, RunOptions, RunReport};
