@@ -1279,42 +1279,62 @@ fn heal_a_damaged_chunk(snapshot_args: &[&str]) {
 // ------------------------------------------------------------------------------------------------
 
 /// A third snapshot after `media/video.bin` was replaced by a re-encoded `media/video-v2.bin`
-/// whose middle differs, with the first two forgotten: the old middle's chunks become unused,
-/// and the pack holding them also holds live chunks of the same content. Returns that pack, one
-/// unused and one live chunk of it, and the third snapshot's id. (A new name, not a rewrite in
-/// place: a large file changed in place is cut into fine chunks from then on, format-spec 03
-/// §3.1.1, and would share no chunk with its old version.)
+/// whose bytes of one old chunk are new, with the first two forgotten: that chunk becomes
+/// unused, and the pack holding it also holds live chunks of the same file. Returns that pack,
+/// the unused and a live chunk (one the new file references as it is: not a delta's base), and
+/// the third snapshot's id. (A new name, not a rewrite in place: a large file changed in place
+/// is cut into fine chunks from then on, format-spec 03 §3.1.1, and would share no chunk with
+/// its old version.) The replaced bytes are random, so no new chunk is stored as a delta of the
+/// unused one (format 5: a base stays while a delta needs it); the test checks that too.
 fn unused_beside_live(fx: &Fixture) -> (PackFile, BlobEntry, BlobEntry, String) {
     let old = fx.files["media/video.bin"].clone();
+    let video: BTreeSet<String> = ["media/video.bin".to_string()].into();
+    // The pack holding the most chunks that only the old video holds, with their raw bytes.
+    let (pack, chunks) = fx
+        .packs()
+        .into_values()
+        .map(|pack| {
+            let data = fs::read(&pack.path).unwrap();
+            let chunks: Vec<(BlobEntry, Vec<u8>)> = pack
+                .entries
+                .iter()
+                .filter(|e| e.kind == BlobKind::Chunk)
+                .filter(|e| !matches!(e.encoding, Encoding::Delta { .. }))
+                .map(|e| (*e, raw_blob(&data, e)))
+                .filter(|(_, raw)| fx.files_holding(raw) == video)
+                .collect();
+            (pack, chunks)
+        })
+        .max_by_key(|(_, chunks)| chunks.len())
+        .unwrap();
+    assert!(chunks.len() >= 3, "media/video.bin is spread too thin");
+    let (unused, raw) = &chunks[chunks.len() / 2];
+    let at = old.windows(raw.len()).position(|w| w == raw).unwrap();
     let mut new = old.clone();
-    let middle = old.len() / 2;
-    new[middle..middle + 256 * KIB].copy_from_slice(&random_bytes(77, 256 * KIB));
+    new[at..at + raw.len()].copy_from_slice(&random_bytes(77, raw.len()));
     fs::remove_file(fx.src.join("media/video.bin")).unwrap();
     write(&fx.src.join("media/video-v2.bin"), &new);
-    let video: BTreeSet<String> = ["media/video.bin".to_string()].into();
-    for pack in fx.packs().into_values() {
-        let data = fs::read(&pack.path).unwrap();
-        let (mut unused, mut live) = (None, None);
-        for e in pack.entries.iter().filter(|e| e.kind == BlobKind::Chunk) {
-            let raw = raw_blob(&data, e);
-            if fx.files_holding(&raw) == video {
-                match contains(&new, &raw) {
-                    false => unused = unused.or(Some(*e)),
-                    true => live = live.or(Some(*e)),
-                }
-            }
-        }
-        if let (Some(unused), Some(live)) = (unused, live) {
-            let third = id_of(&fx.env.snapshot([
-                fx.src.as_os_str(),
-                "--time".as_ref(),
-                "2026-01-03T00:00:00Z".as_ref(),
-            ]));
-            run_vault(&fx.env, &["forget", &fx.first, &fx.second], 0);
-            return (pack, unused, live, third);
-        }
-    }
-    panic!("no pack holds both rewritten and kept chunks of media/video.bin");
+    let third = id_of(&fx.env.snapshot([
+        fx.src.as_os_str(),
+        "--time".as_ref(),
+        "2026-01-03T00:00:00Z".as_ref(),
+    ]));
+    let bases: BTreeSet<_> = fx
+        .packs()
+        .into_values()
+        .flat_map(|p| p.entries)
+        .filter_map(|e| match e.encoding {
+            Encoding::Delta { base } => Some(base),
+            _ => None,
+        })
+        .collect();
+    assert!(!bases.contains(&unused.id), "a delta of random bytes");
+    let (live, _) = chunks
+        .iter()
+        .find(|(e, raw)| !bases.contains(&e.id) && contains(&new, raw))
+        .expect("the new file keeps a chunk of the pack as it is");
+    run_vault(&fx.env, &["forget", &fx.first, &fx.second], 0);
+    (pack, *unused, *live, third)
 }
 
 /// `prune --max-unused 0% --json`: the report.
