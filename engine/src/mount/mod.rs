@@ -21,9 +21,11 @@
 mod cache;
 mod fs;
 mod nodes;
+mod reader;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -172,7 +174,8 @@ pub fn mount(repo: Repository, options: &MountOptions) -> Result<Mounted> {
         .iter()
         .map(|wanted| repo.find_snapshot(wanted, &options.filter).map(|s| s.id))
         .collect::<Result<_>>()?;
-    let reader = repo.register("mount", false)?;
+    let registration = repo.register("mount", false)?;
+    let repo = Arc::new(repo);
     let snapshots = nodes::Snapshots::new(&repo, options.filter.clone(), only)?;
     let report = MountReport {
         mountpoint: mountpoint.clone(),
@@ -188,9 +191,11 @@ pub fn mount(repo: Repository, options: &MountOptions) -> Result<Mounted> {
         snapshots,
         inodes: nodes::Inodes::default(),
         trees: nodes::Trees::default(),
-        cache: cache::ChunkCache::new(options.cache_bytes),
+        reader: reader::Reader::new(repo.clone(), options.cache_bytes)
+            .map_err(|e| Error::io(mountpoint, e))?,
+        next_handle: AtomicU64::new(1),
         started: SystemTime::now(),
-        _reader: reader,
+        _reader: registration,
         repo,
     };
     let mut config = fuser::Config::default();
