@@ -282,7 +282,10 @@ impl Store {
                         .partition_point(|(o, _)| base + o <= from)
                         .saturating_sub(1);
                     for &(o, chunk) in &chunks[start..] {
-                        let placed = Placed { at: base + o, chunk };
+                        let placed = Placed {
+                            at: base + o,
+                            chunk,
+                        };
                         if placed.at >= to {
                             break;
                         }
