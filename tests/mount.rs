@@ -211,7 +211,7 @@ fn mixed_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut run = 0u64;
     while out.len() < len {
         let take = (MIB as usize).min(len - out.len());
-        out.extend(if run % 2 == 0 {
+        out.extend(if run.is_multiple_of(2) {
             random_bytes(seed + run, take)
         } else {
             compressible_bytes(seed + run, take)

@@ -138,8 +138,10 @@ for round in $(seq "$runs"); do
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+cache="warm (pack files in the page cache)"
+[ -n "${COLD:-}" ] && cache="cold (page cache dropped before every run)"
 {
-    echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $load_before before and $load_after after, $runs rounds, ${COLD:+cold (page cache dropped before every run)}${COLD:-warm (pack files in the page cache)}, ${enc:-unencrypted}:"
+    echo "Measured $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $load_before before and $load_after after, $runs rounds, $cache, ${enc:-unencrypted}:"
     echo
     echo "| build | file | MiB | dump s | mount s | dump MiB/s | mount MiB/s | mount/dump |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"

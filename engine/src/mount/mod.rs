@@ -6,9 +6,11 @@
 //! [`MountReport`] saying what is mounted.
 //!
 //! How: [`nodes`] names and numbers what the mount shows (the name space, the trees, hard links
-//! as one inode), [`cache`] serves file reads from decoded chunks kept in an LRU with a byte
-//! budget, reading missing chunks through the one content read path (`repo/content.rs`), and
-//! `fs` adapts both to FUSE (the `fuser` crate, which mounts through `fusermount3`).
+//! as one inode), [`cache`] keeps decoded chunks in an LRU with a byte budget and knows which
+//! are being fetched, [`reader`] serves file reads from it and fetches a sequential reader's
+//! next chunks in the background, both through the one content read path
+//! (`repo/content.rs`), and `fs` adapts them to FUSE (the `fuser` crate, which mounts through
+//! `fusermount3`).
 //!
 //! Invariants:
 //! - Nothing is written to the repository but the reader registration (W1 of
