@@ -11,8 +11,11 @@ use fuser::{
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
-use super::cache::ChunkCache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::nodes::{self, Inodes, Node, Snapshots, Trees};
+use super::reader::Reader;
 use crate::error::Error;
 use crate::format::tree::{Entry, EntryKind};
 use crate::repo::writers::Registration;
@@ -28,11 +31,13 @@ const BLOCK_SIZE: u32 = 128 << 10;
 
 /// The mounted repository, shared by the FUSE threads.
 pub struct VaultFs {
-    pub(super) repo: Repository,
+    pub(super) repo: Arc<Repository>,
     pub(super) snapshots: Snapshots,
     pub(super) inodes: Inodes,
     pub(super) trees: Trees,
-    pub(super) cache: ChunkCache,
+    pub(super) reader: Reader,
+    /// The handle of the next file opened (each open file is a read-ahead stream of its own).
+    pub(super) next_handle: AtomicU64,
     /// Registered as a reader for the life of the mount (format-spec/09-rotation.md): a prune
     /// does not delete packs this mount may read. Dropped when the session ends.
     pub(super) _reader: Option<Registration>,
@@ -207,7 +212,10 @@ impl Filesystem for VaultFs {
         }
         match self.node(ino) {
             // Content never changes: the kernel may keep its pages across opens.
-            Ok((Node::Entry(..), _)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok((Node::Entry(..), _)) => {
+                let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+                reply.opened(FileHandle(handle), FopenFlags::FOPEN_KEEP_CACHE)
+            }
             Ok(_) => reply.error(Errno::EISDIR),
             Err(e) => reply.error(e),
         }
@@ -217,7 +225,7 @@ impl Filesystem for VaultFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -232,10 +240,24 @@ impl Filesystem for VaultFs {
         let EntryKind::File(data) = &entry.kind else {
             return reply.error(Errno::EINVAL);
         };
-        match self.cache.read(&self.repo, data, offset, size.into()) {
-            Ok(bytes) => reply.data(&bytes),
+        match self.reader.read(fh.0, data, offset, size.into()) {
+            Ok(served) => reply.data(served.bytes()),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.reader.forget(fh.0);
+        reply.ok();
     }
 
     fn readdir(

@@ -6,9 +6,11 @@
 //! [`MountReport`] saying what is mounted.
 //!
 //! How: [`nodes`] names and numbers what the mount shows (the name space, the trees, hard links
-//! as one inode), [`cache`] serves file reads from decoded chunks kept in an LRU with a byte
-//! budget, reading missing chunks through the one content read path (`repo/content.rs`), and
-//! `fs` adapts both to FUSE (the `fuser` crate, which mounts through `fusermount3`).
+//! as one inode), [`cache`] keeps decoded chunks in an LRU with a byte budget and knows which
+//! are being fetched, [`reader`] serves file reads from it and fetches a sequential reader's
+//! next chunks in the background, both through the one content read path
+//! (`repo/content.rs`), and `fs` adapts them to FUSE (the `fuser` crate, which mounts through
+//! `fusermount3`).
 //!
 //! Invariants:
 //! - Nothing is written to the repository but the reader registration (W1 of
@@ -21,9 +23,11 @@
 mod cache;
 mod fs;
 mod nodes;
+mod reader;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -172,7 +176,8 @@ pub fn mount(repo: Repository, options: &MountOptions) -> Result<Mounted> {
         .iter()
         .map(|wanted| repo.find_snapshot(wanted, &options.filter).map(|s| s.id))
         .collect::<Result<_>>()?;
-    let reader = repo.register("mount", false)?;
+    let registration = repo.register("mount", false)?;
+    let repo = Arc::new(repo);
     let snapshots = nodes::Snapshots::new(&repo, options.filter.clone(), only)?;
     let report = MountReport {
         mountpoint: mountpoint.clone(),
@@ -188,9 +193,11 @@ pub fn mount(repo: Repository, options: &MountOptions) -> Result<Mounted> {
         snapshots,
         inodes: nodes::Inodes::default(),
         trees: nodes::Trees::default(),
-        cache: cache::ChunkCache::new(options.cache_bytes),
+        reader: reader::Reader::new(repo.clone(), options.cache_bytes)
+            .map_err(|e| Error::io(mountpoint, e))?,
+        next_handle: AtomicU64::new(1),
         started: SystemTime::now(),
-        _reader: reader,
+        _reader: registration,
         repo,
     };
     let mut config = fuser::Config::default();
