@@ -11,7 +11,8 @@
 # the latest snapshot into an empty directory (removed untimed before), in an order that
 # rotates by one tool per round, so drifts in load hit all. Printed: every timed run, then per
 # DIR the median wall and CPU (user + sys) seconds per tool and each vault's wall ratio to the
-# faster peer. The first round's restores are compared with the corpus by `diff -r` (untimed).
+# faster peer, and the machine's load average (wall times on a shared machine follow it). The
+# first round's restores are compared with the corpus by `diff -r` (untimed).
 #
 # Environment:
 #   VAULTS="name=PATH ..."   vault binaries to time (default: vault=target/release/vault); give
@@ -91,7 +92,7 @@ time_dirs() {
             done
         done
         rm -rf "$target"
-        echo "## $(basename "$dir"): median wall s of $runs runs ($(find "$corpus" -type f | wc -l) files, $(du -sm "$corpus" | cut -f1) MiB)"
+        echo "## $(basename "$dir"): median wall s of $runs runs ($(find "$corpus" -type f | wc -l) files, $(du -sm "$corpus" | cut -f1) MiB; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
         python3 - "$results" <<'PY'
 import statistics, sys
 times, cpus = {}, {}
