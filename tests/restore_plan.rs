@@ -26,24 +26,27 @@ fn thousands_of_small_files_across_many_packs_restore_exactly() {
     for round in 0..5u64 {
         for _ in 0..700 {
             let dir = src.join(format!("d{:02}/s{}", rng.below(40), rng.below(4)));
-            let path = dir.join(format!("f{n:05}.{}", ["txt", "bin", "json"][n as usize % 3]));
+            let path = dir.join(format!(
+                "f{n:05}.{}",
+                ["txt", "bin", "json"][n as usize % 3]
+            ));
             let len = match rng.below(10) {
                 0 => 0,
                 1..=6 => rng.below(4096),
                 _ => rng.below(40 << 10),
             } as usize;
-            let bytes = if n % 2 == 0 {
+            let bytes = if n.is_multiple_of(2) {
                 compressible_bytes(n, len)
             } else {
                 random_bytes(n, len)
             };
             write(&path, &bytes);
             chmod(&path, [0o644, 0o600, 0o755, 0o444][n as usize % 4]);
-            if n % 97 == 0 {
+            if n.is_multiple_of(97) {
                 symlink(format!("f{n:05}.txt"), dir.join(format!("link{n}"))).unwrap();
                 symlink("/nowhere/at/all", dir.join(format!("dangling{n}"))).unwrap();
             }
-            if n % 131 == 0 {
+            if n.is_multiple_of(131) {
                 let other = src.join(format!("d{:02}", n % 40));
                 fs::create_dir_all(&other).unwrap();
                 fs::hard_link(&path, other.join(format!("hard{n}"))).unwrap();
@@ -65,7 +68,11 @@ fn thousands_of_small_files_across_many_packs_restore_exactly() {
     assert_eq!(report["hardlinks"].as_u64(), Some(n.div_ceil(131)));
     assert_same_tree(&src, &Env::restored(&target, &src), Compare::default());
 
-    let out = env.restore("latest", &env.path("dry"), ["--dry-run", "--verify", "--json"]);
+    let out = env.restore(
+        "latest",
+        &env.path("dry"),
+        ["--dry-run", "--verify", "--json"],
+    );
     out.ok();
     let verified = out.json()["report"]["bytes_verified"].as_u64().unwrap();
     assert!(verified > 0, "--dry-run --verify read nothing");
@@ -181,7 +188,11 @@ fn a_file_much_larger_than_a_batch_restores_in_bounded_memory() {
     cmd.arg(&target);
     let (code, peak, stderr) = run_measured(cmd);
     assert_eq!(code, 0, "vault restore failed: {stderr}");
-    eprintln!("vault restore peak RSS: {} MiB for a {} MiB file", peak / MIB, SIZE / MIB);
+    eprintln!(
+        "vault restore peak RSS: {} MiB for a {} MiB file",
+        peak / MIB,
+        SIZE / MIB
+    );
     assert!(peak > 0, "no VmHWM read");
     assert!(peak < LIMIT, "peak RSS {peak} restoring {SIZE} bytes");
     let restored = Env::restored(&target, &src);

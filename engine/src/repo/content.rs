@@ -285,15 +285,15 @@ fn spans_of(locations: &[BlobLocation], mut order: Vec<usize>) -> Vec<Vec<usize>
         let here = &locations[i];
         let joins = raw + here.raw_len as u64 <= SPAN_RAW_BYTES
             && out.last().is_some_and(|span| {
-            let (first, prev) = (
-                &locations[span[0]],
-                &locations[*span.last().expect("non-empty")],
-            );
-            let prev_end = prev.offset + prev.stored_len as u64;
-            here.pack == prev.pack
-                && here.offset >= prev_end
-                && here.offset - prev_end <= SPAN_GAP
-                && here.offset + here.stored_len as u64 - first.offset <= SPAN_BYTES
+                let (first, prev) = (
+                    &locations[span[0]],
+                    &locations[*span.last().expect("non-empty")],
+                );
+                let prev_end = prev.offset + prev.stored_len as u64;
+                here.pack == prev.pack
+                    && here.offset >= prev_end
+                    && here.offset - prev_end <= SPAN_GAP
+                    && here.offset + here.stored_len as u64 - first.offset <= SPAN_BYTES
             });
         match out.last_mut() {
             Some(span) if joins => span.push(i),
@@ -524,7 +524,11 @@ mod tests {
         assert_eq!(spans[0], (0..64).collect::<Vec<_>>());
         assert_eq!(spans[1], (64..100).collect::<Vec<_>>());
         // A blob larger than the bound on its own is a span of its own.
-        let big = [at(5, 12, 100), at(5, 112, 2 << 20), at(5, 112 + (2 << 20), 100)];
+        let big = [
+            at(5, 12, 100),
+            at(5, 112, 2 << 20),
+            at(5, 112 + (2 << 20), 100),
+        ];
         assert_eq!(super::spans(&big), vec![vec![0], vec![1], vec![2]]);
     }
 

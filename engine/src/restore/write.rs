@@ -310,7 +310,8 @@ impl FileWrite<'_> {
             for (at, piece) in batch.pieces(&span, &bytes) {
                 self.write_piece(offset + at, piece)?;
             }
-            self.fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.fetched
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             self.progress.bytes(bytes.len() as u64);
             span.iter().for_each(|&i| record(i));
             Ok(())
