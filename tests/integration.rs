@@ -21,6 +21,7 @@ mod reliability;
 mod remote;
 mod restore_bulk;
 mod restore_delta;
+mod restore_plan;
 mod restore_safety;
 mod rotation;
 mod roundtrip;

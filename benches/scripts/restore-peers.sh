@@ -8,10 +8,14 @@
 # A DIR is either made by `tree` or is a `compare --work DIR` directory (vault/, restic/, borg/
 # each with repo/ and cache/, and corpus/, the state the latest snapshot holds); the tools
 # present in it are timed. `time` runs RUNS (default 5) rounds; in each, every tool restores
-# the latest snapshot into an empty directory (removed untimed before), in an order that
-# rotates by one tool per round, so drifts in load hit all. Printed: every timed run, then per
+# the latest snapshot into a new directory, in an order that rotates by one tool per round, so
+# drifts in load hit all. The restored copies are removed only after the last round: ext4 skips
+# inodes freed in the last minutes when it allocates new ones, and creating 27,000 files right
+# after removing 27,000 cost 10 s of system time here against 1 s on fresh inodes (so keep
+# RUNS x tools x the corpus free on the disk). Printed: every timed run, then per
 # DIR the median wall and CPU (user + sys) seconds per tool and each vault's wall ratio to the
-# faster peer. The first round's restores are compared with the corpus by `diff -r` (untimed).
+# faster peer, and the machine's load average (wall times on a shared machine follow it). The
+# first round's restores are compared with the corpus by `diff -r` (untimed).
 #
 # Environment:
 #   VAULTS="name=PATH ..."   vault binaries to time (default: vault=target/release/vault); give
@@ -66,8 +70,10 @@ time_dirs() {
     local dir name path tool t0 t1 i r
     for dir in "$@"; do
         dir="$(cd "$dir" && pwd)"
-        local corpus="$dir/corpus" results="$dir/restore-times.txt" target="$dir/restore-target"
+        local corpus="$dir/corpus" results="$dir/restore-times.txt" targets="$dir/restore-target"
+        local target
         : >"$results"
+        rm -rf "$targets"
         local players=()
         for v in $vaults; do players+=("vault:$v"); done
         for p in $peers; do [ -d "$dir/$p/repo" ] && players+=("$p:$p=$p"); done
@@ -75,7 +81,8 @@ time_dirs() {
             for ((i = 0; i < ${#players[@]}; i++)); do
                 local player="${players[$(((i + r) % ${#players[@]}))]}"
                 tool="${player%%:*}"; name="${player#*:}"; path="${name#*=}"; name="${name%%=*}"
-                rm -rf "$target" && mkdir -p "$target"
+                target="$targets/$r-$name"
+                mkdir -p "$target"
                 local cmd; cmd="$(restore_cmd "$tool" "$path" "$dir" "$target")"
                 sync
                 t0="$(date +%s.%N)"
@@ -90,8 +97,8 @@ time_dirs() {
                 fi
             done
         done
-        rm -rf "$target"
-        echo "## $(basename "$dir"): median wall s of $runs runs ($(find "$corpus" -type f | wc -l) files, $(du -sm "$corpus" | cut -f1) MiB)"
+        rm -rf "$targets"
+        echo "## $(basename "$dir"): median wall s of $runs runs ($(find "$corpus" -type f | wc -l) files, $(du -sm "$corpus" | cut -f1) MiB; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
         python3 - "$results" <<'PY'
 import statistics, sys
 times, cpus = {}, {}
@@ -115,5 +122,5 @@ PY
 case "${1:-}" in
     tree) shift; make_tree "$@" ;;
     time) shift; time_dirs "$@" ;;
-    *) sed -n "2,21p" "$0"; exit 2 ;;
+    *) sed -n "2,24p" "$0"; exit 2 ;;
 esac

@@ -13,7 +13,9 @@
 //! one read transaction, and grouped into *spans*: chunks whose blobs lie close together in one
 //! pack (as a snapshot writes a file's new chunks: back to back, or in an encrypted repository
 //! shuffled within a window), read with one range read ([`Repository::read_run`]). The spans of
-//! a batch are fetched in parallel, each blob opened (decrypted), decompressed and checked.
+//! a batch are fetched in parallel, each blob opened (decrypted), decompressed and checked; a
+//! span decodes to at most [`SPAN_RAW_BYTES`], so a batch of deltas (a few hundred stored bytes
+//! each) is several spans and keeps every core busy.
 //! Before that, the distinct bases of the batch's delta chunks are fetched once, together
 //! ([`read_bases`]: looked up with the same reader, grouped into spans in pack order like the
 //! chunks, the spans read in parallel), so no span waits on a base read of its own.
@@ -25,7 +27,8 @@
 //!   its chunks is read.
 //! - Memory is bounded however large the file: one chunk list, one batch's spans (at most
 //!   [`BATCH`] chunks and [`BATCH_BYTES`] content bytes) and its bases (at most [`BASE_BYTES`])
-//!   at a time.
+//!   at a time; a restore, which looks up the next batch and fetches its bases while it writes
+//!   the current one, holds two batches' bases.
 //!
 //! Random access (mount, web server): [`read_range`] hands out the bytes `[offset, offset +
 //! len)` of a file. Chunk lists wholly outside the range are skipped by their recorded sizes,
@@ -56,6 +59,11 @@ pub const BATCH_BYTES: u64 = 32 << 20;
 const SPAN_BYTES: u64 = 4 << 20;
 /// Bytes between two needed blobs that a span reads rather than splitting in two.
 const SPAN_GAP: u64 = 256 << 10;
+/// Raw (decoded) bytes of one span at most: a span is decoded on one thread, and delta chunks
+/// store a few hundred bytes for 16 KiB of content, so a span bounded by stored bytes alone
+/// could hold a whole batch of deltas and leave the other cores idle. A single larger blob is
+/// a span of its own.
+const SPAN_RAW_BYTES: u64 = 1 << 20;
 
 /// Raw bytes of delta bases fetched ahead for one batch at most; the bases past it are read
 /// through the base cache as their deltas are decoded.
@@ -94,14 +102,20 @@ pub fn for_each_batch(
     batch: usize,
     mut f: impl FnMut(&[ChunkRef]) -> Result<()>,
 ) -> Result<()> {
+    for_each_list(repo, data, |refs| refs.chunks(batch).try_for_each(&mut f))
+}
+
+/// Calls `f` with the chunk references of each chunk list of `data` (at most
+/// [`crate::limits::CHUNKS_PER_LIST`]), or once with its inline ones, in content order: for
+/// callers that cut batches themselves and prepare the next while the current is written.
+pub fn for_each_list(
+    repo: &Repository,
+    data: &FileData,
+    mut f: impl FnMut(&[ChunkRef]) -> Result<()>,
+) -> Result<()> {
     match &data.content {
-        Content::Inline(refs) => refs.chunks(batch).try_for_each(&mut f),
-        Content::Lists(lists) => {
-            for list in lists {
-                read_list(repo, list)?.chunks(batch).try_for_each(&mut f)?;
-            }
-            Ok(())
-        }
+        Content::Inline(refs) => f(refs),
+        Content::Lists(lists) => lists.iter().try_for_each(|list| f(&read_list(repo, list)?)),
     }
 }
 
@@ -253,8 +267,8 @@ fn locate_batch(
 
 /// Groups a batch's chunks into spans: each the indices of chunks in one pack in pack order,
 /// none farther than [`SPAN_GAP`] from the previous, at most [`SPAN_BYTES`] from the first's
-/// start to the last's end (a single larger blob is a span of its own). Chunks stored once but
-/// referenced twice are read twice.
+/// start to the last's end and at most [`SPAN_RAW_BYTES`] decoded (a single larger blob is a
+/// span of its own). Chunks stored once but referenced twice are read twice.
 #[cfg(test)]
 fn spans(locations: &[BlobLocation]) -> Vec<Vec<usize>> {
     let all: Vec<usize> = (0..locations.len()).collect();
@@ -265,23 +279,30 @@ fn spans(locations: &[BlobLocation]) -> Vec<Vec<usize>> {
 fn spans_of(locations: &[BlobLocation], mut order: Vec<usize>) -> Vec<Vec<usize>> {
     order.sort_by_key(|&i| (locations[i].pack, locations[i].offset));
     let mut out: Vec<Vec<usize>> = Vec::new();
+    // Raw bytes of the last span so far.
+    let mut raw = 0u64;
     for i in order {
         let here = &locations[i];
-        let joins = out.last().is_some_and(|span| {
-            let (first, prev) = (
-                &locations[span[0]],
-                &locations[*span.last().expect("non-empty")],
-            );
-            let prev_end = prev.offset + prev.stored_len as u64;
-            here.pack == prev.pack
-                && here.offset >= prev_end
-                && here.offset - prev_end <= SPAN_GAP
-                && here.offset + here.stored_len as u64 - first.offset <= SPAN_BYTES
-        });
+        let joins = raw + here.raw_len as u64 <= SPAN_RAW_BYTES
+            && out.last().is_some_and(|span| {
+                let (first, prev) = (
+                    &locations[span[0]],
+                    &locations[*span.last().expect("non-empty")],
+                );
+                let prev_end = prev.offset + prev.stored_len as u64;
+                here.pack == prev.pack
+                    && here.offset >= prev_end
+                    && here.offset - prev_end <= SPAN_GAP
+                    && here.offset + here.stored_len as u64 - first.offset <= SPAN_BYTES
+            });
         match out.last_mut() {
             Some(span) if joins => span.push(i),
-            _ => out.push(vec![i]),
+            _ => {
+                raw = 0;
+                out.push(vec![i]);
+            }
         }
+        raw += here.raw_len as u64;
     }
     out
 }
@@ -467,6 +488,8 @@ mod tests {
     #[test]
     fn spans_follow_pack_order_and_split_at_gaps_packs_and_the_size_bound() {
         let mib = 1 << 20;
+        // Stored sizes only matter here: each blob decodes to 1,000 bytes.
+        let small = |l: BlobLocation| BlobLocation { raw_len: 1000, ..l };
         let locations = [
             at(1, 12, 100),
             at(1, 112, 50),                       // back to back with the first
@@ -475,7 +498,8 @@ mod tests {
             at(2, 520, mib),                      // back to back
             at(2, 520 + mib as u64, 3 * mib),     // would pass 4 MiB
             at(2, 520 + 4 * mib as u64, 5 * mib), // larger than the bound on its own
-        ];
+        ]
+        .map(small);
         assert_eq!(
             spans(&locations),
             vec![vec![0, 1], vec![2], vec![3, 4], vec![5], vec![6]]
@@ -484,6 +508,28 @@ mod tests {
         // Shuffled: file order 0,1,2 stored as 2,0,1 with small gaps: one span in pack order.
         let shuffled = [at(3, 300, 100), at(3, 450, 100), at(3, 12, 200)];
         assert_eq!(spans(&shuffled), vec![vec![2, 0, 1]]);
+    }
+
+    #[test]
+    fn spans_of_deltas_are_cut_by_their_decoded_size() {
+        // 100 deltas of 300 stored bytes back to back, each 16 KiB decoded: 64 fill 1 MiB.
+        let deltas: Vec<BlobLocation> = (0..100u64)
+            .map(|i| BlobLocation {
+                raw_len: 16 << 10,
+                ..at(4, 12 + 300 * i, 300)
+            })
+            .collect();
+        let spans = spans(&deltas);
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0], (0..64).collect::<Vec<_>>());
+        assert_eq!(spans[1], (64..100).collect::<Vec<_>>());
+        // A blob larger than the bound on its own is a span of its own.
+        let big = [
+            at(5, 12, 100),
+            at(5, 112, 2 << 20),
+            at(5, 112 + (2 << 20), 100),
+        ];
+        assert_eq!(super::spans(&big), vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! the repository ([`Reuse`]). Output: the file's bytes at their offsets, and [`WriteStats`].
 //! Chunks are read through [`crate::repo::content`] (spans, coalesced range reads, every blob
 //! checked); each span is written at its offsets as soon as it is fetched (positional writes,
-//! spans in parallel and in any order), so no span's bytes are copied again. All-zero blocks
-//! become holes, so sparse files are restored sparse; the final length makes a trailing hole.
+//! spans in parallel and in any order), so no span's bytes are copied again. While one batch is
+//! written, the next is looked up and its delta bases fetched. All-zero blocks become holes, so
+//! sparse files are restored sparse; the final length makes a trailing hole.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,7 +22,7 @@ use crate::error::{IoContext, Result};
 use crate::format::tree::{ChunkRef, FileData};
 use crate::id::ChunkId;
 use crate::progress::Progress;
-use crate::repo::content::{for_each_batch, Batch, BATCH};
+use crate::repo::content::{for_each_list, Batch, BATCH};
 use crate::repo::Repository;
 
 /// Whether every byte is zero (16 bytes at a time).
@@ -132,10 +133,38 @@ enum Work {
     Local(usize),
 }
 
+/// One file being written: where, what may come from disk, and the byte counts so far.
+struct FileWrite<'a> {
+    repo: &'a Repository,
+    file: &'a File,
+    path: &'a Path,
+    progress: &'a dyn Progress,
+    reuse: Reuse<'a>,
+    written: AtomicU64,
+    fetched: AtomicU64,
+    reused: AtomicU64,
+}
+
+/// A batch looked up and its delta bases fetched, ready to be written.
+struct Prepared<'r> {
+    refs: &'r [ChunkRef],
+    /// Where each chunk comes from (a delta restore's plan, else all fetched).
+    sources: Vec<Source>,
+    work: Vec<Work>,
+    batch: Batch<'r>,
+    /// File offset of the batch's first chunk.
+    offset: u64,
+}
+
 /// Writes a file's content into `file`. Returns its byte counts. Chunks land at the offsets
 /// their chunk references give, so spans are fetched and written in parallel, in any order;
 /// the final length makes the trailing hole, if any. With a plan, chunks already in place are
 /// skipped and chunks on disk copied (each checked against its id, else fetched).
+///
+/// Batches overlap: while one batch's spans are read, decoded, checked and written, the next
+/// is looked up in the index and its delta bases fetched, so the cores do not wait on either
+/// step (memory: two batches' bases at most). A bulk restore, whose later chunks may come from
+/// what earlier batches wrote, prepares each batch after the previous one is written.
 pub fn write_content(
     repo: &Repository,
     file: &File,
@@ -144,12 +173,54 @@ pub fn write_content(
     progress: &dyn Progress,
     reuse: Reuse<'_>,
 ) -> Result<WriteStats> {
-    let written = AtomicU64::new(0);
-    let fetched = AtomicU64::new(0);
-    let reused = AtomicU64::new(0);
+    let writing = FileWrite {
+        repo,
+        file,
+        path,
+        progress,
+        reuse,
+        written: AtomicU64::new(0),
+        fetched: AtomicU64::new(0),
+        reused: AtomicU64::new(0),
+    };
+    let ahead = reuse.restored.is_none();
     let mut offset = 0u64;
     let mut index = 0usize;
-    for_each_batch(repo, data, BATCH, |refs| {
+    for_each_list(repo, data, |list| {
+        let mut batches = list.chunks(BATCH).peekable();
+        let mut next = match batches.next() {
+            Some(refs) => Some(writing.prepare(refs, index, offset)?),
+            None => None,
+        };
+        while let Some(current) = next.take() {
+            index += current.refs.len();
+            offset += current.refs.iter().map(|r| r.len as u64).sum::<u64>();
+            let following = batches.next();
+            let prepare = || following.map(|refs| writing.prepare(refs, index, offset));
+            if ahead && following.is_some() {
+                let (done, prepared) = rayon::join(|| writing.write(&current), prepare);
+                done?;
+                next = prepared.transpose()?;
+            } else {
+                writing.write(&current)?;
+                next = prepare().transpose()?;
+            }
+        }
+        Ok(())
+    })?;
+    file.set_len(data.size).at(path)?;
+    Ok(WriteStats {
+        written: writing.written.into_inner(),
+        fetched: writing.fetched.into_inner(),
+        reused: writing.reused.into_inner(),
+    })
+}
+
+impl FileWrite<'_> {
+    /// Decides where each chunk of `refs` (chunk `index` of the file onwards, at file offset
+    /// `offset`) comes from, looks up those to fetch and fetches their delta bases.
+    fn prepare<'r>(&self, refs: &'r [ChunkRef], index: usize, offset: u64) -> Result<Prepared<'r>> {
+        let reuse = &self.reuse;
         let sources: Vec<Source> = match reuse.plan {
             Some(plan) => plan[index..index + refs.len()].to_vec(),
             None => vec![Source::Fetch; refs.len()],
@@ -161,7 +232,7 @@ pub fn write_content(
                 // Rebuilding into a new file: copied from the old one at the same offset.
                 Source::InPlace if reuse.old.is_some() => work.push(Work::Local(i)),
                 Source::InPlace => {
-                    reused.fetch_add(refs[i].len as u64, Ordering::Relaxed);
+                    self.reused.fetch_add(refs[i].len as u64, Ordering::Relaxed);
                     if let (Some(restored), Some(p)) = (reuse.restored, reuse.path) {
                         restored.record(refs[i].id, p, offset + batch_offset(refs, i));
                     }
@@ -177,20 +248,27 @@ pub fn write_content(
                 Source::Fetch => fetch.push(i),
             }
         }
-        let batch = Batch::new(repo, refs, &fetch)?;
+        let batch = Batch::new(self.repo, refs, &fetch)?;
         work.extend(batch.spans.iter().cloned().map(Work::Span));
-        // Patching the existing file in place: zeros must overwrite what is there, so no holes.
-        let in_place = reuse.plan.is_some() && reuse.old.is_none();
-        let write_piece = |at: u64, piece: &[u8]| -> Result<()> {
-            let n = if in_place {
-                file.write_all_at(piece, offset + at).at(path)?;
-                piece.len() as u64
-            } else {
-                write_sparse_at(file, path, offset + at, piece)?
-            };
-            written.fetch_add(n, Ordering::Relaxed);
-            Ok(())
-        };
+        Ok(Prepared {
+            refs,
+            sources,
+            work,
+            batch,
+            offset,
+        })
+    }
+
+    /// Writes a prepared batch: its spans and local copies in parallel, in any order.
+    fn write(&self, prepared: &Prepared<'_>) -> Result<()> {
+        let Prepared {
+            refs,
+            sources,
+            work,
+            batch,
+            offset,
+        } = prepared;
+        let (repo, reuse, offset) = (self.repo, &self.reuse, *offset);
         let record = |i: usize| {
             if let (Some(restored), Some(p)) = (reuse.restored, reuse.path) {
                 restored.record(refs[i].id, p, offset + batch.offsets[i]);
@@ -211,9 +289,9 @@ pub fn write_content(
                         _ => reuse.restored.and_then(|x| x.read(repo, r.id, r.len)),
                     };
                     if let Some(bytes) = local {
-                        write_piece(batch.offsets[*i], &bytes)?;
-                        reused.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        progress.bytes(bytes.len() as u64);
+                        self.write_piece(offset + batch.offsets[*i], &bytes)?;
+                        self.reused.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        self.progress.bytes(bytes.len() as u64);
                         record(*i);
                         return Ok(());
                     }
@@ -223,30 +301,36 @@ pub fn write_content(
             };
             let located;
             let batch = if batch.located(&span) {
-                &batch
+                batch
             } else {
                 located = Batch::new(repo, refs, &span)?;
                 &located
             };
             let bytes = batch.fetch(repo, &span)?;
             for (at, piece) in batch.pieces(&span, &bytes) {
-                write_piece(at, piece)?;
+                self.write_piece(offset + at, piece)?;
             }
-            fetched.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            progress.bytes(bytes.len() as u64);
+            self.fetched
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.progress.bytes(bytes.len() as u64);
             span.iter().for_each(|&i| record(i));
             Ok(())
-        })?;
-        offset += refs.iter().map(|r| r.len as u64).sum::<u64>();
-        index += refs.len();
+        })
+    }
+
+    /// Writes `piece` at file offset `at`. Patching the existing file in place, zeros must
+    /// overwrite what is there, so no holes; a new file skips zero blocks (holes).
+    fn write_piece(&self, at: u64, piece: &[u8]) -> Result<()> {
+        let in_place = self.reuse.plan.is_some() && self.reuse.old.is_none();
+        let n = if in_place {
+            self.file.write_all_at(piece, at).at(self.path)?;
+            piece.len() as u64
+        } else {
+            write_sparse_at(self.file, self.path, at, piece)?
+        };
+        self.written.fetch_add(n, Ordering::Relaxed);
         Ok(())
-    })?;
-    file.set_len(data.size).at(path)?;
-    Ok(WriteStats {
-        written: written.into_inner(),
-        fetched: fetched.into_inner(),
-        reused: reused.into_inner(),
-    })
+    }
 }
 
 /// Offset of chunk `i` within its batch.
