@@ -29,6 +29,8 @@ pub mod load;
 pub mod metrics;
 pub mod notify;
 pub mod report;
+pub mod restore_app;
+pub mod restore_db;
 pub mod run;
 pub mod schedule;
 pub mod state;
