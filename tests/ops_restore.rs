@@ -237,3 +237,107 @@ fn restore_app_drops_a_half_loaded_database() {
         half
     );
 }
+
+/// Scratch directories left under `root` (the restore tests' own).
+fn scratch_left(root: &Path) -> Vec<String> {
+    fs::read_dir(root)
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `vault restore-test`: a passing test (a query returns rows, a file exists, a command sees
+/// the restored tree and the scratch database), then a failing check (a query returning no
+/// rows): exit 1 naming it, status and the textfile show it, and both times the scratch
+/// databases and directory are gone.
+#[test]
+fn restore_test_checks_a_scratch_copy_and_always_cleans_up() {
+    let ops = Ops::new();
+    let Some(pg) = PgCluster::start(&ops.env) else {
+        return;
+    };
+    pg.sql("postgres", "CREATE DATABASE shop;");
+    pg.sql("shop", NOTES);
+    let shop_assets = ops.env.path("shop-assets");
+    assets(&shop_assets, 3);
+    let scratch = ops.env.path("scratch");
+    let logo = shop_assets.join("img/f1.bin");
+    let config = |query: &str| {
+        format!(
+            "[applications.shop]\nrepository = \"main\"\npaths = [{shop_assets:?}]\n\n[applications.shop.restore_test]\nschedule = \"0 4 * * 0\"\nscratch_dir = {scratch:?}\nchecks = [\n  {{ query = \"{query}\", database = \"shop\" }},\n  {{ file = {logo:?} }},\n  {{ command = \"test -f {} && test -n \\\"$VAULT_RESTORE_DB_SHOP\\\" && echo $VAULT_RESTORE_DB_SHOP > {}\" }},\n]\n\n{}",
+            logo.strip_prefix("/").unwrap().display(),
+            ops.env.path("seen-db").display(),
+            pg_database(&pg, "shop")
+        )
+    };
+    ops.write_config(&config("SELECT id FROM notes WHERE id = 4321"));
+    ops.ops(&["config", "check"], &[]).ok();
+    ops.ops(&["run"], &[]).ok();
+    let before = databases(&pg);
+
+    let out = ops.ops(&["restore-test"], &["--json"]);
+    out.ok();
+    let report = out.json();
+    let shop = &report["apps"][0];
+    assert_eq!(shop["ok"], true, "{report:#}");
+    assert_eq!(shop["cleaned_up"], true);
+    let checks = shop["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{report:#}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{report:#}");
+    assert_eq!(checks[0]["message"], "1 row(s)", "{report:#}");
+    let seen = fs::read_to_string(ops.env.path("seen-db")).unwrap();
+    assert!(
+        seen.trim().starts_with("vault_restoretest_shop_"),
+        "the command saw the scratch database: {seen}"
+    );
+    assert_eq!(databases(&pg), before, "the scratch database is dropped");
+    assert_eq!(scratch_left(&scratch), Vec::<String>::new());
+    let status = ops.ops(&["status"], &["--json"]).json();
+    let shop_status = app(&status, "shop");
+    assert_eq!(shop_status["last_restore_test"]["ok"], true, "{status:#}");
+    assert_eq!(shop_status["health"], "ok", "{status:#}");
+    let samples = metrics(&ops.textfile());
+    let key = |m: &str| (m.to_string(), "shop".to_string());
+    assert_eq!(samples[&key("vault_last_restore_test_success")], 1.0);
+    assert!(samples[&key("vault_last_restore_test_timestamp_seconds")] > 1.6e9);
+
+    // A query that returns no rows: the test fails naming the check, and still cleans up.
+    ops.write_config(&config("SELECT id FROM notes WHERE id > 999999"));
+    let out = ops.ops(&["restore-test"], &["shop"]);
+    out.code(1).no_panic();
+    out.stderr_has("vault: restore test of shop: check query \"SELECT id FROM notes WHERE id > 999999\" in shop failed: returned no rows");
+    assert!(out.stdout_str().contains("FAILED"), "{}", out.stdout_str());
+    assert_eq!(databases(&pg), before, "the scratch database is dropped");
+    assert_eq!(scratch_left(&scratch), Vec::<String>::new());
+    let out = ops.ops(&["status"], &["--json"]);
+    out.code(3);
+    let status = out.json();
+    let shop_status = app(&status, "shop");
+    assert_eq!(shop_status["health"], "restore_test_failed", "{status:#}");
+    assert_eq!(shop_status["last_restore_test"]["ok"], false);
+    assert!(shop_status["last_restore_test"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("returned no rows"));
+    assert_eq!(
+        metrics(&ops.textfile())[&key("vault_last_restore_test_success")],
+        0.0
+    );
+    let history = fs::read_to_string(ops.state.join("restore-tests/shop.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+
+    // Config check: a check of two kinds, and an unknown key, named with line and column.
+    ops.write_config(&config("SELECT 1").replace("{ file =", "{ command = \"true\", file ="));
+    let out = ops.ops(&["config", "check"], &[]);
+    out.code(2).no_panic();
+    out.stderr_has("exactly one of query");
+    out.stderr_has(&format!("{}:", ops.config.display()));
+    ops.write_config(&config("SELECT 1").replace("scratch_dir", "scratch_dri"));
+    let out = ops.ops(&["config", "check"], &[]);
+    out.code(2).no_panic();
+    out.stderr_has("scratch_dri");
+    out.stderr_has("applications.shop.restore_test");
+}

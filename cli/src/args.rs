@@ -118,6 +118,8 @@ pub enum Command {
     Run(RunArgs),
     /// Restore an application's snapshot under a new name: its paths into --target, each database dump into a new database
     RestoreApp(RestoreAppArgs),
+    /// Test restores: restore applications' newest snapshots into scratch space, run their checks, clean up
+    RestoreTest(RestoreTestArgs),
     /// Show each application's last run, snapshot age and verify cycle, from recorded state
     Status(StatusArgs),
     /// Serve a read-only web dashboard and JSON API: applications, snapshots, verify, downloads
@@ -626,6 +628,18 @@ pub enum ConfigCommand {
 )]
 pub struct RunArgs {
     /// Applications to run, in this order [default: every application in the config]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each application's newest complete snapshot is restored into <scratch_dir>/<app>-<pid>/files (scratch_dir: restore_test.scratch_dir, default <state dir>/restore-tests) and its dumps into new databases vault_restoretest_<app>_<pid> (with several databases, _<db> appended; SQLite files under <scratch_dir>/<app>-<pid>/databases/); then every check runs, and the scratch databases and directory are removed whatever happened. The result is recorded in the state directory (vault status, the metrics textfile). Exit codes: 0 every test passed, 1 a restore, a check or the cleanup failed (named), 2 the config is wrong or a named application has no restore_test."
+)]
+pub struct RestoreTestArgs {
+    /// Applications to test [default: every application with a restore_test]
     #[arg(value_name = "APP")]
     pub apps: Vec<String>,
     #[command(flatten)]

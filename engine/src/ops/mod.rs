@@ -31,6 +31,7 @@ pub mod notify;
 pub mod report;
 pub mod restore_app;
 pub mod restore_db;
+pub mod restore_test;
 pub mod run;
 pub mod schedule;
 pub mod state;
