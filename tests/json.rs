@@ -408,10 +408,14 @@ kind = "command"
 name = "db"
 dump_command = "echo 'CREATE TABLE t (a int);'"
 restore_command = "cat > '{}'.$VAULT_RESTORE_AS"
+
+[applications.site.restore_test]
+checks = [{{ file = "{}/index.html" }}, {{ command = "test -n \"$VAULT_RESTORE_DB_DB\"" }}]
 "#,
         env.repo,
         env.path("site"),
         env.path("loaded").display(),
+        env.path("site").display(),
     );
     fs::write(&config, &text).unwrap();
     let ops = |args: &[&str]| {
@@ -438,6 +442,11 @@ restore_command = "cat > '{}'.$VAULT_RESTORE_AS"
         run["apps"][0]["steps"][0]["snapshot"]["files"], 2,
         "{run:#}"
     );
+    let out = ops(&["restore-test"]);
+    out.ok();
+    let tested = out.json();
+    check("restore-test", &tested, &[("vault restore-test", "")]);
+    assert_eq!(tested["apps"][0]["checks"][1]["ok"], true, "{tested:#}");
     let out = ops(&["status"]);
     out.ok();
     let status = out.json();
