@@ -341,3 +341,70 @@ fn restore_test_checks_a_scratch_copy_and_always_cleans_up() {
     out.stderr_has("scratch_dri");
     out.stderr_has("applications.shop.restore_test");
 }
+
+/// `restore_test.schedule` becomes its own systemd timer (`vault restore-test APP`), and
+/// `vault daemon` runs it on its schedule (every two seconds here), recording each result.
+#[test]
+fn scheduled_restore_tests_get_a_timer_and_run_under_the_daemon() {
+    use std::io::Read as _;
+    let ops = Ops::new();
+    let site = ops.env.path("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("index.html"), "<h1>hi</h1>").unwrap();
+    ops.write_config(&format!(
+        "[applications.site]\nrepository = \"main\"\npaths = [{site:?}]\n\n[applications.site.restore_test]\nschedule = \"*/2 * * * * *\"\nchecks = [{{ file = {:?} }}]\n\n[[applications.site.databases]]\nkind = \"command\"\nname = \"db\"\ndump_command = \"echo dump\"\nrestore_command = \"cat > /dev/null\"\n",
+        site.join("index.html")
+    ));
+    ops.ops(&["run"], &[]).ok();
+    let units = ops.env.path("units");
+    let out = ops.ops(
+        &["schedule", "install"],
+        &["--unit-dir", units.to_str().unwrap(), "--json"],
+    );
+    out.ok();
+    let report = out.json();
+    assert_eq!(report["jobs"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(report["jobs"][0]["job"], "restore-test", "{report:#}");
+    let service = fs::read_to_string(units.join("vault-site-restore-test.service")).unwrap();
+    assert!(
+        service.contains(" restore-test --config "),
+        "the service runs vault restore-test: {service}"
+    );
+    assert!(units.join("vault-site-restore-test.timer").is_file());
+    assert!(!units.join("vault-site.timer").exists(), "no run schedule");
+
+    let mut cmd = ops.env.cmd(["daemon", "--config"]);
+    cmd.arg(&ops.config).arg("--state-dir").arg(&ops.state);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut daemon = cmd.spawn().unwrap();
+    let history = ops.state.join("restore-tests/site.jsonl");
+    let waited = Instant::now();
+    let tests = loop {
+        let tests = fs::read_to_string(&history)
+            .map(|h| h.lines().count())
+            .unwrap_or(0);
+        if tests >= 2 || waited.elapsed() > Duration::from_secs(90) {
+            break tests;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // SAFETY: kill(2) on the pid of a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    let mut stdout = String::new();
+    daemon
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(tests >= 2, "only {tests} restore test(s) in 90 s\n{stdout}");
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("site (restore test) (next "), "{stdout}");
+    assert!(
+        stdout.contains(" site: restore test passed in "),
+        "{stdout}"
+    );
+    let status = ops.ops(&["status"], &["site", "--json"]).json();
+    assert_eq!(app(&status, "site")["last_restore_test"]["ok"], true);
+}

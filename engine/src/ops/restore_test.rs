@@ -63,6 +63,7 @@ pub struct RestoreTestRunReport {
 }
 
 impl crate::report::JsonReport for RestoreTestRunReport {}
+impl crate::report::JsonReport for RestoreTestReport {}
 
 /// Runs the restore tests of `options.apps` (every application with a `restore_test` when
 /// empty; a named application without one is a usage error).
