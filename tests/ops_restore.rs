@@ -408,3 +408,43 @@ fn scheduled_restore_tests_get_a_timer_and_run_under_the_daemon() {
     let status = ops.ops(&["status"], &["site", "--json"]).json();
     assert_eq!(app(&status, "site")["last_restore_test"]["ok"], true);
 }
+
+/// A dump that cannot be read whole from the repository (a pack damaged in its middle): the
+/// client is killed before its input ends, the command fails, and the new SQLite file is
+/// removed.
+#[test]
+fn restore_app_removes_the_new_database_when_the_dump_is_damaged_mid_stream() {
+    let ops = Ops::new();
+    if required(
+        "sqlite3",
+        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
+    )
+    .is_none()
+    {
+        return;
+    }
+    // Megabytes of SQL comments that do not compress: many chunks, so a damaged pack hits a
+    // chunk in the middle of the stream.
+    ops.write_config(
+        "[applications.big]\nrepository = \"main\"\n\n[[applications.big.databases]]\nkind = \"command\"\nname = \"big\"\ndump_command = \"echo 'CREATE TABLE t (a int);'; head -c 6000000 /dev/urandom | base64 -w 76 | sed 's/^/-- /'; echo 'INSERT INTO t VALUES (1);'\"\n",
+    );
+    ops.ops(&["run"], &[]).ok();
+    let mut packs = pack_files(&ops.env.repo);
+    packs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+    let pack = &packs[0];
+    let mut bytes = fs::read(pack).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    fs::write(pack, &bytes).unwrap();
+    ops.write_config(
+        "[applications.big]\nrepository = \"main\"\n\n[[applications.big.databases]]\nkind = \"sqlite\"\npath = \"/nonexistent/big.db\"\n",
+    );
+    let copy = ops.env.path("big-copy.db");
+    let out = ops.ops(&["restore-app"], &["big", "--as", copy.to_str().unwrap()]);
+    out.code(1).no_panic();
+    out.stderr_has("loading databases/big.sql into the new sqlite database");
+    out.stderr_has("from snapshot");
+    assert!(!copy.exists(), "the half-loaded file is removed");
+}
