@@ -407,9 +407,15 @@ copy_to = [{{ repository = "offsite" }}]
 kind = "command"
 name = "db"
 dump_command = "echo 'CREATE TABLE t (a int);'"
+restore_command = "cat > '{}'.$VAULT_RESTORE_AS"
+
+[applications.site.restore_test]
+checks = [{{ file = "{}/index.html" }}, {{ command = "test -n \"$VAULT_RESTORE_DB_DB\"" }}]
 "#,
         env.repo,
         env.path("site"),
+        env.path("loaded").display(),
+        env.path("site").display(),
     );
     fs::write(&config, &text).unwrap();
     let ops = |args: &[&str]| {
@@ -436,11 +442,39 @@ dump_command = "echo 'CREATE TABLE t (a int);'"
         run["apps"][0]["steps"][0]["snapshot"]["files"], 2,
         "{run:#}"
     );
+    let out = ops(&["restore-test"]);
+    out.ok();
+    let tested = out.json();
+    check("restore-test", &tested, &[("vault restore-test", "")]);
+    assert_eq!(tested["apps"][0]["checks"][1]["ok"], true, "{tested:#}");
     let out = ops(&["status"]);
     out.ok();
     let status = out.json();
     check("status", &status, &[("vault status", "")]);
     assert_eq!(status["apps"][0]["verify"]["slices_done"], 1, "{status:#}");
+    let target = env.path("copy");
+    let out = ops(&[
+        "restore-app",
+        "site",
+        "--as",
+        "copy",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    out.ok();
+    let restored = out.json();
+    check(
+        "restore-app",
+        &restored,
+        &[
+            ("vault restore-app", ""),
+            ("Restore report object", "files."),
+        ],
+    );
+    assert_eq!(
+        fs::read_to_string(env.path("loaded.copy")).unwrap(),
+        "CREATE TABLE t (a int);\n"
+    );
     fs::write(&config, text.replace("keep_last = 1", "keep_lats = 1")).unwrap();
     let out = ops(&["config", "check"]);
     out.code(2);

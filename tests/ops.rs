@@ -598,3 +598,6 @@ mod schedule;
 
 #[path = "ops_daemon.rs"]
 mod daemon;
+
+#[path = "ops_restore.rs"]
+mod restore;

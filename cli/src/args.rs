@@ -116,6 +116,10 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run applications' backup jobs from the config: dumps and paths, forget, prune, copy, verify
     Run(RunArgs),
+    /// Restore an application's snapshot under a new name: its paths into --target, each database dump into a new database
+    RestoreApp(RestoreAppArgs),
+    /// Test restores: restore applications' newest snapshots into scratch space, run their checks, clean up
+    RestoreTest(RestoreTestArgs),
     /// Show each application's last run, snapshot age and verify cycle, from recorded state
     Status(StatusArgs),
     /// Serve a read-only web dashboard and JSON API: applications, snapshots, verify, downloads
@@ -626,6 +630,42 @@ pub struct RunArgs {
     /// Applications to run, in this order [default: every application in the config]
     #[arg(value_name = "APP")]
     pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each application's newest complete snapshot is restored into <scratch_dir>/<app>-<pid>/files (scratch_dir: restore_test.scratch_dir, default <state dir>/restore-tests) and its dumps into new databases vault_restoretest_<app>_<pid> (with several databases, _<db> appended; SQLite files under <scratch_dir>/<app>-<pid>/databases/); then every check runs, and the scratch databases and directory are removed whatever happened. The result is recorded in the state directory (vault status, the metrics textfile). Exit codes: 0 every test passed, 1 a restore, a check or the cleanup failed (named), 2 the config is wrong or a named application has no restore_test."
+)]
+pub struct RestoreTestArgs {
+    /// Applications to test [default: every application with a restore_test]
+    #[arg(value_name = "APP")]
+    pub apps: Vec<String>,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Naming: an application with one database restores it as NAME, one with several as NAME_<db> (<db>: the name its dump is stored under, databases/<db>.sql). PostgreSQL and MariaDB/MySQL databases are created with that name (an existing one is refused); an SQLite database becomes the file NAME (a path, relative to the current directory; an existing file is refused); a `command` database's restore_command reads the dump on standard input with the name in VAULT_RESTORE_AS. A load stops at the first error; then every database this restore created is dropped again. Exit codes: 0 restored, 1 creating or loading a database (an existing one included) or restoring the files failed, and what failed is named, 2 bad arguments or a non-empty target."
+)]
+pub struct RestoreAppArgs {
+    /// The application (a name under [applications] in the config)
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// Snapshot id or unique prefix [default: the newest complete snapshot labelled app=APP]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// The new name of the restored database(s) (see Naming below)
+    #[arg(long = "as", value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub name: String,
+    /// Directory to restore the application's paths into (created if missing; must be empty unless --overwrite); required when the application has paths
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+    /// Restore the paths into a non-empty target, replacing what is in the way
+    #[arg(long)]
+    pub overwrite: bool,
     #[command(flatten)]
     pub ops: OpsArgs,
 }

@@ -65,6 +65,19 @@ pub fn run(cli: &Cli, args: &DaemonArgs) -> Result<i32> {
                     }
                 )
             }
+            DaemonEvent::Tested(report) if cli.json => report.to_json_line(),
+            DaemonEvent::Tested(report) => format!(
+                "{} {}: restore test {} in {:.1}s{}",
+                report.started,
+                report.app,
+                if report.ok { "passed" } else { "FAILED" },
+                report.duration_secs,
+                report
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
             DaemonEvent::Stopping => {
                 if cli.json {
                     return;

@@ -15,6 +15,8 @@ mod marks;
 mod mount;
 mod prune;
 mod restore;
+mod restore_app;
+mod restore_test;
 mod run;
 mod schedule;
 mod serve;
@@ -64,6 +66,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Mount(args) => mount::run(cli, args),
         Command::Config(command) => config::run(cli, command),
         Command::Run(args) => run::run(cli, args),
+        Command::RestoreApp(args) => restore_app::run(cli, args),
+        Command::RestoreTest(args) => restore_test::run(cli, args),
         Command::Status(args) => status::run(cli, args),
         Command::Serve(args) => serve::run(cli, args),
         Command::Schedule(command) => schedule::run(cli, command),

@@ -96,7 +96,11 @@ fn render(report: &ScheduleReport, verb: &str) -> Result<()> {
         .iter()
         .map(|job| {
             vec![
-                job.app.clone(),
+                if job.job == "run" {
+                    job.app.clone()
+                } else {
+                    format!("{} ({})", job.app, job.job)
+                },
                 job.schedule.clone(),
                 job.on_calendar
                     .clone()

@@ -9,8 +9,8 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::config::{
-    parse_duration, parse_read_subset, parse_schedule, ApplicationConfig, Config,
-    EncryptionSetting, HooksConfig, NotifyConfig, RepositoryConfig,
+    parse_duration, parse_read_subset, parse_schedule, ApplicationConfig, Config, DatabaseConfig,
+    EncryptionSetting, HooksConfig, NotifyConfig, RepositoryConfig, RestoreTestConfig,
 };
 use super::databases;
 use crate::storage::Location;
@@ -194,6 +194,75 @@ fn check_application(
             .map_err(|e| (whole.clone(), format!("application {name:?}: {e}")))?;
         if !dumps.insert(file.clone()) {
             return Err((whole, format!("application {name:?}: two databases would be stored as {file}; give one a different name")));
+        }
+    }
+    if let Some(test) = &app.restore_test {
+        check_restore_test(name, app, test, &whole)?;
+    }
+    Ok(())
+}
+
+fn check_restore_test(
+    name: &str,
+    app: &ApplicationConfig,
+    test: &RestoreTestConfig,
+    whole: &Range<usize>,
+) -> Result<(), Problem> {
+    if let Some(schedule) = &test.schedule {
+        parse_schedule(schedule.get_ref()).map_err(|e| (schedule.span(), e))?;
+    }
+    if test.checks.is_empty() {
+        return Err((whole.clone(), format!("application {name:?}: restore_test has no checks; give checks = [{{ query = \"SELECT 1 FROM t\" }}, {{ file = \"/srv/app/config.yml\" }}, {{ command = \"...\" }}]")));
+    }
+    for check in &test.checks {
+        let c = check.get_ref();
+        let fail = |message: String| Err((check.span(), message));
+        let kinds = [c.query.is_some(), c.file.is_some(), c.command.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return fail(
+                "a check is exactly one of query = \"SQL\", file = \"PATH\" or command = \"CMD\""
+                    .into(),
+            );
+        }
+        if c.database.is_some() && c.query.is_none() {
+            return fail("database goes with query only".into());
+        }
+        if c.query.is_none() {
+            continue;
+        }
+        let stored: Vec<(String, &DatabaseConfig)> = app
+            .databases
+            .iter()
+            .filter_map(|d| {
+                let file = databases::stored_name(d).ok()?;
+                let stem = file
+                    .strip_prefix("databases/")?
+                    .strip_suffix(".sql")?
+                    .to_string();
+                Some((stem, d))
+            })
+            .collect();
+        let names = || listed(stored.iter().map(|(n, _)| n));
+        let database = match &c.database {
+            Some(wanted) => stored.iter().find(|(n, _)| n == wanted).ok_or_else(|| {
+                (
+                    check.span(),
+                    format!(
+                        "no database {wanted:?} in application {name:?} (defined: {})",
+                        names()
+                    ),
+                )
+            })?,
+            None if stored.len() == 1 => &stored[0],
+            None => {
+                return fail(format!("application {name:?} has {} databases: name the one to query with database = \"...\" ({})", stored.len(), names()));
+            }
+        };
+        if matches!(database.1, DatabaseConfig::Command { .. }) {
+            return fail(format!(
+                "database {:?} is of kind \"command\": vault cannot query it; use a command check",
+                database.0
+            ));
         }
     }
     Ok(())

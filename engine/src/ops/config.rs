@@ -169,6 +169,53 @@ pub struct ApplicationConfig {
     pub dump_timeout: Option<Spanned<String>>,
     pub hooks: Option<HooksConfig>,
     pub notify: Option<NotifyConfig>,
+    /// `vault restore-test`: the newest snapshot restored into scratch space and checked.
+    pub restore_test: Option<RestoreTestConfig>,
+}
+
+/// A restore test: the newest complete snapshot restored into a scratch directory and scratch
+/// databases, the checks run, everything removed again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTestConfig {
+    /// Cron expression, as the application's `schedule`.
+    pub schedule: Option<Spanned<String>>,
+    /// Where scratch directories are made [default: `<state dir>/restore-tests`].
+    pub scratch_dir: Option<PathBuf>,
+    /// What must hold in the restored copy; every one runs.
+    #[serde(default)]
+    pub checks: Vec<Spanned<RestoreCheck>>,
+}
+
+/// One check of a restore test: exactly one of `query`, `file` and `command`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreCheck {
+    /// SQL that must return at least one row in the scratch copy of `database`.
+    pub query: Option<String>,
+    /// With `query`: the database (its stored name) [default: the application's only one].
+    pub database: Option<String>,
+    /// A path as in the snapshot (`/srv/cms/assets/logo.png`) that must exist in the restored
+    /// files.
+    pub file: Option<PathBuf>,
+    /// A shell command run in the restored files that must exit 0.
+    pub command: Option<String>,
+}
+
+impl RestoreCheck {
+    /// One line naming the check.
+    pub fn describe(&self) -> String {
+        if let Some(query) = &self.query {
+            match &self.database {
+                Some(database) => format!("query {query:?} in {database}"),
+                None => format!("query {query:?}"),
+            }
+        } else if let Some(file) = &self.file {
+            format!("file {}", file.display())
+        } else {
+            format!("command {:?}", self.command.as_deref().unwrap_or(""))
+        }
+    }
 }
 
 /// Shell commands (`sh -c`) run around a job.

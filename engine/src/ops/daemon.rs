@@ -29,6 +29,13 @@ use crate::progress::Progress;
 /// The longest sleep between two looks at the stop flag.
 const WAKE: Duration = Duration::from_millis(200);
 
+/// Which command a schedule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Run,
+    RestoreTest,
+}
+
 /// What the daemon did.
 #[derive(Debug, Clone)]
 pub enum DaemonEvent {
@@ -38,6 +45,8 @@ pub enum DaemonEvent {
     Ran(AppRunReport),
     /// Scheduled runs that came while the previous run of the same application was going.
     Missed(AppRunReport),
+    /// A restore test ran (`restore_test.schedule`).
+    Tested(super::restore_test::RestoreTestReport),
     /// The stop flag was seen; the daemon returns.
     Stopping,
 }
@@ -53,13 +62,24 @@ pub fn daemon(
 ) -> Result<()> {
     let mut schedules = Vec::new();
     for app in select_apps(config, &options.apps)? {
+        let test = config
+            .application(&app)
+            .and_then(|a| a.restore_test.as_ref())
+            .and_then(|t| t.schedule.as_ref());
+        if let Some(s) = test {
+            let cron = parse_schedule(s.get_ref()).map_err(|e| {
+                Error::invalid(format!("applications.{app}.restore_test.schedule"), e)
+            })?;
+            schedules.push((app.clone(), cron, Job::RestoreTest));
+        }
         let schedule = config.application(&app).and_then(|a| a.schedule.as_ref());
         match schedule {
             Some(s) => {
                 let cron = parse_schedule(s.get_ref())
                     .map_err(|e| Error::invalid(format!("applications.{app}.schedule"), e))?;
-                schedules.push((app, cron));
+                schedules.push((app, cron, Job::Run));
             }
+            None if test.is_some() => {}
             None if options.apps.is_empty() => {}
             None => {
                 return Err(Error::invalid(
@@ -81,14 +101,20 @@ pub fn daemon(
     let next_after =
         |cron: &croner::Cron, after: &Zoned| cron.find_next_occurrence(after, false).ok();
     let now = Zoned::now();
-    let mut next: Vec<Option<Zoned>> = schedules.iter().map(|(_, c)| next_after(c, &now)).collect();
+    let mut next: Vec<Option<Zoned>> = schedules
+        .iter()
+        .map(|(_, c, _)| next_after(c, &now))
+        .collect();
     on_event(&DaemonEvent::Started {
         apps: schedules
             .iter()
             .zip(&next)
-            .map(|((app, _), at)| {
+            .map(|((app, _, job), at)| {
                 (
-                    app.clone(),
+                    match job {
+                        Job::Run => app.clone(),
+                        Job::RestoreTest => format!("{app} (restore test)"),
+                    },
                     at.as_ref()
                         .map_or("never".into(), |t| t.timestamp().to_string()),
                 )
@@ -114,13 +140,21 @@ pub fn daemon(
             std::thread::sleep(Duration::try_from(wait).unwrap_or(WAKE).min(WAKE));
             continue;
         }
-        let (app, cron) = &schedules[index];
+        let (app, cron, kind) = &schedules[index];
         let job = RunOptions {
             apps: vec![app.clone()],
             cache_root: options.cache_root.clone(),
             remote: options.remote.clone(),
             state: options.state.clone(),
         };
+        if *kind == Job::RestoreTest {
+            let report = super::restore_test::restore_test(config, &job, progress)?;
+            for tested in report.apps {
+                on_event(&DaemonEvent::Tested(tested));
+            }
+            next[index] = next_after(cron, &Zoned::now());
+            continue;
+        }
         let report = run::run(config, &job, progress)?;
         for ran in report.apps {
             on_event(&DaemonEvent::Ran(ran));

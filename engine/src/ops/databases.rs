@@ -50,7 +50,11 @@ fn quote_path(path: &Path) -> String {
 }
 
 /// The program `name` in `bin_dir`, else on PATH; else an error naming the Debian package.
-fn tool(names: &[&str], bin_dir: Option<&Path>, package: &str) -> Result<PathBuf, String> {
+pub(super) fn tool(
+    names: &[&str],
+    bin_dir: Option<&Path>,
+    package: &str,
+) -> Result<PathBuf, String> {
     for name in names {
         let found = match bin_dir {
             Some(dir) => Some(dir.join(name)).filter(|p| is_executable(p)),

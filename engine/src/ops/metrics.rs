@@ -16,7 +16,7 @@ use super::state::StateDir;
 use crate::error::Result;
 
 /// The metrics' names, help texts, and how each is read from the recorded state.
-const METRICS: [(&str, &str); 9] = [
+const METRICS: [(&str, &str); 12] = [
     (
         "vault_last_run_timestamp_seconds",
         "Start of the last run of the application's job (Unix time).",
@@ -53,6 +53,18 @@ const METRICS: [(&str, &str); 9] = [
         "vault_verify_cycle_coverage_ratio",
         "Share of the current verify cycle's slices read (0 to 1).",
     ),
+    (
+        "vault_last_restore_test_success",
+        "1 when the last restore test of the application passed, else 0.",
+    ),
+    (
+        "vault_last_restore_test_timestamp_seconds",
+        "Start of the last restore test of the application (Unix time).",
+    ),
+    (
+        "vault_last_restore_test_duration_seconds",
+        "How long the last restore test of the application took.",
+    ),
 ];
 
 fn seconds(time: &str) -> Option<f64> {
@@ -74,7 +86,16 @@ pub fn render(config: &LoadedConfig, state: &StateDir) -> Result<String> {
     let now = Timestamp::now().as_millisecond() as f64 / 1000.0;
     let mut samples: Vec<Vec<(String, f64)>> = vec![Vec::new(); METRICS.len()];
     for name in config.config.applications.keys() {
-        let Some(recorded) = state.read_summary(name)? else {
+        let test = super::restore_test::last(state, name);
+        let Some(recorded) = state.read_summary(name)?.or_else(|| {
+            test.as_ref().map(|_| super::state::AppState {
+                repository: config
+                    .application(name)
+                    .map(|a| a.repository.get_ref().clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+        }) else {
             continue;
         };
         let labels = format!(
@@ -117,6 +138,9 @@ pub fn render(config: &LoadedConfig, state: &StateDir) -> Result<String> {
                 .filter(|v| v.slices > 0)
                 .map(|v| v.slices_done as f64 / v.slices as f64),
         );
+        put(9, test.as_ref().map(|t| if t.ok { 1.0 } else { 0.0 }));
+        put(10, test.as_ref().and_then(|t| seconds(&t.started)));
+        put(11, test.as_ref().map(|t| t.duration_secs));
     }
     let mut text = String::new();
     for ((name, help), samples) in METRICS.iter().zip(samples) {

@@ -58,6 +58,9 @@ pub struct ScheduleOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduledJob {
     pub app: String,
+    /// `run` (the application's `schedule`: `vault run APP`) or `restore-test`
+    /// (`restore_test.schedule`: `vault restore-test APP`).
+    pub job: String,
     /// The cron expression from the config.
     pub schedule: String,
     /// systemd's `OnCalendar=` for it (systemd target).
@@ -118,6 +121,14 @@ pub fn unit_name(app: &str) -> String {
     name
 }
 
+/// The unit name of `job`: [`unit_name`], with `-restore-test` appended for a restore test.
+pub fn job_unit_name(job: &ScheduledJob) -> String {
+    match job.job.as_str() {
+        "run" => unit_name(&job.app),
+        other => format!("{}-{other}", unit_name(&job.app)),
+    }
+}
+
 /// One word of a systemd `ExecStart=` line.
 fn systemd_word(word: &str) -> String {
     let escaped = word
@@ -147,11 +158,11 @@ fn cron_word(word: &str) -> String {
     quoted.replace('%', "\\%")
 }
 
-/// The command a job runs: `vault run --config PATH [--state-dir DIR] APP`.
-fn job_command(config: &Path, options: &ScheduleOptions, app: &str) -> Vec<String> {
+/// The command a job runs: `vault run|restore-test --config PATH [--state-dir DIR] APP`.
+fn job_command(config: &Path, options: &ScheduleOptions, job: &str, app: &str) -> Vec<String> {
     let mut words = vec![
         options.binary.display().to_string(),
-        "run".into(),
+        job.into(),
         "--config".into(),
         config.display().to_string(),
     ];
@@ -195,33 +206,42 @@ fn jobs(
     let mut jobs = Vec::new();
     let mut unscheduled = Vec::new();
     for (name, app) in &config.config.applications {
-        let Some(schedule) = &app.get_ref().schedule else {
+        let app = app.get_ref();
+        if app.schedule.is_none() {
             unscheduled.push(name.clone());
-            continue;
-        };
-        let schedule = schedule.get_ref().clone();
-        let translated = |r: std::result::Result<String, String>| {
-            r.map_err(|e| Error::invalid(format!("applications.{name}.schedule"), e))
-        };
-        let (on_calendar, cron_line) = match options.target {
-            Target::Systemd { .. } => (Some(translated(to_on_calendar(&schedule))?), None),
-            Target::Cron => {
-                let fields = translated(to_cron_fields(&schedule))?;
-                let command: Vec<String> = job_command(&file, options, name)
-                    .iter()
-                    .map(|w| cron_word(w))
-                    .collect();
-                (None, Some(format!("{fields} {}", command.join(" "))))
-            }
-        };
-        jobs.push(ScheduledJob {
-            app: name.clone(),
-            next_runs: next_runs(&schedule, 3),
-            schedule,
-            on_calendar,
-            cron_line,
-            installed: false,
-        });
+        }
+        let test = app.restore_test.as_ref().and_then(|t| t.schedule.as_ref());
+        let kinds = [
+            ("run", "schedule", app.schedule.as_ref()),
+            ("restore-test", "restore_test.schedule", test),
+        ];
+        for (job, key, schedule) in kinds {
+            let Some(schedule) = schedule else { continue };
+            let schedule = schedule.get_ref().clone();
+            let translated = |r: std::result::Result<String, String>| {
+                r.map_err(|e| Error::invalid(format!("applications.{name}.{key}"), e))
+            };
+            let (on_calendar, cron_line) = match options.target {
+                Target::Systemd { .. } => (Some(translated(to_on_calendar(&schedule))?), None),
+                Target::Cron => {
+                    let fields = translated(to_cron_fields(&schedule))?;
+                    let command: Vec<String> = job_command(&file, options, job, name)
+                        .iter()
+                        .map(|w| cron_word(w))
+                        .collect();
+                    (None, Some(format!("{fields} {}", command.join(" "))))
+                }
+            };
+            jobs.push(ScheduledJob {
+                app: name.clone(),
+                job: job.into(),
+                next_runs: next_runs(&schedule, 3),
+                schedule,
+                on_calendar,
+                cron_line,
+                installed: false,
+            });
+        }
     }
     Ok((jobs, unscheduled))
 }
@@ -233,24 +253,29 @@ fn unit_files(
     user: bool,
     job: &ScheduledJob,
 ) -> [UnitFile; 2] {
-    let name = unit_name(&job.app);
+    let name = job_unit_name(job);
+    let what = if job.job == "run" {
+        "backup job"
+    } else {
+        "restore test"
+    };
     let network = if user {
         ""
     } else {
         "Wants=network-online.target\nAfter=network-online.target\n"
     };
-    let command: Vec<String> = job_command(config, options, &job.app)
+    let command: Vec<String> = job_command(config, options, &job.job, &job.app)
         .iter()
         .map(|w| systemd_word(w))
         .collect();
     let service = format!(
-        "{}\n[Unit]\nDescription=vault backup job of application {}\n{network}\n[Service]\nType=oneshot\nExecStart={}\nNice=10\nIOSchedulingClass=idle\n",
+        "{}\n[Unit]\nDescription=vault {what} of application {}\n{network}\n[Service]\nType=oneshot\nExecStart={}\nNice=10\nIOSchedulingClass=idle\n",
         marker(config),
         job.app,
         command.join(" ")
     );
     let timer = format!(
-        "{}\n[Unit]\nDescription=Schedule of the vault backup job of application {} ({})\n\n[Timer]\nOnCalendar={}\nPersistent=true\nUnit={name}.service\n\n[Install]\nWantedBy=timers.target\n",
+        "{}\n[Unit]\nDescription=Schedule of the vault {what} of application {} ({})\n\n[Timer]\nOnCalendar={}\nPersistent=true\nUnit={name}.service\n\n[Install]\nWantedBy=timers.target\n",
         marker(config),
         job.app,
         job.schedule,
@@ -409,7 +434,7 @@ pub fn install(config: &LoadedConfig, options: &ScheduleOptions) -> Result<Sched
             let timers: Vec<String> = report
                 .jobs
                 .iter()
-                .map(|j| format!("{}.timer", unit_name(&j.app)))
+                .map(|j| format!("{}.timer", job_unit_name(j)))
                 .collect();
             if !timers.is_empty() {
                 let mut args = vec!["enable", "--now"];
@@ -506,7 +531,7 @@ pub fn status(config: &LoadedConfig, options: &ScheduleOptions) -> Result<Schedu
         Target::Systemd { unit_dir, .. } => {
             let units = installed_units(&file, unit_dir)?;
             for job in &mut report.jobs {
-                let timer = unit_dir.join(format!("{}.timer", unit_name(&job.app)));
+                let timer = unit_dir.join(format!("{}.timer", job_unit_name(job)));
                 job.installed = units.contains(&timer);
             }
             report.written = units

@@ -42,7 +42,7 @@ pub struct NewestSnapshot {
 pub struct AppStatus {
     pub app: String,
     pub repository: String,
-    /// `ok`, `failed`, `stale` or `never_run` (the worst that applies).
+    /// `ok`, `failed`, `restore_test_failed`, `stale` or `never_run` (the worst that applies).
     pub health: String,
     pub schedule: Option<String>,
     pub running: bool,
@@ -58,6 +58,17 @@ pub struct AppStatus {
     pub verify: Option<VerifyState>,
     /// Share of the current verify cycle's slices read (0 to 1).
     pub verify_cycle_coverage: Option<f64>,
+    /// The last `vault restore-test` of the application.
+    pub last_restore_test: Option<LastRestoreTest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRestoreTest {
+    pub started: String,
+    pub duration_secs: f64,
+    pub ok: bool,
+    pub snapshot: Option<String>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,10 +112,13 @@ pub fn status(config: &LoadedConfig, state: &StateDir, apps: &[String]) -> Resul
             .last_run
             .as_ref()
             .is_some_and(|r| r.result == RunResult::Failed);
+        let restore_test = super::restore_test::last(state, &name);
         let health = if recorded.last_run.is_none() {
             "never_run"
         } else if failed {
             "failed"
+        } else if restore_test.as_ref().is_some_and(|t| !t.ok) {
+            "restore_test_failed"
         } else if stale {
             "stale"
         } else {
@@ -131,6 +145,13 @@ pub fn status(config: &LoadedConfig, state: &StateDir, apps: &[String]) -> Resul
             last_prune: recorded.last_prune.clone(),
             verify: recorded.verify.clone(),
             verify_cycle_coverage,
+            last_restore_test: restore_test.map(|t| LastRestoreTest {
+                started: t.started,
+                duration_secs: t.duration_secs,
+                ok: t.ok,
+                snapshot: t.snapshot,
+                error: t.error,
+            }),
             app: name,
         });
     }
