@@ -311,7 +311,7 @@ pub struct InitArgs {
     /// Minimum chunk size for all sources (e.g. 16KiB) [default: per source kind, see --help]
     #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
     pub chunk_min: Option<u32>,
-    /// Average chunk size for all sources [default: 16KiB for streams, 1MiB for files]
+    /// Average chunk size for all sources [default: 64KiB for streams, 1MiB for files]
     #[arg(long, value_name = "SIZE", value_parser = crate::parse::parse_size)]
     pub chunk_avg: Option<u32>,
     /// Maximum chunk size for all sources

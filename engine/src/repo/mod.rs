@@ -53,10 +53,12 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             chunker: ChunkerConfig {
+                // 16/64/256 KiB since format 5's deltas: a changed chunk costs its delta, not
+                // its size, so larger chunks lose little and save metadata (03-chunking §3.5).
                 stream: ChunkerParams {
-                    min: 4 << 10,
-                    avg: 16 << 10,
-                    max: 64 << 10,
+                    min: 16 << 10,
+                    avg: 64 << 10,
+                    max: 256 << 10,
                 },
                 file: ChunkerParams {
                     min: 256 << 10,
