@@ -822,3 +822,166 @@ fn serve_with_a_config_unlocks_its_encrypted_repository_and_shows_runs_retention
         "{text}"
     );
 }
+
+/// The row of `app` in an overview's HTML: from its `<tr` to its `</tr>`.
+fn overview_row<'a>(page: &'a str, app: &str) -> &'a str {
+    let at = page
+        .find(&format!(r#"data-app="{app}""#))
+        .unwrap_or_else(|| panic!("no row for {app} in {page}"));
+    let start = page[..at].rfind("<tr").unwrap();
+    let end = start + page[start..].find("</tr>").unwrap();
+    &page[start..end]
+}
+
+#[track_caller]
+fn overview_app(overview: &Value, app: &str) -> Value {
+    overview["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == app)
+        .unwrap_or_else(|| panic!("no app {app} in {overview:#}"))
+        .clone()
+}
+
+/// Real `vault restore-test` runs of a sqlite application (a `query` check that finds its
+/// row, then one that finds none) show in the overview's column, its health (red, with the
+/// failed check in words) and `/metrics`; a second application whose newest snapshot is older
+/// than its `stale_after` is amber on the page and in the API.
+#[test]
+fn serve_shows_the_last_restore_test_and_a_stale_app_amber() {
+    let Some(sqlite3) = crate::app_backup::required(
+        "sqlite3",
+        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
+    ) else {
+        return;
+    };
+    let env = Env::init();
+    let db = env.path("shop/shop.db");
+    fs::create_dir_all(db.parent().unwrap()).unwrap();
+    crate::app_backup::sqlite(
+        &sqlite3,
+        &db,
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT); INSERT INTO orders (item) VALUES ('lamp'), ('desk');",
+    );
+    let blog = env.path("blog");
+    write(&blog.join("post.md"), b"# first post\n");
+    let config = env.path("vault.toml");
+    let state = env.path("state");
+    let write_config = |query: &str| {
+        fs::write(
+            &config,
+            format!(
+                "[repositories.main]\nlocation = {:?}\nencryption = \"none\"\n\n[applications.shop]\nrepository = \"main\"\n\n[[applications.shop.databases]]\nkind = \"sqlite\"\npath = {db:?}\n\n[applications.shop.restore_test]\nscratch_dir = {:?}\nchecks = [{{ query = \"{query}\" }}]\n\n[applications.blog]\nrepository = \"main\"\npaths = [{blog:?}]\nstale_after = \"1s\"\n",
+                env.repo,
+                env.path("scratch"),
+            ),
+        )
+        .unwrap()
+    };
+    let ops = |command: &str| {
+        let mut cmd = env.cmd([command]);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state);
+        run_cmd(cmd)
+    };
+    write_config("SELECT id FROM orders WHERE item = 'desk'");
+    ops("run").ok();
+    let mut cmd = env.cmd(["serve", "--config"]);
+    cmd.env_remove("VAULT_REPO")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--listen", "127.0.0.1:0"]);
+    let server = Server::spawn(cmd);
+
+    // Before any restore test: "never", and null in the API.
+    let overview = server.json("/api/overview", &[]);
+    let shop = overview_app(&overview, "shop");
+    assert_eq!(shop["health"], "green", "{overview:#}");
+    assert_eq!(shop["last_restore_test"], Value::Null, "{overview:#}");
+    let page = server.text("/", &[]);
+    assert!(
+        overview_row(&page, "shop").contains("<td>never</td>"),
+        "{page}"
+    );
+
+    // The blog's newest snapshot is older than its stale_after (1s): amber, not red.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let blog_row = overview_app(&server.json("/api/overview", &[]), "blog");
+    assert_eq!(blog_row["health"], "amber", "{blog_row:#}");
+    let reasons = blog_row["reasons"].to_string();
+    assert!(reasons.contains("(stale after 1s)"), "{reasons}");
+    let page = server.text("/", &[]);
+    let row = overview_row(&page, "blog");
+    assert!(row.contains(r#"class="app amber""#), "{row}");
+    assert!(row.contains("stale after 1s"), "{row}");
+
+    // A passing restore test: green, "passed", with when and how long.
+    ops("restore-test").ok();
+    let shop = overview_app(&server.json("/api/overview", &[]), "shop");
+    assert_eq!(shop["health"], "green", "{shop:#}");
+    let test = &shop["last_restore_test"];
+    assert_eq!(test["ok"], true, "{shop:#}");
+    assert!(test["duration_secs"].as_f64().unwrap() > 0.0, "{shop:#}");
+    let started = test["started"].as_str().unwrap();
+    assert!(shop["reasons"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("; restore test passed"));
+    let page = server.text("/", &[]);
+    let row = overview_row(&page, "shop");
+    assert!(row.contains(r#"class="app green""#), "{row}");
+    assert!(
+        row.contains(&format!(
+            r#"<span class="restore-test">passed</span> {}"#,
+            &started[..19].replacen('T', " ", 1)
+        )),
+        "{row}"
+    );
+
+    // A query that returns no rows: red, the failed check in words, "FAILED" in the column.
+    write_config("SELECT id FROM orders WHERE item = 'sofa'");
+    ops("restore-test").code(1).no_panic();
+    let shop = overview_app(&server.json("/api/overview", &[]), "shop");
+    assert_eq!(shop["health"], "red", "{shop:#}");
+    assert_eq!(shop["last_restore_test"]["ok"], false, "{shop:#}");
+    let reason = shop["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "restore test failed: check query \"SELECT id FROM orders WHERE item = 'sofa'\""
+        ) && reason.contains("returned no rows"),
+        "{shop:#}"
+    );
+    let detail = server.json("/api/apps/shop", &[]);
+    assert_eq!(detail["health"], "red", "{detail:#}");
+    let page = server.text("/", &[]);
+    let row = overview_row(&page, "shop");
+    assert!(row.contains(r#"class="app red""#), "{row}");
+    assert!(
+        row.contains(r#"<span class="restore-test problem">FAILED</span>"#),
+        "{row}"
+    );
+    assert!(row.contains("restore test failed: check query"), "{row}");
+    assert!(row.contains("returned no rows"), "{row}");
+
+    // /metrics: the engine's textfile metrics, the restore test's among them.
+    let text = server.text("/metrics", &[]);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let success = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "vault_last_restore_test_success" && s.labels.get("app") == Some("shop")
+        })
+        .unwrap_or_else(|| panic!("no vault_last_restore_test_success for shop in\n{text}"));
+    assert!(
+        matches!(
+            success.value,
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) if v == 0.0
+        ),
+        "{text}"
+    );
+}

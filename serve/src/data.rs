@@ -106,8 +106,8 @@ pub struct AppRow {
     pub last_run: Option<RunSummary>,
     pub verify: Option<VerifyState>,
     pub verify_cycle_coverage: Option<f64>,
-    /// Not recorded by `vault run` yet: always `null`.
-    pub last_restore_test: Option<String>,
+    /// The last `vault restore-test` (with `--config`), as `vault status` reports it.
+    pub last_restore_test: Option<status::LastRestoreTest>,
     /// Stored bytes of the repository the application's snapshots are in.
     pub repository_size_bytes: u64,
 }
@@ -379,6 +379,13 @@ impl Dashboard {
                 red.push("the last verify of its job found problems".into());
             }
         }
+        let last_restore_test = recorded.and_then(|s| s.last_restore_test.clone());
+        if let Some(test) = last_restore_test.as_ref().filter(|t| !t.ok) {
+            red.push(format!(
+                "restore test failed: {}",
+                test.error.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
         let (health, reasons) = if !red.is_empty() {
             red.extend(amber);
             (Health::Red, red)
@@ -389,11 +396,16 @@ impl Dashboard {
             (
                 Health::Green,
                 vec![format!(
-                    "newest complete snapshot {age} old; {}",
+                    "newest complete snapshot {age} old; {}{}",
                     if verify.clean {
                         "verify clean"
                     } else {
                         "no verify problem affects it"
+                    },
+                    if last_restore_test.is_some() {
+                        "; restore test passed"
+                    } else {
+                        ""
                     }
                 )],
             )
@@ -409,7 +421,7 @@ impl Dashboard {
             last_run,
             verify: recorded.and_then(|s| s.verify.clone()),
             verify_cycle_coverage: recorded.and_then(|s| s.verify_cycle_coverage),
-            last_restore_test: None,
+            last_restore_test,
             repository_size_bytes: recorded
                 .and_then(|s| s.repository_size_bytes)
                 .unwrap_or(size),

@@ -170,6 +170,23 @@ pub fn overview(o: &Overview) -> String {
             ),
             _ => "not recorded".into(),
         };
+        let restore = a
+            .last_restore_test
+            .as_ref()
+            .map(|t| {
+                format!(
+                    r#"<span class="{class}">{result}</span> {time} ({secs:.1}s)"#,
+                    class = if t.ok {
+                        "restore-test"
+                    } else {
+                        "restore-test problem"
+                    },
+                    result = if t.ok { "passed" } else { "FAILED" },
+                    time = escape(&short_time(&t.started)),
+                    secs = t.duration_secs,
+                )
+            })
+            .unwrap_or_else(|| "never".into());
         let _ = write!(
             body,
             r#"<tr class="app {health}" data-app="{app}"><td><a href="/apps/{link}">{app}</a></td><td>{badge}<ul class="reasons">{reasons}</ul></td><td>{newest}</td><td>{count}</td><td>{run}</td><td>{verify}</td><td>{restore}</td><td>{size}</td></tr>"#,
@@ -183,7 +200,6 @@ pub fn overview(o: &Overview) -> String {
                 .map(|r| format!("<li>{}</li>", escape(r)))
                 .collect::<String>(),
             count = a.snapshots,
-            restore = escape(a.last_restore_test.as_deref().unwrap_or("not recorded")),
             size = bytes(a.repository_size_bytes),
         );
     }
