@@ -28,6 +28,14 @@ pub(crate) fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
     crate::util::required(what, "apt-get install postgresql sqlite3", found)
 }
 
+/// sqlite3 on PATH; `None` (the test skips) outside CI when it is missing.
+pub(crate) fn sqlite3() -> Option<PathBuf> {
+    required(
+        "sqlite3",
+        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
+    )
+}
+
 /// `'...'` for `sh -c`.
 fn sh_quote(s: impl AsRef<str>) -> String {
     format!("'{}'", s.as_ref().replace('\'', r"'\''"))
@@ -824,10 +832,7 @@ pub(crate) fn sqlite_dump(sqlite3: &Path, db: &Path) -> Vec<u8> {
 
 #[test]
 fn sqlite_dump_round_trips() {
-    let Some(sqlite3) = required(
-        "sqlite3",
-        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
-    ) else {
+    let Some(sqlite3) = sqlite3() else {
         return;
     };
     let env = Env::init();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::app_backup::{
-    assert_same_pg_dump, assert_same_text, required, sqlite, sqlite_dump, PgCluster,
+    assert_same_pg_dump, assert_same_text, required, sqlite, sqlite3, sqlite_dump, PgCluster,
 };
 use crate::util::*;
 
@@ -175,10 +175,7 @@ fn postgres_and_sqlite_apps_run_restore_keep_by_retention_and_report_status() {
     let Some(pg) = PgCluster::start(&ops.env) else {
         return;
     };
-    let Some(sqlite3) = required(
-        "sqlite3",
-        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
-    ) else {
+    let Some(sqlite3) = sqlite3() else {
         return;
     };
     pg.sql("postgres", "CREATE DATABASE cms;");

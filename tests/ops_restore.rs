@@ -26,10 +26,7 @@ fn restore_app_loads_dumps_into_new_databases_and_refuses_existing_ones() {
     let Some(pg) = PgCluster::start(&ops.env) else {
         return;
     };
-    let Some(sqlite3) = required(
-        "sqlite3",
-        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
-    ) else {
+    let Some(sqlite3) = sqlite3() else {
         return;
     };
     pg.sql("postgres", "CREATE DATABASE cms;");
@@ -415,12 +412,7 @@ fn scheduled_restore_tests_get_a_timer_and_run_under_the_daemon() {
 #[test]
 fn restore_app_removes_the_new_database_when_the_dump_is_damaged_mid_stream() {
     let ops = Ops::new();
-    if required(
-        "sqlite3",
-        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
-    )
-    .is_none()
-    {
+    if sqlite3().is_none() {
         return;
     }
     // Megabytes of SQL comments that do not compress: many chunks, so a damaged pack hits a

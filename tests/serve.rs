@@ -850,10 +850,7 @@ fn overview_app(overview: &Value, app: &str) -> Value {
 /// than its `stale_after` is amber on the page and in the API.
 #[test]
 fn serve_shows_the_last_restore_test_and_a_stale_app_amber() {
-    let Some(sqlite3) = crate::app_backup::required(
-        "sqlite3",
-        find_in_path("sqlite3").ok_or_else(|| "sqlite3 is not on PATH".to_string()),
-    ) else {
+    let Some(sqlite3) = crate::app_backup::sqlite3() else {
         return;
     };
     let env = Env::init();
