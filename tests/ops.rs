@@ -598,3 +598,6 @@ mod daemon;
 
 #[path = "ops_restore.rs"]
 mod restore;
+
+#[path = "ops_mariadb.rs"]
+mod mariadb;

@@ -282,10 +282,11 @@ impl NewDatabase {
                 cmd
             }
         };
-        // MariaDB dumps name their database (`CREATE DATABASE`, `USE`): those lines go, so
-        // that the load lands in the new database and never in the original.
-        let filter = matches!(self.client, Client::Mysql { .. });
-        stream_into(cmd, repo, snapshot, &self.stored_as, filter)
+        // MariaDB dumps name their database (`CREATE DATABASE`, `USE`): those lines are
+        // rewritten for the new one, so that the load lands there and never in the original,
+        // with the original's character set and collation.
+        let rename = matches!(self.client, Client::Mysql { .. }).then_some(&*self.restored_as);
+        stream_into(cmd, repo, snapshot, &self.stored_as, rename)
     }
 
     /// Removes the new database (after a failed load). `Ok(false)`: nothing vault can remove
@@ -375,30 +376,77 @@ fn run_client(mut cmd: Command) -> Result<String, String> {
     }
 }
 
-/// The client's error output on one line (its first lines, bounded).
+/// The client's error output on one line: its `ERROR` lines if it has any (psql, mariadb),
+/// else its first lines; bounded. `mariadb` echoes the failing statement between lines of
+/// dashes before its `ERROR` line: those blocks are left out.
 fn first_lines(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&stderr[..stderr.len().min(STDERR_KEPT)]);
+    let text = String::from_utf8_lossy(stderr);
+    let mut in_echo = false;
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
+        .filter(|l| {
+            if l.len() >= 10 && l.bytes().all(|b| b == b'-') {
+                in_echo = !in_echo;
+                return false;
+            }
+            !in_echo && !l.is_empty()
+        })
         .collect();
-    if lines.is_empty() {
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("ERROR"))
+        .collect();
+    let shown = if errors.is_empty() { lines } else { errors };
+    let shown: Vec<&str> = shown
+        .into_iter()
+        .take(3)
+        .map(|l| l.get(..500).unwrap_or(l))
+        .collect();
+    if shown.is_empty() {
         "no error output".into()
     } else {
-        lines.join(" / ")
+        shown.join(" / ")
     }
 }
 
+/// Reads a client's standard error to its end, keeping its first and its last
+/// [`STDERR_KEPT`] bytes (the error a client stops at comes last, after any echo of a long
+/// statement); the rest is dropped so the client never blocks on it.
+fn keep_stderr(mut stderr: impl Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    let mut dropped = false;
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stderr.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let room = STDERR_KEPT.saturating_sub(head.len());
+        head.extend_from_slice(&buf[..n.min(room)]);
+        tail.extend_from_slice(&buf[n.min(room)..n]);
+        if tail.len() > 2 * STDERR_KEPT {
+            tail.drain(..tail.len() - STDERR_KEPT);
+            dropped = true;
+        }
+    }
+    if dropped {
+        head.extend_from_slice(b"\n");
+    }
+    head.extend_from_slice(&tail);
+    head
+}
+
 /// Runs `cmd` with the dump at `stored_as` of `snapshot` on its standard input. A damaged
-/// dump kills the client before its input ends, so nothing is committed.
+/// dump kills the client before its input ends, so nothing is committed. `mysql_rename`: the
+/// new name a MariaDB/MySQL dump is rewritten for ([`MysqlNameFilter`]).
 fn stream_into(
     mut cmd: Command,
     repo: &Repository,
     snapshot: &SnapshotInfo,
     stored_as: &str,
-    filter_mysql: bool,
+    mysql_rename: Option<&str>,
 ) -> Result<u64, String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
@@ -407,24 +455,12 @@ fn stream_into(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut stderr = child.stderr.take().expect("piped");
-    // Kept bounded; the rest is read and dropped so the client never blocks on it.
-    let errors = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = STDERR_KEPT.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
-        }
-        kept
-    });
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || keep_stderr(stderr));
     let mut stdin = child.stdin.take().expect("piped");
     let path = format!("/{stored_as}");
-    let written = if filter_mysql {
-        let mut filtered = MysqlNameFilter::new(&mut stdin);
+    let written = if let Some(new_name) = mysql_rename {
+        let mut filtered = MysqlNameFilter::new(&mut stdin, new_name);
         dump(repo, snapshot, &path, &mut filtered)
     } else {
         dump(repo, snapshot, &path, &mut stdin)
@@ -454,12 +490,16 @@ fn stream_into(
     }
 }
 
-/// Drops the lines of a `mariadb-dump --databases` dump that name its database
-/// (`CREATE DATABASE …`, `USE …`), passing every other byte through as it comes. Memory: the
-/// first bytes of the current line only.
+/// Rewrites the lines of a `mariadb-dump --databases` dump that name its database: `USE …`
+/// goes, `CREATE DATABASE … old OPTIONS;` becomes `ALTER DATABASE new OPTIONS;` (the
+/// database's character set and collation, which the new database would otherwise not get),
+/// or goes when it has no options. Every other byte passes through as it comes. Memory: the
+/// current line while undecided or a `CREATE DATABASE` line (bounded by [`CREATE_KEPT`]).
 struct MysqlNameFilter<'a> {
     out: &'a mut dyn Write,
-    /// The start of the current line while undecided.
+    /// The new database's name.
+    new_name: &'a str,
+    /// The start of the current line while undecided, or the `CREATE DATABASE` line.
     head: Vec<u8>,
     state: LineState,
 }
@@ -469,23 +509,34 @@ enum LineState {
     Undecided,
     Pass,
     Drop,
+    CreateDatabase,
 }
 
 const HEAD: usize = 16;
 
+/// Longest `CREATE DATABASE` line kept for rewriting; a longer one (no real dump has one) is
+/// dropped whole.
+const CREATE_KEPT: usize = 4096;
+
 impl<'a> MysqlNameFilter<'a> {
-    fn new(out: &'a mut dyn Write) -> Self {
+    fn new(out: &'a mut dyn Write, new_name: &'a str) -> Self {
         MysqlNameFilter {
             out,
+            new_name,
             head: Vec::new(),
             state: LineState::Undecided,
         }
     }
 
     fn decide(&mut self) -> std::io::Result<()> {
-        let names_database =
-            self.head.starts_with(b"CREATE DATABASE ") || self.head.starts_with(b"USE `");
-        if names_database {
+        if self.head.starts_with(b"CREATE DATABASE ") {
+            self.state = LineState::CreateDatabase;
+            if self.head.ends_with(b"\n") {
+                self.end_create()?;
+            }
+            return Ok(());
+        }
+        if self.head.starts_with(b"USE `") {
             self.state = LineState::Drop;
         } else {
             self.state = LineState::Pass;
@@ -494,6 +545,37 @@ impl<'a> MysqlNameFilter<'a> {
         self.head.clear();
         Ok(())
     }
+
+    /// The whole `CREATE DATABASE` line is in `head`: writes its `ALTER DATABASE`.
+    fn end_create(&mut self) -> std::io::Result<()> {
+        if let Some(options) = create_database_options(&self.head) {
+            let options = String::from_utf8_lossy(options);
+            let line = format!("ALTER DATABASE {} {options}\n", backquoted(self.new_name));
+            self.out.write_all(line.as_bytes())?;
+        }
+        self.head.clear();
+        self.state = LineState::Drop;
+        Ok(())
+    }
+}
+
+/// What follows the (backquoted) database name in a `CREATE DATABASE` line, trimmed, with
+/// its `;`: `None` when there are no options.
+fn create_database_options(line: &[u8]) -> Option<&[u8]> {
+    let open = line.iter().position(|&b| b == b'`')?;
+    let mut i = open + 1;
+    // The closing backquote (a doubled one is part of the name).
+    let close = loop {
+        match (line.get(i), line.get(i + 1)) {
+            (Some(b'`'), Some(b'`')) => i += 2,
+            (Some(b'`'), _) => break i,
+            (Some(_), _) => i += 1,
+            (None, _) => return None,
+        }
+    };
+    let rest = line[close + 1..].trim_ascii();
+    let options = rest.strip_suffix(b";").unwrap_or(rest).trim_ascii();
+    (!options.is_empty()).then_some(rest)
 }
 
 impl Write for MysqlNameFilter<'_> {
@@ -513,6 +595,13 @@ impl Write for MysqlNameFilter<'_> {
             }
             match self.state {
                 LineState::Pass => self.out.write_all(part)?,
+                LineState::CreateDatabase => {
+                    let room = CREATE_KEPT.saturating_sub(self.head.len());
+                    self.head.extend_from_slice(&part[..part.len().min(room)]);
+                    if end.is_some() {
+                        self.end_create()?;
+                    }
+                }
                 LineState::Drop | LineState::Undecided => {}
             }
             if end.is_some() {
@@ -526,6 +615,9 @@ impl Write for MysqlNameFilter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         if self.state == LineState::Undecided && !self.head.is_empty() {
             self.decide()?;
+        }
+        if self.state == LineState::CreateDatabase {
+            self.end_create()?;
         }
         self.out.flush()
     }
@@ -551,17 +643,34 @@ mod tests {
     }
 
     #[test]
-    fn mysql_dumps_lose_the_lines_naming_their_database_in_any_write_sizes() {
-        let dump = "-- MariaDB dump\nCREATE DATABASE /*!32312 IF NOT EXISTS*/ `cms` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n\nUSE `cms`;\nCREATE TABLE `t` (`id` int);\nINSERT INTO `t` VALUES (1),(2);\nUSE\n";
-        let want = "-- MariaDB dump\n\nCREATE TABLE `t` (`id` int);\nINSERT INTO `t` VALUES (1),(2);\nUSE\n";
+    fn mysql_dumps_name_the_new_database_in_any_write_sizes() {
+        let dump = "-- MariaDB dump\nCREATE DATABASE /*!32312 IF NOT EXISTS*/ `cms` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci */;\n\nUSE `cms`;\nCREATE TABLE `t` (`id` int);\nINSERT INTO `t` VALUES (1),(2);\nUSE\nCREATE DATABASE `a``b`;\nCREATE DATABASE `x`";
+        let want = "-- MariaDB dump\nALTER DATABASE `cms_copy` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci */;\n\nCREATE TABLE `t` (`id` int);\nINSERT INTO `t` VALUES (1),(2);\nUSE\n";
         for size in [1, 3, 7, 16, 17, 1000] {
             let mut out = Vec::new();
-            let mut filter = MysqlNameFilter::new(&mut out);
+            let mut filter = MysqlNameFilter::new(&mut out, "cms_copy");
             for piece in dump.as_bytes().chunks(size) {
                 filter.write_all(piece).unwrap();
             }
             filter.flush().unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), want, "pieces of {size}");
         }
+    }
+
+    #[test]
+    fn client_errors_show_the_error_line_not_mariadbs_echo_of_the_statement() {
+        let long = "INSERT INTO t VALUES ".to_string() + &"(1),".repeat(5000);
+        let stderr = format!("--------------\n{long}\n--------------\n\nERROR 1064 (42000) at line 9: syntax error near 'x'\n");
+        let kept = keep_stderr(stderr.as_bytes());
+        assert!(kept.len() <= 3 * STDERR_KEPT + 1, "{}", kept.len());
+        assert_eq!(
+            first_lines(&kept),
+            "ERROR 1064 (42000) at line 9: syntax error near 'x'"
+        );
+        assert_eq!(
+            first_lines(b"psql:<stdin>:3: ERROR:  relation \"x\" does not exist\n"),
+            "psql:<stdin>:3: ERROR:  relation \"x\" does not exist"
+        );
+        assert_eq!(first_lines(b""), "no error output");
     }
 }

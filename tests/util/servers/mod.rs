@@ -23,12 +23,15 @@ use std::time::{Duration, Instant};
 use super::*;
 
 mod garage;
+mod mariadb;
 mod s3;
 mod sftp;
 
 // Test binaries that start no server use none of these.
 #[allow(unused_imports)]
 pub use garage::*;
+#[allow(unused_imports)]
+pub use mariadb::*;
 #[allow(unused_imports)]
 pub use s3::*;
 #[allow(unused_imports)]
